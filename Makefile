@@ -1,0 +1,39 @@
+# Everything installs into .venv from the package registries; only python3 is needed beforehand.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.install-stamp
+DATA ?= .data
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install run test check lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# pinned first: this torch is a CPU build; an unpinned one pulls a multi-GB CUDA build
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install  ## serve the scifact demo on the embedded default
+	HF_HUB_OFFLINE=1 $(BIN)/embedswitch demo --data $(DATA) --host $(HOST) --port $(PORT)
+
+test: install  ## the whole suite
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check embedswitch tests bench
+	$(BIN)/ruff format --check embedswitch tests bench
+	$(BIN)/mypy embedswitch
+
+check: lint test  ## what CI runs, plus lint
+
+bench: install  ## benchmarks; results in bench/results/*.json
+	HF_HUB_OFFLINE=1 $(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) $(DATA) .pytest_cache .mypy_cache .ruff_cache

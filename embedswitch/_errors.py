@@ -1,0 +1,136 @@
+"""The one exception tree of embedswitch.
+
+Every error carries an HTTP status, a stable machine-readable ``code`` and a message that says
+how to fix the problem. The HTTP layer turns any of them into ``{"code": ..., "message": ...}``.
+
+    EmbedswitchError (500 internal)
+    ├── InvalidRequest (422 invalid_request)
+    │   ├── UnknownModel (422 unknown_model)
+    │   └── UnknownKind (422 unknown_kind)
+    ├── NotFound (404 not_found)
+    │   ├── CollectionNotFound (404 collection_not_found)
+    │   ├── VersionNotFound (404 version_not_found)
+    │   └── RecordNotFound (404 record_not_found)
+    ├── Conflict (409 conflict)
+    │   ├── CollectionExists (409 collection_exists)
+    │   ├── VersionExists (409 version_exists)
+    │   ├── VersionNotReady (409 version_not_ready)
+    │   ├── VersionHasTraffic (409 version_has_traffic)
+    │   ├── LastVersion (409 last_version)
+    │   └── NothingToRollBack (409 nothing_to_roll_back)
+    ├── Unavailable (503 unavailable)
+    │   ├── NotCaughtUp (503 not_caught_up)
+    │   └── ModelUnavailable (503 model_unavailable)
+    └── IndexMismatch (500 index_mismatch)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class EmbedswitchError(Exception):
+    """Root of every error embedswitch raises on purpose."""
+
+    status: int = 500
+    code: str = "internal"
+
+    def __init__(self, message: str, **context: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.context = {k: v for k, v in context.items() if v is not None}
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.context:
+            body["context"] = self.context
+        return body
+
+
+class InvalidRequest(EmbedswitchError):
+    status, code = 422, "invalid_request"
+
+
+class UnknownModel(InvalidRequest):
+    code = "unknown_model"
+
+
+class UnknownKind(InvalidRequest):
+    code = "unknown_kind"
+
+
+class NotFound(EmbedswitchError):
+    status, code = 404, "not_found"
+
+
+class CollectionNotFound(NotFound):
+    code = "collection_not_found"
+
+    def __init__(self, collection: str) -> None:
+        super().__init__(
+            f"collection {collection!r} does not exist; create it with POST /v1/collections "
+            "or list the existing ones with GET /v1/collections",
+            collection=collection,
+        )
+
+
+class VersionNotFound(NotFound):
+    code = "version_not_found"
+
+    def __init__(self, collection: str, version: str, known: list[str] | None = None) -> None:
+        hint = f"; known versions: {', '.join(known)}" if known else ""
+        super().__init__(
+            f"collection {collection!r} has no version {version!r}{hint}",
+            collection=collection,
+            version=version,
+        )
+
+
+class RecordNotFound(NotFound):
+    code = "record_not_found"
+
+
+class Conflict(EmbedswitchError):
+    status, code = 409, "conflict"
+
+
+class CollectionExists(Conflict):
+    code = "collection_exists"
+
+
+class VersionExists(Conflict):
+    code = "version_exists"
+
+
+class VersionNotReady(Conflict):
+    code = "version_not_ready"
+
+
+class VersionHasTraffic(Conflict):
+    code = "version_has_traffic"
+
+
+class LastVersion(Conflict):
+    code = "last_version"
+
+
+class NothingToRollBack(Conflict):
+    code = "nothing_to_roll_back"
+
+
+class Unavailable(EmbedswitchError):
+    status, code = 503, "unavailable"
+
+
+class NotCaughtUp(Unavailable):
+    code = "not_caught_up"
+
+
+class ModelUnavailable(Unavailable):
+    code = "model_unavailable"
+
+
+class IndexMismatch(EmbedswitchError):
+    """An index on disk was built by another model, dimension or version than the one opening it."""
+
+    code = "index_mismatch"

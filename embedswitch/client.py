@@ -1,0 +1,159 @@
+"""``Client``: the HTTP API from Python, with the same method names and results as ``Engine``."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from ._errors import EmbedswitchError
+from .results import (
+    CollectionInfo,
+    DeleteAck,
+    EventOut,
+    RecordOut,
+    SearchResult,
+    TrafficInfo,
+    VersionInfo,
+    WriteAck,
+)
+
+
+def _error_classes() -> dict[str, type[EmbedswitchError]]:
+    found: dict[str, type[EmbedswitchError]] = {}
+    stack: list[type[EmbedswitchError]] = [EmbedswitchError]
+    while stack:
+        cls = stack.pop()
+        found.setdefault(cls.code, cls)
+        stack.extend(cls.__subclasses__())
+    return found
+
+
+_BY_CODE = _error_classes()
+
+
+def _raise_for(response: httpx.Response) -> None:
+    if response.status_code < 400:
+        return
+    try:
+        body = response.json()
+        code, message = body["code"], body["message"]
+    except (ValueError, KeyError, TypeError):
+        code, message = "http_error", f"HTTP {response.status_code}: {response.text[:200]}"
+    cls = _BY_CODE.get(code, EmbedswitchError)
+    error = EmbedswitchError.__new__(cls)
+    EmbedswitchError.__init__(error, message)
+    error.status = response.status_code
+    error.code = code
+    raise error
+
+
+class Client:
+    """Talks to an embedswitch server. Errors come back as the same exception classes the engine raises."""
+
+    def __init__(self, url: str = "http://127.0.0.1:8000", timeout_s: float = 60.0) -> None:
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(base_url=self.url, timeout=timeout_s)
+
+    def _call(self, method: str, path: str, json: Any = None, params: dict[str, Any] | None = None) -> Any:
+        response = self._http.request(method, path, json=json, params=params)
+        _raise_for(response)
+        return response.json()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- collections and records --------------------------------------------------------------
+
+    def create_collection(self, name: str, version: dict[str, Any]) -> CollectionInfo:
+        body = self._call("POST", "/v1/collections", {"name": name, "version": version})
+        return CollectionInfo.model_validate(body)
+
+    def list_collections(self) -> list[CollectionInfo]:
+        return [CollectionInfo.model_validate(c) for c in self._call("GET", "/v1/collections")]
+
+    def describe(self, name: str) -> CollectionInfo:
+        return CollectionInfo.model_validate(self._call("GET", f"/v1/collections/{name}"))
+
+    def delete_collection(self, name: str) -> None:
+        self._call("DELETE", f"/v1/collections/{name}")
+
+    def upsert(self, collection: str, records: list[dict[str, Any]]) -> WriteAck:
+        body = self._call("PUT", f"/v1/collections/{collection}/records", {"records": records})
+        return WriteAck.model_validate(body)
+
+    def delete(self, collection: str, id: str, kind: str = "doc") -> DeleteAck:
+        body = self._call("DELETE", f"/v1/collections/{collection}/records/{id}", params={"kind": kind})
+        return DeleteAck.model_validate(body)
+
+    def get_record(self, collection: str, id: str, kind: str = "doc") -> RecordOut:
+        body = self._call("GET", f"/v1/collections/{collection}/records/{id}", params={"kind": kind})
+        return RecordOut.model_validate(body)
+
+    def search(
+        self,
+        collection: str,
+        text: str,
+        k: int = 10,
+        kind: str = "doc",
+        version: str | None = None,
+        key: str | None = None,
+        min_seq: int | None = None,
+    ) -> SearchResult:
+        request = {"text": text, "k": k, "kind": kind, "version": version, "key": key, "min_seq": min_seq}
+        body = {name: value for name, value in request.items() if value is not None}
+        return SearchResult.model_validate(self._call("POST", f"/v1/collections/{collection}/search", body))
+
+    # -- versions and traffic -----------------------------------------------------------------
+
+    def add_version(self, collection: str, version: dict[str, Any]) -> VersionInfo:
+        body = self._call("POST", f"/v1/collections/{collection}/versions", version)
+        return VersionInfo.model_validate(body)
+
+    def describe_version(self, collection: str, version: str) -> VersionInfo:
+        return VersionInfo.model_validate(
+            self._call("GET", f"/v1/collections/{collection}/versions/{version}")
+        )
+
+    def set_traffic(self, collection: str, weights: dict[str, int]) -> TrafficInfo:
+        body = self._call("PUT", f"/v1/collections/{collection}/traffic", {"weights": weights})
+        return TrafficInfo.model_validate(body)
+
+    def traffic(self, collection: str) -> TrafficInfo:
+        return TrafficInfo.model_validate(self._call("GET", f"/v1/collections/{collection}/traffic"))
+
+    def promote(self, collection: str, version: str) -> TrafficInfo:
+        body = self._call("POST", f"/v1/collections/{collection}/versions/{version}/promote")
+        return TrafficInfo.model_validate(body)
+
+    def rollback(self, collection: str) -> TrafficInfo:
+        return TrafficInfo.model_validate(self._call("POST", f"/v1/collections/{collection}/rollback"))
+
+    def retire(self, collection: str, version: str) -> None:
+        self._call("DELETE", f"/v1/collections/{collection}/versions/{version}")
+
+    def events(self, collection: str, version: str | None = None) -> list[EventOut]:
+        params = {"version": version} if version else None
+        return [
+            EventOut.model_validate(e)
+            for e in self._call("GET", f"/v1/collections/{collection}/events", params=params)
+        ]
+
+    def wait_ready(self, collection: str, version: str, timeout_s: float = 600.0) -> VersionInfo:
+        """Poll until ``version`` is ready and has applied the collection head seen at the call."""
+        head = self.describe(collection).head_seq
+        deadline = time.monotonic() + timeout_s
+        while True:
+            info = self.describe_version(collection, version)
+            if info.state == "ready" and info.applied_seq >= head:
+                return info
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"version {version!r} of {collection!r} not ready after {timeout_s} s")
+            time.sleep(0.2)

@@ -1,0 +1,347 @@
+"""A collection at run time: its versions, its traffic assignment, its write and search paths.
+
+Every request resolves its version once, at the start, and holds it until it returns: the query
+embedding, the index search and the fields lookup all use that one version, and a version that is
+retired meanwhile stays alive until the request finishes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from ._errors import (
+    InvalidRequest,
+    LastVersion,
+    NotCaughtUp,
+    NothingToRollBack,
+    VersionExists,
+    VersionHasTraffic,
+    VersionNotFound,
+    VersionNotReady,
+)
+from .backfill import BackfillConfig
+from .models import load_model, model_label, spec_to_dict
+from .results import (
+    CollectionInfo,
+    DeleteAck,
+    Hit,
+    Progress,
+    SearchResult,
+    TrafficEntry,
+    TrafficInfo,
+    VersionInfo,
+    WriteAck,
+)
+from .routing import Router
+from .specs import RecordIn, VersionSpec
+from .store.base import BackfillState, Store, TrafficRow, VersionRow
+from .version import BUILDING, READY, Version
+
+
+class Collection:
+    """Runtime state of one collection; built by the Engine from the store."""
+
+    def __init__(
+        self,
+        name: str,
+        store: Store,
+        root: Path,
+        apply_batch: int,
+        checkpoint_interval_s: float,
+        backfill_config: BackfillConfig,
+    ) -> None:
+        self.name = name
+        self.store = store
+        self.root = root
+        self._apply_batch = apply_batch
+        self._checkpoint_interval_s = checkpoint_interval_s
+        self._backfill_config = backfill_config
+        self.wakeup = threading.Condition()
+        self._lock = threading.RLock()
+        self.versions: dict[str, Version] = {}
+        self.kinds: set[str] = {"doc", *store.count_records(name)}
+        for row in store.list_versions(name):
+            self.versions[row.name] = self._runtime(row)
+        self.traffic = store.traffic_history(name, limit=1)[0]
+        self.router = self._router(self.traffic.weights)
+        for version in self.versions.values():
+            version.start()
+
+    def _runtime(self, row: VersionRow) -> Version:
+        spec = VersionSpec.model_validate(row.spec)
+        return Version(
+            row,
+            load_model(spec.model),
+            spec.index,
+            self.root / row.name,
+            self.store,
+            self.wakeup,
+            self._apply_batch,
+            self._checkpoint_interval_s,
+            self._backfill_config,
+        )
+
+    def _router(self, weights: dict[str, int]) -> Router:
+        order = sorted(self.versions.values(), key=lambda v: v.row.created_at, reverse=True)
+        return Router(dict(weights), tuple(v.name for v in order))
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def upsert(self, records: Sequence[RecordIn]) -> WriteAck:
+        result = self.store.write(self.name, records, [])
+        self.kinds.update(r.kind for r in records)
+        self._notify()
+        return WriteAck(count=result.count, changed=result.changed, seq=result.seq)
+
+    def delete(self, kind: str, id: str) -> DeleteAck:
+        result = self.store.write(self.name, [], [(kind, id)])
+        self._notify()
+        return DeleteAck(seq=result.seq)
+
+    def _notify(self) -> None:
+        with self.wakeup:
+            self.wakeup.notify_all()
+
+    # -- search ------------------------------------------------------------------------------
+
+    @contextmanager
+    def pinned(self, version: str | None, key: str | None) -> Iterator[Version]:
+        """Resolve the version once and keep it alive for the whole request."""
+        with self._lock:
+            name = version if version is not None else self.router.pick(key)
+            found = self.versions.get(name)
+            if found is None or not found.try_acquire():
+                raise VersionNotFound(self.name, name, sorted(self.versions))
+        try:
+            yield found
+        finally:
+            found.release()
+
+    def search(
+        self,
+        text: str,
+        k: int,
+        kind: str,
+        version: str | None,
+        key: str | None,
+        min_seq: int | None,
+        min_seq_timeout_s: float,
+    ) -> SearchResult:
+        with self.pinned(version, key) as pinned:
+            if min_seq is not None and not pinned.wait_applied(min_seq, min_seq_timeout_s):
+                raise NotCaughtUp(
+                    f"version {pinned.name!r} has applied seq {pinned.applied_seq}, not yet {min_seq}, "
+                    f"after {min_seq_timeout_s:g} s; retry later or raise the min_seq timeout",
+                    collection=self.name,
+                    version=pinned.name,
+                )
+            applied = pinned.applied_seq
+            hits = pinned.search(text, k, kind, self.kinds)
+            records = self.store.get_records(self.name, [(kind, rid) for rid, _ in hits])
+            return SearchResult(
+                version=pinned.name,
+                applied_seq=applied,
+                request_id=uuid.uuid4().hex,
+                hits=[
+                    Hit(
+                        id=rid,
+                        score=score,
+                        fields=records[(kind, rid)].fields if (kind, rid) in records else {},
+                    )
+                    for rid, score in hits
+                ],
+            )
+
+    # -- versions ----------------------------------------------------------------------------
+
+    def get_version(self, name: str) -> Version:
+        found = self.versions.get(name)
+        if found is None:
+            raise VersionNotFound(self.name, name, sorted(self.versions))
+        return found
+
+    def add_version(self, spec: VersionSpec) -> VersionInfo:
+        with self._lock:
+            if spec.name in self.versions:
+                raise VersionExists(
+                    f"collection {self.name!r} already has a version {spec.name!r}; pick another name",
+                    collection=self.name,
+                    version=spec.name,
+                )
+            load_model(spec.model)  # fail before anything is persisted if the model can't load
+            head = self.head_seq()
+            total = sum(self.store.count_records(self.name).values())
+            row = VersionRow(
+                collection=self.name,
+                name=spec.name,
+                spec=spec.model_dump(mode="json"),
+                state=BUILDING,
+                created_seq=head,
+                applied_seq=head,
+                backfill=BackfillState(upto_seq=head, total=total),
+                created_at=time.time(),
+            )
+            self.store.add_version(row)
+            self.store.add_event(
+                self.name, spec.name, "created", {"model": spec_to_dict(spec.model), "seq": head}
+            )
+            version = self._runtime(row)
+            self.versions[spec.name] = version
+            self.router = self._router(self.traffic.weights)
+        version.start()
+        return self.version_info(spec.name)
+
+    def version_info(self, name: str) -> VersionInfo:
+        version = self.get_version(name)
+        spec = VersionSpec.model_validate(version.row.spec)
+        by_kind = version.records_by_kind()
+        progress = None
+        if version.backfill is not None:
+            state = version.backfill.state
+            progress = Progress(
+                done=state.done,
+                total=state.total,
+                rate=round(version.backfill.rate, 1),
+                eta_s=version.backfill.eta_s(),
+            )
+        return VersionInfo(
+            name=name,
+            model=spec_to_dict(spec.model),
+            model_label=model_label(spec.model),
+            fingerprint=version.model.fingerprint,
+            dim=version.model.dim,
+            index=spec.index.model_dump(mode="json"),
+            state=version.state,
+            created_seq=version.row.created_seq,
+            applied_seq=version.applied_seq,
+            lag=max(0, self.head_seq() - version.applied_seq),
+            records=sum(by_kind.values()),
+            records_by_kind=by_kind,
+            weight=self.router.weights.get(name, 0),
+            progress=progress,
+        )
+
+    def info(self) -> CollectionInfo:
+        counts = self.store.count_records(self.name)
+        return CollectionInfo(
+            name=self.name,
+            head_seq=self.head_seq(),
+            records=sum(counts.values()),
+            records_by_kind=counts,
+            versions=[self.version_info(name) for name in list(self.versions)],
+            traffic={k: v for k, v in self.router.weights.items() if v > 0},
+        )
+
+    def head_seq(self) -> int:
+        row = self.store.get_collection(self.name)
+        return row.head_seq if row else 0
+
+    # -- traffic -----------------------------------------------------------------------------
+
+    def set_traffic(self, weights: dict[str, int], reason: str = "set") -> TrafficInfo:
+        with self._lock:
+            self._apply_traffic(weights, reason, parent=self.traffic.id)
+        return self.traffic_info()
+
+    def _apply_traffic(self, weights: dict[str, int], reason: str, parent: int | None) -> None:
+        if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
+            raise InvalidRequest(
+                f"weights {weights} must be non-negative with a positive sum, e.g. {{'v1': 90, 'v2': 10}}",
+                collection=self.name,
+            )
+        for name, weight in weights.items():
+            version = self.get_version(name)
+            if weight > 0 and version.state != READY:
+                raise VersionNotReady(
+                    f"version {name!r} is {version.state}"
+                    + self._progress_hint(version)
+                    + "; only ready versions can take traffic. Wait for it (GET "
+                    f"/v1/collections/{self.name}/versions/{name}) or give it weight 0",
+                    collection=self.name,
+                    version=name,
+                )
+        clean = {name: weight for name, weight in weights.items() if weight > 0}
+        router = self._router(clean)
+        self.traffic = self.store.set_traffic(self.name, clean, reason, parent)
+        self.store.add_event(self.name, None, "traffic", {"weights": clean, "reason": reason})
+        self.router = router
+
+    @staticmethod
+    def _progress_hint(version: Version) -> str:
+        if version.backfill is None or version.backfill.state.total == 0:
+            return ""
+        state = version.backfill.state
+        return f" ({100 * state.done // max(1, state.total)}% backfilled)"
+
+    def promote(self, name: str) -> TrafficInfo:
+        return self.set_traffic({name: 100}, reason=f"promote {name}")
+
+    def rollback(self) -> TrafficInfo:
+        with self._lock:
+            current = self.traffic
+            target = self.store.traffic_row(self.name, current.parent) if current.parent else None
+            if target is None:
+                raise NothingToRollBack(
+                    f"collection {self.name!r} has no earlier traffic assignment to roll back to; "
+                    "set weights with PUT /traffic instead",
+                    collection=self.name,
+                )
+            self._apply_traffic(target.weights, f"rollback to #{target.id}", parent=target.parent)
+        return self.traffic_info()
+
+    def traffic_info(self) -> TrafficInfo:
+        history = self.store.traffic_history(self.name)
+        return TrafficInfo(
+            weights=dict(self.traffic.weights),
+            history=[_entry(row) for row in history],
+        )
+
+    def retire(self, name: str) -> None:
+        with self._lock:
+            version = self.get_version(name)
+            if self.router.weights.get(name, 0) > 0:
+                raise VersionHasTraffic(
+                    f"version {name!r} still has weight {self.router.weights[name]}; move its traffic "
+                    "to another version first (PUT traffic or promote)",
+                    collection=self.name,
+                    version=name,
+                )
+            if len(self.versions) == 1:
+                raise LastVersion(
+                    f"version {name!r} is the last version of {self.name!r}; add another version or "
+                    "delete the collection",
+                    collection=self.name,
+                    version=name,
+                )
+            del self.versions[name]
+            self.router = self._router(self.traffic.weights)
+            self.store.delete_version(self.name, name)
+            self.store.add_event(self.name, name, "retired", {})
+        version.retire()
+
+    # -- maintenance -------------------------------------------------------------------------
+
+    def prune_log(self) -> int:
+        with self._lock:
+            floor = min((v.row.applied_seq for v in self.versions.values()), default=0)
+        return self.store.prune_log(self.name, floor)
+
+    def close(self) -> None:
+        for version in list(self.versions.values()):
+            version.stop()
+
+    def destroy(self) -> None:
+        with self._lock:
+            versions = list(self.versions.values())
+            self.versions.clear()
+        for version in versions:
+            version.retire()
+
+
+def _entry(row: TrafficRow) -> TrafficEntry:
+    return TrafficEntry(id=row.id, weights=row.weights, reason=row.reason, created_at=row.created_at)

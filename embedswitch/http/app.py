@@ -1,0 +1,131 @@
+"""Routes of the HTTP API (OpenAPI at ``/docs``). Handlers are sync and run in the server's threadpool."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Query, Response
+from fastapi.responses import JSONResponse
+
+from .. import __version__
+from ..engine import Engine
+from ..results import (
+    CollectionInfo,
+    DeleteAck,
+    EventOut,
+    RecordOut,
+    SearchResult,
+    TrafficInfo,
+    VersionInfo,
+    WriteAck,
+)
+from ..specs import CollectionSpec, RecordBatch, SearchRequest, TrafficSpec, VersionSpec
+from . import errors
+
+KIND_QUERY = Query("doc", description="record kind; ids are unique per (kind, id)")
+
+
+def create_app(engine: Engine, close_engine: bool = True) -> FastAPI:
+    """A FastAPI app serving ``engine``; it closes the engine on shutdown unless told not to."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if close_engine:
+            engine.close()
+
+    app = FastAPI(title="embedswitch", version=__version__, lifespan=lifespan)
+    app.state.engine = engine
+    errors.install(app)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"])
+    def readyz() -> JSONResponse:
+        problems = [
+            f"{c.name}/{v.name}: {v.error}"
+            for c in engine.list_collection_runtimes()
+            for v in c.versions.values()
+            if v.error
+        ]
+        status = 503 if problems else 200
+        return JSONResponse({"ready": not problems, "problems": problems}, status_code=status)
+
+    @app.get("/metrics", tags=["ops"])
+    def metrics() -> Response:
+        return Response(engine.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.post("/v1/collections", status_code=201, tags=["collections"])
+    def create_collection(body: CollectionSpec) -> CollectionInfo:
+        return engine.create_collection(body.name, body.version)
+
+    @app.get("/v1/collections", tags=["collections"])
+    def list_collections() -> list[CollectionInfo]:
+        return engine.list_collections()
+
+    @app.get("/v1/collections/{c}", tags=["collections"])
+    def describe(c: str) -> CollectionInfo:
+        return engine.describe(c)
+
+    @app.delete("/v1/collections/{c}", tags=["collections"])
+    def delete_collection(c: str) -> dict[str, str]:
+        engine.delete_collection(c)
+        return {"deleted": c}
+
+    @app.put("/v1/collections/{c}/records", tags=["records"])
+    def upsert(c: str, body: RecordBatch) -> WriteAck:
+        return engine.upsert(c, body.records)
+
+    @app.get("/v1/collections/{c}/records/{id}", tags=["records"])
+    def get_record(c: str, id: str, kind: str = KIND_QUERY) -> RecordOut:
+        return engine.get_record(c, id, kind)
+
+    @app.delete("/v1/collections/{c}/records/{id}", tags=["records"])
+    def delete_record(c: str, id: str, kind: str = KIND_QUERY) -> DeleteAck:
+        return engine.delete(c, id, kind)
+
+    @app.post("/v1/collections/{c}/search", tags=["search"])
+    def search(c: str, body: SearchRequest) -> SearchResult:
+        return engine.search(c, body.text, body.k, body.kind, body.version, body.key, body.min_seq)
+
+    @app.post("/v1/collections/{c}/versions", status_code=202, tags=["versions"])
+    def add_version(c: str, body: VersionSpec) -> VersionInfo:
+        return engine.add_version(c, body)
+
+    @app.get("/v1/collections/{c}/versions", tags=["versions"])
+    def list_versions(c: str) -> list[VersionInfo]:
+        return engine.describe(c).versions
+
+    @app.get("/v1/collections/{c}/versions/{v}", tags=["versions"])
+    def describe_version(c: str, v: str) -> VersionInfo:
+        return engine.describe_version(c, v)
+
+    @app.post("/v1/collections/{c}/versions/{v}/promote", tags=["traffic"])
+    def promote(c: str, v: str) -> TrafficInfo:
+        return engine.promote(c, v)
+
+    @app.delete("/v1/collections/{c}/versions/{v}", tags=["versions"])
+    def retire(c: str, v: str) -> dict[str, str]:
+        engine.retire(c, v)
+        return {"retired": v}
+
+    @app.get("/v1/collections/{c}/traffic", tags=["traffic"])
+    def traffic(c: str) -> TrafficInfo:
+        return engine.traffic(c)
+
+    @app.put("/v1/collections/{c}/traffic", tags=["traffic"])
+    def set_traffic(c: str, body: TrafficSpec) -> TrafficInfo:
+        return engine.set_traffic(c, body.weights)
+
+    @app.post("/v1/collections/{c}/rollback", tags=["traffic"])
+    def rollback(c: str) -> TrafficInfo:
+        return engine.rollback(c)
+
+    @app.get("/v1/collections/{c}/events", tags=["versions"])
+    def events(c: str, version: str | None = None) -> list[EventOut]:
+        return engine.events(c, version)
+
+    return app

@@ -1,0 +1,51 @@
+"""Every error leaves as JSON ``{"code", "message"}`` with the status of its exception class."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from .._errors import EmbedswitchError
+
+log = logging.getLogger("embedswitch")
+
+
+def _json(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"code": code, "message": message}, status_code=status)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(EmbedswitchError)
+    async def _ours(request: Request, exc: EmbedswitchError) -> JSONResponse:
+        if exc.status >= 500:
+            log.error("%s %s failed: %s", request.method, request.url.path, exc.message)
+        return JSONResponse(exc.to_dict(), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return _json(400, "malformed_json", "the request body is not valid JSON; send a JSON object")
+        parts = []
+        for err in errors[:5]:
+            loc = [str(p) for p in err.get("loc", ()) if p != "body"]
+            msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+            parts.append(f"{'.'.join(loc) or 'body'}: {msg}")
+        return _json(422, "invalid_request", "; ".join(parts) + " (see /docs for the schema)")
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        message = str(exc.detail)
+        if exc.status_code == 404:
+            message = f"no route {request.method} {request.url.path}; see /docs for the API"
+        return _json(exc.status_code, code, message)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("%s %s failed", request.method, request.url.path)
+        return _json(500, "internal", f"internal error ({type(exc).__name__}); see the server log")

@@ -1,0 +1,78 @@
+"""The vector-index seam: one index holds one record kind of one version."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class IndexMeta:
+    """What built an index. Opening an index with a different meta is an ``IndexMismatch``."""
+
+    collection: str
+    version: str
+    kind: str
+    fingerprint: str
+    dim: int
+
+
+Hit = tuple[str, float]
+
+
+@runtime_checkable
+class VectorIndex(Protocol):
+    """Vectors of one (collection, version, kind), keyed by record id, guarded by per-record seq.
+
+    Callers may rely on:
+    - every write carries the change-log ``seq`` it comes from. A write is applied only when its seq
+      is greater than the last seq the index saw for that id, deletes included (tombstones), so
+      replaying a seq twice, or writing an older snapshot after a newer update or a delete, is a
+      no-op. ``upsert`` and ``delete`` return how many ids they actually changed;
+    - ``search`` takes unit-norm queries ``[n, dim]`` and returns, per query, up to ``k`` hits
+      ``(id, score)`` by descending inner product, skipping ids in ``exclude``;
+    - all methods are safe to call from several threads;
+    - ``checkpoint`` makes every write so far durable; after a crash the index reopens as of its
+      last checkpoint, never half-written.
+    """
+
+    meta: IndexMeta
+
+    def upsert(self, ids: Sequence[str], vectors: np.ndarray, seqs: Sequence[int]) -> int: ...
+
+    def delete(self, ids: Sequence[str], seqs: Sequence[int]) -> int: ...
+
+    def search(
+        self, queries: np.ndarray, k: int, exclude: Iterable[str] | None = None
+    ) -> list[list[Hit]]: ...
+
+    def get(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stored vectors of those ids that are present."""
+        ...
+
+    def seq_of(self, id: str) -> int | None:
+        """The last seq applied for ``id`` (upsert or delete), or None if never seen."""
+        ...
+
+    def ids(self) -> list[str]: ...
+
+    def __len__(self) -> int: ...
+
+    def forget_tombstones(self, upto_seq: int) -> int:
+        """Drop tombstones with seq <= upto_seq; returns how many were dropped."""
+        ...
+
+    def checkpoint(self) -> None: ...
+
+    def nbytes(self) -> int:
+        """Approximate memory/disk footprint, for metrics."""
+        ...
+
+    def close(self) -> None: ...
+
+    def destroy(self) -> None:
+        """Close and delete every file or table of this index."""
+        ...

@@ -1,0 +1,363 @@
+"""The embedded store: one SQLite database in WAL mode.
+
+Limits: one process writes (SQLite has one writer at a time; embedswitch serialises its writes in
+process). Commits are fsynced (``synchronous=FULL``), so an acknowledged write survives ``kill -9``
+and power loss. Beyond one API process, or tens of millions of records, use the PostgreSQL store.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .._errors import CollectionExists, CollectionNotFound, RecordNotFound
+from ..specs import RecordIn
+from .base import (
+    BackfillState,
+    Change,
+    CollectionRow,
+    Event,
+    Record,
+    RecordKey,
+    TrafficRow,
+    VersionRow,
+    WriteResult,
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS collections(
+  name TEXT PRIMARY KEY, head_seq INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS records(
+  collection TEXT NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL, text TEXT NOT NULL,
+  fields TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY(collection, kind, id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS log(
+  collection TEXT NOT NULL, seq INTEGER NOT NULL, op TEXT NOT NULL, kind TEXT NOT NULL,
+  id TEXT NOT NULL, text TEXT, PRIMARY KEY(collection, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS versions(
+  collection TEXT NOT NULL, name TEXT NOT NULL, spec TEXT NOT NULL, state TEXT NOT NULL,
+  created_seq INTEGER NOT NULL, applied_seq INTEGER NOT NULL, backfill TEXT,
+  created_at REAL NOT NULL, PRIMARY KEY(collection, name));
+CREATE TABLE IF NOT EXISTS traffic(
+  collection TEXT NOT NULL, id INTEGER NOT NULL, weights TEXT NOT NULL, reason TEXT NOT NULL,
+  created_at REAL NOT NULL, parent INTEGER, PRIMARY KEY(collection, id));
+CREATE TABLE IF NOT EXISTS events(
+  id INTEGER PRIMARY KEY AUTOINCREMENT, collection TEXT NOT NULL, version TEXT, event TEXT NOT NULL,
+  detail TEXT NOT NULL, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS events_by_collection ON events(collection, id);
+"""
+
+
+def _backfill_to_json(state: BackfillState | None) -> str | None:
+    if state is None:
+        return None
+    return json.dumps(
+        {
+            "upto_seq": state.upto_seq,
+            "total": state.total,
+            "done": state.done,
+            "cursor": list(state.cursor) if state.cursor else None,
+            "finished": state.finished,
+        }
+    )
+
+
+def _backfill_from_json(text: str | None) -> BackfillState | None:
+    if not text:
+        return None
+    raw = json.loads(text)
+    cursor = tuple(raw["cursor"]) if raw["cursor"] else None
+    return BackfillState(raw["upto_seq"], raw["total"], raw["done"], cursor, raw["finished"])  # type: ignore[arg-type]
+
+
+class SqliteStore:
+    """The Store seam on one SQLite file (see the module docstring for its limits)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        with self._write_lock:
+            self._db().executescript(SCHEMA)
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA busy_timeout=30000")
+            self._local.db = db
+            with self._all_lock:
+                self._all.append(db)
+        return db
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        db = self._db()
+        with self._write_lock:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._all_lock:
+            for db in self._all:
+                db.close()
+            self._all.clear()
+        self._local = threading.local()
+
+    # -- collections -------------------------------------------------------------------------
+
+    def create_collection(self, name: str, first: VersionRow, weights: dict[str, int]) -> None:
+        now = time.time()
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM collections WHERE name=?", (name,)).fetchone():
+                raise CollectionExists(
+                    f"collection {name!r} already exists; pick another name or delete it first",
+                    collection=name,
+                )
+            db.execute("INSERT INTO collections(name, head_seq, created_at) VALUES (?, 0, ?)", (name, now))
+            self._insert_version(db, first)
+            self._insert_traffic(db, name, weights, "created", now)
+
+    def list_collections(self) -> list[CollectionRow]:
+        rows = self._db().execute("SELECT name, head_seq, created_at FROM collections ORDER BY name")
+        return [CollectionRow(*row) for row in rows]
+
+    def get_collection(self, name: str) -> CollectionRow | None:
+        row = (
+            self._db()
+            .execute("SELECT name, head_seq, created_at FROM collections WHERE name=?", (name,))
+            .fetchone()
+        )
+        return CollectionRow(*row) if row else None
+
+    def delete_collection(self, name: str) -> None:
+        with self._tx() as db:
+            for table in ("records", "log", "versions", "traffic", "events"):
+                db.execute(f"DELETE FROM {table} WHERE collection=?", (name,))
+            db.execute("DELETE FROM collections WHERE name=?", (name,))
+
+    # -- records and the change log ----------------------------------------------------------
+
+    def write(
+        self, collection: str, upserts: Sequence[RecordIn], deletes: Sequence[RecordKey]
+    ) -> WriteResult:
+        with self._tx() as db:
+            row = db.execute("SELECT head_seq FROM collections WHERE name=?", (collection,)).fetchone()
+            if row is None:
+                raise CollectionNotFound(collection)
+            seq = row[0]
+            changed = 0
+            for rec in upserts:
+                fields = json.dumps(rec.fields, separators=(",", ":"), sort_keys=True)
+                old = db.execute(
+                    "SELECT text, fields FROM records WHERE collection=? AND kind=? AND id=?",
+                    (collection, rec.kind, rec.id),
+                ).fetchone()
+                if old == (rec.text, fields):
+                    continue
+                seq += 1
+                changed += 1
+                db.execute(
+                    "INSERT INTO log(collection, seq, op, kind, id, text) VALUES (?,?,?,?,?,?)",
+                    (collection, seq, "upsert", rec.kind, rec.id, rec.text),
+                )
+                db.execute(
+                    "INSERT OR REPLACE INTO records(collection, kind, id, text, fields, seq) "
+                    "VALUES (?,?,?,?,?,?)",
+                    (collection, rec.kind, rec.id, rec.text, fields, seq),
+                )
+            for kind, rid in deletes:
+                gone = db.execute(
+                    "DELETE FROM records WHERE collection=? AND kind=? AND id=?", (collection, kind, rid)
+                ).rowcount
+                if not gone:
+                    raise RecordNotFound(
+                        f"collection {collection!r} has no {kind!r} record {rid!r}; nothing was deleted",
+                        collection=collection,
+                        kind=kind,
+                        id=rid,
+                    )
+                seq += 1
+                changed += 1
+                db.execute(
+                    "INSERT INTO log(collection, seq, op, kind, id, text) VALUES (?,?,?,?,?,NULL)",
+                    (collection, seq, "delete", kind, rid),
+                )
+            db.execute("UPDATE collections SET head_seq=? WHERE name=?", (seq, collection))
+        return WriteResult(count=len(upserts) + len(deletes), changed=changed, seq=seq)
+
+    def get_records(self, collection: str, keys: Sequence[RecordKey]) -> dict[RecordKey, Record]:
+        out: dict[RecordKey, Record] = {}
+        db = self._db()
+        for start in range(0, len(keys), 400):
+            chunk = keys[start : start + 400]
+            where = " OR ".join("(kind=? AND id=?)" for _ in chunk)
+            params: list[Any] = [collection]
+            for kind, rid in chunk:
+                params += [kind, rid]
+            for kind, rid, text, fields, seq in db.execute(
+                f"SELECT kind, id, text, fields, seq FROM records WHERE collection=? AND ({where})", params
+            ):
+                out[(kind, rid)] = Record(kind, rid, text, json.loads(fields), seq)
+        return out
+
+    def count_records(self, collection: str) -> dict[str, int]:
+        rows = self._db().execute(
+            "SELECT kind, COUNT(*) FROM records WHERE collection=? GROUP BY kind", (collection,)
+        )
+        return dict(rows.fetchall())
+
+    def read_log(self, collection: str, after: int, limit: int) -> list[Change]:
+        rows = self._db().execute(
+            "SELECT seq, op, kind, id, text FROM log WHERE collection=? AND seq>? ORDER BY seq LIMIT ?",
+            (collection, after, limit),
+        )
+        return [Change(*row) for row in rows]
+
+    def prune_log(self, collection: str, upto_seq: int) -> int:
+        with self._tx() as db:
+            return db.execute(
+                "DELETE FROM log WHERE collection=? AND seq<=?", (collection, upto_seq)
+            ).rowcount
+
+    def scan_records(
+        self, collection: str, upto_seq: int, after: RecordKey | None, limit: int
+    ) -> list[Record]:
+        kind, rid = after if after else ("", "")
+        rows = self._db().execute(
+            "SELECT kind, id, text, fields, seq FROM records WHERE collection=? AND (kind, id) > (?, ?) "
+            "AND seq<=? ORDER BY kind, id LIMIT ?",
+            (collection, kind, rid, upto_seq, limit),
+        )
+        return [Record(k, i, t, json.loads(f), s) for k, i, t, f, s in rows]
+
+    # -- versions ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _insert_version(db: sqlite3.Connection, row: VersionRow) -> None:
+        db.execute(
+            "INSERT INTO versions(collection, name, spec, state, created_seq, applied_seq, backfill, "
+            "created_at) VALUES (?,?,?,?,?,?,?,?)",
+            (
+                row.collection,
+                row.name,
+                json.dumps(row.spec),
+                row.state,
+                row.created_seq,
+                row.applied_seq,
+                _backfill_to_json(row.backfill),
+                row.created_at,
+            ),
+        )
+
+    def add_version(self, row: VersionRow) -> None:
+        with self._tx() as db:
+            self._insert_version(db, row)
+
+    def list_versions(self, collection: str) -> list[VersionRow]:
+        rows = self._db().execute(
+            "SELECT collection, name, spec, state, created_seq, applied_seq, backfill, created_at "
+            "FROM versions WHERE collection=? ORDER BY created_at, name",
+            (collection,),
+        )
+        return [
+            VersionRow(c, n, json.loads(spec), state, cs, aps, _backfill_from_json(bf), at)
+            for c, n, spec, state, cs, aps, bf, at in rows
+        ]
+
+    def save_version_progress(
+        self,
+        collection: str,
+        name: str,
+        applied_seq: int,
+        backfill: BackfillState | None,
+        state: str | None = None,
+    ) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE versions SET applied_seq=?, backfill=?, state=COALESCE(?, state) "
+                "WHERE collection=? AND name=?",
+                (applied_seq, _backfill_to_json(backfill), state, collection, name),
+            )
+
+    def delete_version(self, collection: str, name: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM versions WHERE collection=? AND name=?", (collection, name))
+
+    # -- traffic and history -----------------------------------------------------------------
+
+    @staticmethod
+    def _insert_traffic(
+        db: sqlite3.Connection,
+        collection: str,
+        weights: dict[str, int],
+        reason: str,
+        now: float,
+        parent: int | None = None,
+    ) -> TrafficRow:
+        (last,) = db.execute(
+            "SELECT COALESCE(MAX(id), 0) FROM traffic WHERE collection=?", (collection,)
+        ).fetchone()
+        db.execute(
+            "INSERT INTO traffic(collection, id, weights, reason, created_at, parent) VALUES (?,?,?,?,?,?)",
+            (collection, last + 1, json.dumps(weights), reason, now, parent),
+        )
+        return TrafficRow(last + 1, weights, reason, now, parent)
+
+    def set_traffic(
+        self, collection: str, weights: dict[str, int], reason: str, parent: int | None
+    ) -> TrafficRow:
+        with self._tx() as db:
+            return self._insert_traffic(db, collection, weights, reason, time.time(), parent)
+
+    def traffic_history(self, collection: str, limit: int = 100) -> list[TrafficRow]:
+        rows = self._db().execute(
+            "SELECT id, weights, reason, created_at, parent FROM traffic WHERE collection=? "
+            "ORDER BY id DESC LIMIT ?",
+            (collection, limit),
+        )
+        return [TrafficRow(i, json.loads(w), r, at, p) for i, w, r, at, p in rows]
+
+    def traffic_row(self, collection: str, id: int) -> TrafficRow | None:
+        row = (
+            self._db()
+            .execute(
+                "SELECT id, weights, reason, created_at, parent FROM traffic WHERE collection=? AND id=?",
+                (collection, id),
+            )
+            .fetchone()
+        )
+        return TrafficRow(row[0], json.loads(row[1]), row[2], row[3], row[4]) if row else None
+
+    def add_event(self, collection: str, version: str | None, event: str, detail: dict[str, Any]) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO events(collection, version, event, detail, at) VALUES (?,?,?,?,?)",
+                (collection, version, event, json.dumps(detail), time.time()),
+            )
+
+    def events(self, collection: str, version: str | None = None, limit: int = 200) -> list[Event]:
+        sql = "SELECT id, version, event, detail, at FROM events WHERE collection=?"
+        params: list[Any] = [collection]
+        if version is not None:
+            sql += " AND version=?"
+            params.append(version)
+        rows = self._db().execute(sql + " ORDER BY id DESC LIMIT ?", [*params, limit])
+        return [Event(i, v, e, json.loads(d), at) for i, v, e, d, at in rows]

@@ -1,0 +1,257 @@
+"""A version at run time: its model, one index per record kind, and the applier that keeps them current.
+
+The applier consumes the collection's change log in seq order, embeds with this version's model and
+writes this version's indexes. Index writes are guarded by per-record seq, so replaying the log from
+the last persisted ``applied_seq`` after a crash is a no-op for everything already applied.
+Durability order: indexes checkpoint first, then ``applied_seq`` (and backfill progress) is saved,
+so the saved position never runs ahead of what the indexes hold.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from ._errors import UnknownKind
+from .backfill import Backfill, BackfillConfig
+from .index import IndexMeta, IndexSpec, VectorIndex, open_index
+from .index.base import Hit
+from .models import EmbeddingModel
+from .store.base import BackfillState, Change, Store, VersionRow
+
+log = logging.getLogger("embedswitch")
+
+BUILDING, READY = "building", "ready"
+
+
+class Version:
+    """One version of one collection, alive in this process."""
+
+    def __init__(
+        self,
+        row: VersionRow,
+        model: EmbeddingModel,
+        index_spec: IndexSpec,
+        root: Path,
+        store: Store,
+        wakeup: threading.Condition,
+        apply_batch: int,
+        checkpoint_interval_s: float,
+        backfill_config: BackfillConfig,
+    ) -> None:
+        self.collection = row.collection
+        self.name = row.name
+        self.row = row
+        self.model = model
+        self.index_spec = index_spec
+        self.root = root
+        self.store = store
+        self.state = row.state
+        self.applied_seq = row.applied_seq
+        self.caught_up = False
+        self._wakeup = wakeup
+        self._apply_batch = apply_batch
+        self._checkpoint_interval_s = checkpoint_interval_s
+        self._indexes: dict[str, VectorIndex] = {}
+        self._lock = threading.RLock()
+        self._applied = threading.Condition(self._lock)
+        self._checkpoint_lock = threading.Lock()
+        self._inflight = 0
+        self._retired = False
+        self._stop = threading.Event()
+        self.error: str | None = None
+        root.mkdir(parents=True, exist_ok=True)
+        for path in sorted(p for p in root.iterdir() if p.is_dir()):
+            self.index(path.name, create=True)
+        self.backfill: Backfill | None = None
+        if row.backfill is not None:
+            self.backfill = Backfill(self, row.backfill, backfill_config)
+        self._thread = threading.Thread(
+            target=self._run, name=f"applier-{self.collection}-{self.name}", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+        if self.backfill is not None and not self.backfill.state.finished:
+            self.backfill.start()
+
+    # -- indexes -----------------------------------------------------------------------------
+
+    def index(self, kind: str, create: bool = False) -> VectorIndex | None:
+        with self._lock:
+            found = self._indexes.get(kind)
+            if found is None and create:
+                meta = IndexMeta(self.collection, self.name, kind, self.model.fingerprint, self.model.dim)
+                found = open_index(self.index_spec, self.root / kind, meta)
+                self._indexes[kind] = found
+            return found
+
+    def kinds(self) -> list[str]:
+        with self._lock:
+            return sorted(self._indexes)
+
+    def records_by_kind(self) -> dict[str, int]:
+        with self._lock:
+            return {kind: len(index) for kind, index in sorted(self._indexes.items())}
+
+    def nbytes(self) -> int:
+        with self._lock:
+            return sum(index.nbytes() for index in self._indexes.values())
+
+    # -- serving -----------------------------------------------------------------------------
+
+    def try_acquire(self) -> bool:
+        """Count one more request in flight; False once the version is retiring."""
+        with self._lock:
+            if self._retired:
+                return False
+            self._inflight += 1
+            return True
+
+    def release(self) -> None:
+        with self._lock:
+            self._inflight -= 1
+            if self._inflight == 0:
+                self._applied.notify_all()
+
+    def search(self, text: str, k: int, kind: str, known_kinds: set[str]) -> list[Hit]:
+        query = self.model.encode([text], purpose="query")
+        index = self.index(kind)
+        if index is None:
+            if kind in known_kinds:
+                return []
+            raise UnknownKind(
+                f"collection {self.collection!r} has no records of kind {kind!r}; "
+                f"known kinds: {', '.join(sorted(known_kinds))}",
+                collection=self.collection,
+                kind=kind,
+            )
+        return index.search(query, k)[0]
+
+    def wait_applied(self, seq: int, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        with self._applied:
+            while self.applied_seq < seq:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._applied.wait(left)
+            return True
+
+    # -- applying the change log ----------------------------------------------------------------
+
+    def _run(self) -> None:
+        last_checkpoint = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                changes = self.store.read_log(self.collection, self.applied_seq, self._apply_batch)
+                if changes:
+                    self.apply(changes)
+                self.caught_up = len(changes) < self._apply_batch
+                if time.monotonic() - last_checkpoint >= self._checkpoint_interval_s:
+                    self.checkpoint()
+                    last_checkpoint = time.monotonic()
+                if self.caught_up:
+                    with self._wakeup:
+                        self._wakeup.wait(0.2)
+            except Exception as exc:  # keep serving; the error is visible in status and logs
+                self.error = f"{type(exc).__name__}: {exc}"
+                log.exception("applier %s/%s failed; retrying", self.collection, self.name)
+                self._stop.wait(1.0)
+
+    def apply(self, changes: list[Change]) -> None:
+        """Apply log entries (in seq order) to this version's indexes."""
+        latest: dict[tuple[str, str], Change] = {}
+        for change in changes:
+            latest[(change.kind, change.id)] = change
+        by_kind: dict[str, list[Change]] = {}
+        for change in latest.values():
+            by_kind.setdefault(change.kind, []).append(change)
+        for kind, group in by_kind.items():
+            ups = [c for c in group if c.op == "upsert"]
+            dels = [c for c in group if c.op == "delete"]
+            index = self.index(kind, create=bool(ups))
+            if ups and index is not None:
+                vectors = self.model.encode([c.text or "" for c in ups], purpose="document")
+                index.upsert([c.id for c in ups], vectors, [c.seq for c in ups])
+            if dels:
+                index = self.index(kind, create=True)
+                assert index is not None
+                index.delete([c.id for c in dels], [c.seq for c in dels])
+        self.error = None
+        with self._applied:
+            self.applied_seq = changes[-1].seq
+            self._applied.notify_all()
+
+    def write_vectors(self, kind: str, ids: list[str], vectors: np.ndarray, seqs: list[int]) -> int:
+        index = self.index(kind, create=True)
+        assert index is not None
+        return index.upsert(ids, vectors, seqs)
+
+    # -- durability ---------------------------------------------------------------------------
+
+    def checkpoint(self) -> None:
+        """Make index state durable, then record how far it goes (see the module docstring)."""
+        with self._checkpoint_lock:
+            applied = self.applied_seq
+            backfill = self.backfill.state if self.backfill is not None else None
+            with self._lock:
+                indexes = list(self._indexes.values())
+            for index in indexes:
+                index.checkpoint()
+            state = self.state
+            if state == BUILDING and (backfill is None or backfill.finished) and self.caught_up:
+                state = READY
+            if backfill is None or backfill.finished:
+                for index in indexes:
+                    index.forget_tombstones(self.row.applied_seq)
+            self.store.save_version_progress(self.collection, self.name, applied, backfill, state)
+            if state != self.state:
+                self.store.add_event(self.collection, self.name, "ready", {"applied_seq": applied})
+                log.info("version %s/%s is ready at seq %d", self.collection, self.name, applied)
+            self.row = replace(self.row, applied_seq=applied, backfill=backfill, state=state)
+            self.state = state
+
+    def progress_state(self) -> BackfillState | None:
+        return self.backfill.state if self.backfill is not None else None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def retire(self, drain_timeout_s: float = 30.0) -> None:
+        """Refuse new requests, wait for those in flight, stop the applier, delete the index files."""
+        with self._applied:
+            self._retired = True
+            deadline = time.monotonic() + drain_timeout_s
+            while self._inflight > 0 and time.monotonic() < deadline:
+                self._applied.wait(deadline - time.monotonic())
+        self.stop(checkpoint=False)
+        with self._lock:
+            for index in self._indexes.values():
+                index.destroy()
+            self._indexes.clear()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def stop(self, checkpoint: bool = True) -> None:
+        self._stop.set()
+        if self.backfill is not None:
+            self.backfill.stop()
+        with self._wakeup:
+            self._wakeup.notify_all()
+        if self._thread.is_alive():
+            self._thread.join()
+        if checkpoint:
+            self.checkpoint()
+        with self._lock:
+            for index in self._indexes.values():
+                index.close()
+
+    @property
+    def stopping(self) -> Callable[[], bool]:
+        return self._stop.is_set

@@ -1,0 +1,39 @@
+"""End-state checks shared by the crash, race and rollout tests."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from embedswitch import Engine
+
+
+def assert_end_state(engine: Engine, collection: str) -> dict[str, int]:
+    """Every version's indexes hold exactly the live records, each embedded from its latest text."""
+    target = engine.collection(collection)
+    head = target.head_seq()
+    live: dict[str, dict[str, str]] = {}
+    for record in engine.store.scan_records(collection, head, None, 10**9):
+        live.setdefault(record.kind, {})[record.id] = record.text
+    checked = {}
+    for name, version in target.versions.items():
+        assert version.wait_applied(head, 60), f"{name} did not catch up with seq {head}"
+        kinds = set(live) | set(version.kinds())
+        for kind in kinds:
+            expected = live.get(kind, {})
+            index = version.index(kind)
+            ids = set(index.ids()) if index is not None else set()
+            missing, extra = set(expected) - ids, ids - set(expected)
+            assert not missing and not extra, (
+                f"{name}/{kind}: {len(missing)} live records missing (e.g. {sorted(missing)[:3]}), "
+                f"{len(extra)} deleted records present (e.g. {sorted(extra)[:3]})"
+            )
+            if not expected:
+                continue
+            order = sorted(expected)
+            stored = index.get(order)
+            want = version.model.encode([expected[i] for i in order], purpose="document")
+            got = np.stack([stored[i] for i in order])
+            stale = [order[r] for r in np.where(np.abs(got - want).max(axis=1) > 1e-4)[0]]
+            assert not stale, f"{name}/{kind}: {len(stale)} vectors are not of the latest text: {stale[:5]}"
+        checked[name] = sum(len(v) for v in live.values())
+    return checked

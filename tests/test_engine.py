@@ -1,0 +1,128 @@
+"""The engine in-process: writes, appliers, restarts, pinning, traffic."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _checks import assert_end_state
+
+from embedswitch import (
+    Engine,
+    EngineConfig,
+    IndexMismatch,
+    NothingToRollBack,
+    VersionNotReady,
+)
+from embedswitch.models import load_model, parse_model_spec
+
+FAST = EngineConfig(checkpoint_interval_s=0.2)
+
+
+def _docs(n: int, rev: int = 0) -> list[dict]:
+    return [{"id": f"d{i}", "text": f"document {i} revision {rev}", "fields": {"n": i}} for i in range(n)]
+
+
+def test_search_is_pinned_and_names_its_version(engine: Engine) -> None:
+    engine.create_collection("c", {"name": "v1", "model": "hashing"})
+    ack = engine.upsert("c", _docs(50))
+    result = engine.search("c", "document 7 revision 0", k=3, min_seq=ack.seq)
+    assert result.version == "v1" and result.applied_seq >= ack.seq
+    assert result.hits[0].id == "d7" and result.hits[0].fields == {"n": 7}
+    model = load_model(parse_model_spec("hashing"))
+    q, d = model.encode(["document 7 revision 0"], "query"), model.encode(["document 7 revision 0"])
+    assert result.hits[0].score == pytest.approx(float(q[0] @ d[0]), abs=1e-5)
+
+
+def test_applier_is_idempotent(engine: Engine) -> None:
+    engine.create_collection("c", {"name": "v1", "model": "hashing"})
+    ack = engine.upsert("c", _docs(20))
+    engine.upsert("c", [{"id": "d3", "text": "newer text"}])
+    engine.delete("c", "d4")
+    version = engine.collection("c").get_version("v1")
+    head = engine.collection("c").head_seq()
+    assert version.wait_applied(head, 10)
+    index = version.index("doc")
+    before = index.get(index.ids())
+    # replay the whole log, twice: every entry is older than or equal to what the index holds
+    for _ in range(2):
+        version.apply(engine.store.read_log("c", 0, 1000))
+    after = index.get(index.ids())
+    assert before.keys() == after.keys() and "d4" not in after
+    assert all(np.array_equal(before[i], after[i]) for i in before)
+    assert index.seq_of("d3") == ack.seq + 1
+    assert_end_state(engine, "c")
+
+
+def test_restart_replays_from_checkpoint(tmp_path: Path) -> None:
+    with Engine.open(tmp_path, FAST) as engine:
+        engine.create_collection("c", {"name": "v1", "model": "hashing"})
+        engine.upsert("c", _docs(100))
+    with Engine.open(tmp_path, FAST) as engine:
+        assert engine.collection("c").get_version("v1").wait_applied(100, 10)
+        assert engine.describe("c").versions[0].records == 100
+        engine.upsert("c", _docs(100, rev=1)[:10])
+        engine.delete("c", "d99")
+        assert_end_state(engine, "c")
+    with Engine.open(tmp_path, FAST) as engine:
+        info = engine.describe("c")
+        assert info.records == 99 and info.head_seq == 111
+        assert_end_state(engine, "c")
+
+
+def test_opening_an_index_with_another_model_is_an_error(tmp_path: Path) -> None:
+    with Engine.open(tmp_path, FAST) as engine:
+        engine.create_collection("c", {"name": "v1", "model": "hashing"})
+        engine.upsert("c", _docs(5))
+        assert engine.collection("c").get_version("v1").wait_applied(5, 10)
+    with sqlite3.connect(tmp_path / "embedswitch.db") as conn:
+        conn.execute(
+            "UPDATE versions SET spec=? WHERE name='v1'",  # an operator editing the model in place
+            ('{"name": "v1", "model": {"type": "hashing", "seed": 42}}',),
+        )
+    with pytest.raises(IndexMismatch, match="built by model"):
+        Engine.open(tmp_path, FAST)
+    with pytest.raises(IndexMismatch):  # the failed open released the data dir
+        Engine.open(tmp_path, FAST)
+
+
+def test_data_dir_is_locked(tmp_path: Path) -> None:
+    with Engine.open(tmp_path, FAST), pytest.raises(Exception, match="in use"):
+        Engine.open(tmp_path, FAST)
+
+
+def test_versions_traffic_promote_rollback_retire(engine: Engine) -> None:
+    engine.create_collection("c", {"name": "v1", "model": "hashing"})
+    engine.upsert("c", _docs(300))
+    engine.add_version("c", {"name": "v2", "model": {"type": "hashing", "seed": 1}})
+    engine.wait_ready("c", "v2", 30)
+    engine.set_traffic("c", {"v1": 90, "v2": 10})
+    engine.set_traffic("c", {"v1": 50, "v2": 50})
+    picks = {engine.search("c", "document", key=f"u{i}").version for i in range(100)}
+    assert picks == {"v1", "v2"}
+    assert engine.rollback("c").weights == {"v1": 90, "v2": 10}
+    assert engine.rollback("c").weights == {"v1": 100}
+    with pytest.raises(NothingToRollBack):
+        engine.rollback("c")
+    assert engine.promote("c", "v2").weights == {"v2": 100}
+    engine.retire("c", "v1")
+    assert [v.name for v in engine.describe("c").versions] == ["v2"]
+    assert not (engine.data_dir / "indexes" / "c" / "v1").exists()
+    events = [e.event for e in engine.events("c")]
+    assert "retired" in events and "ready" in events
+    assert_end_state(engine, "c")
+
+
+def test_building_version_gets_no_traffic(tmp_path: Path) -> None:
+    with Engine.open(tmp_path, EngineConfig(backfill_max_rate=5, backfill_batch=5)) as engine:
+        engine.create_collection("c", {"name": "v1", "model": "hashing"})
+        engine.upsert("c", _docs(200))
+        info = engine.add_version("c", {"name": "v2", "model": {"type": "hashing", "seed": 1}})
+        assert info.state == "building" and info.weight == 0
+        with pytest.raises(VersionNotReady, match="backfilled"):
+            engine.set_traffic("c", {"v1": 50, "v2": 50})
+        assert all(engine.search("c", "document", key=f"u{i}").version == "v1" for i in range(50))
+        # an explicit pin reaches a building version (for debugging and evaluation)
+        assert engine.search("c", "document", version="v2").version == "v2"

@@ -1,0 +1,193 @@
+"""A whole rollout under load on a real server: add, backfill, ramp, roll back, ramp again, retire.
+
+Versions use hashing models with different seeds, whose spaces are nearly orthogonal, so every hit's
+score can be recomputed with the answering version's model: a query embedded by one version and
+matched against another version's index would not reproduce its score.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+
+import httpx
+import numpy as np
+from _checks import assert_end_state
+from conftest import ServerThread
+
+from embedswitch import Engine
+from embedswitch.models import load_model, parse_model_spec
+
+SPECS = {"v1": {"type": "hashing", "seed": 0}, "v2": {"type": "hashing", "seed": 1}}
+WORDS = "protein cell gene cancer virus brain heart drug trial mouse human risk blood immune".split()
+QUERIES = [f"{a} {b}" for a in WORDS[:7] for b in WORDS[7:]]
+
+
+@dataclass
+class Answer:
+    start: float
+    end: float
+    key: str | None
+    query: str
+    status: int
+    version: str | None
+    hits: list[dict]
+
+
+class Load:
+    def __init__(self, url: str, history: dict[str, set[str]]) -> None:
+        self.url = url
+        self.history = history
+        self.answers: list[Answer] = []
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._search, args=(t,)) for t in range(4)]
+        self.threads.append(threading.Thread(target=self._write))
+
+    def _search(self, t: int) -> None:
+        rng = random.Random(t)
+        with httpx.Client(base_url=self.url, timeout=30) as http:
+            while not self.stop.is_set():
+                query = rng.choice(QUERIES)
+                key = f"user{rng.randrange(40)}" if rng.random() < 0.6 else None
+                body = {"text": query, "k": 5, **({"key": key} if key else {})}
+                start = time.monotonic()
+                r = http.post("/v1/collections/c/search", json=body)
+                end = time.monotonic()
+                data = r.json()
+                answer = Answer(
+                    start, end, key, query, r.status_code, data.get("version"), data.get("hits", [])
+                )
+                with self.lock:
+                    self.answers.append(answer)
+
+    def _write(self) -> None:
+        rng = random.Random(99)
+        n = 0
+        with httpx.Client(base_url=self.url, timeout=30) as http:
+            while not self.stop.is_set():
+                n += 1
+                if rng.random() < 0.2:
+                    rid = f"d{rng.randrange(300):03}"
+                    r = http.delete(f"/v1/collections/c/records/{rid}")
+                    assert r.status_code in (200, 404), r.text
+                else:
+                    records = []
+                    for _ in range(rng.randint(1, 4)):
+                        rid = f"d{rng.randrange(300):03}"
+                        text = f"{rng.choice(WORDS)} {rng.choice(WORDS)} {rng.choice(WORDS)} rev {n}"
+                        with self.lock:
+                            self.history[rid].add(text)
+                        records.append({"id": rid, "text": text})
+                    r = http.put("/v1/collections/c/records", json={"records": records})
+                    assert r.status_code == 200, r.text
+                time.sleep(0.01)
+
+    def __enter__(self) -> Load:
+        for th in self.threads:
+            th.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for th in self.threads:
+            th.join(timeout=60)
+
+
+def test_rollout_under_load(engine: Engine) -> None:
+    rng = random.Random(5)
+    history: dict[str, set[str]] = defaultdict(set)
+    seed_docs = []
+    for i in range(300):
+        text = f"{rng.choice(WORDS)} {rng.choice(WORDS)} {rng.choice(WORDS)} rev 0"
+        history[f"d{i:03}"].add(text)
+        seed_docs.append({"id": f"d{i:03}", "text": text})
+    engine.create_collection("c", {"name": "v1", "model": SPECS["v1"]})
+    engine.upsert("c", seed_docs)
+    assignments: list[tuple[float, float, set[str]]] = [(0.0, 0.0, {"v1"})]
+
+    with (
+        ServerThread(engine) as server,
+        Load(server.url, history) as load,
+        httpx.Client(base_url=server.url, timeout=60) as admin,
+    ):
+
+        def traffic(method: str, path: str, body: dict | None = None) -> None:
+            before = time.monotonic()
+            r = admin.request(method, path, json=body)
+            assert r.status_code == 200, r.text
+            live = {v for v, w in r.json()["weights"].items() if w > 0}
+            assignments.append((before, time.monotonic(), live))
+            time.sleep(0.6)
+
+        r = admin.post("/v1/collections/c/versions", json={"name": "v2", "model": SPECS["v2"]})
+        assert r.status_code == 202 and r.json()["state"] == "building"
+        deadline = time.monotonic() + 60
+        while admin.get("/v1/collections/c/versions/v2").json()["state"] != "ready":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        for weights in ({"v1": 90, "v2": 10}, {"v1": 50, "v2": 50}):
+            traffic("PUT", "/v1/collections/c/traffic", {"weights": weights})
+        traffic("POST", "/v1/collections/c/versions/v2/promote")
+        for _ in range(3):  # 50/50, 90/10, then v1 alone again
+            traffic("POST", "/v1/collections/c/rollback")
+        assert assignments[-1][2] == {"v1"}
+        for weights in ({"v1": 90, "v2": 10}, {"v1": 50, "v2": 50}):
+            traffic("PUT", "/v1/collections/c/traffic", {"weights": weights})
+        traffic("POST", "/v1/collections/c/versions/v2/promote")
+        r = admin.delete("/v1/collections/c/versions/v1")
+        assert r.status_code == 200, r.text
+        time.sleep(0.5)
+
+    answers = load.answers
+    assert len(answers) > 200
+    assert [a for a in answers if a.status != 200] == []
+    _check_versions_were_live(answers, assignments)
+    _check_sticky(answers, assignments)
+    _check_scores(answers, history)
+    assert {a.version for a in answers} == {"v1", "v2"}
+    assert assert_end_state(engine, "c") == {"v2": engine.describe("c").records}
+
+
+def _check_versions_were_live(
+    answers: list[Answer], assignments: list[tuple[float, float, set[str]]]
+) -> None:
+    """Assignment i is in force from the start of its change until the end of the next change."""
+    for a in answers:
+        possible: set[str] = set()
+        for i, (since, _, live) in enumerate(assignments):
+            until = assignments[i + 1][1] if i + 1 < len(assignments) else float("inf")
+            if since <= a.end and until >= a.start:
+                possible |= live
+        assert a.version in possible, f"{a.version} answered while only {possible} were live"
+
+
+def _check_sticky(answers: list[Answer], assignments: list[tuple[float, float, set[str]]]) -> None:
+    epochs = [(assignments[i][1], assignments[i + 1][0]) for i in range(len(assignments) - 1)]
+    epochs.append((assignments[-1][1], float("inf")))
+    for lo, hi in epochs:
+        seen: dict[str, set[str]] = defaultdict(set)
+        for a in answers:
+            if a.key and a.start > lo and a.end < hi:
+                seen[a.key].add(a.version or "")
+        flipped = {k: v for k, v in seen.items() if len(v) > 1}
+        assert not flipped, f"sticky keys changed version under fixed weights: {flipped}"
+
+
+def _check_scores(answers: list[Answer], history: dict[str, set[str]]) -> None:
+    models = {name: load_model(parse_model_spec(spec)) for name, spec in SPECS.items()}
+    checked = 0
+    for a in answers:
+        model = models[a.version or ""]
+        q = model.encode([a.query], "query")[0]
+        for hit in a.hits:
+            texts = sorted(history[hit["id"]])
+            own = model.encode(texts) @ q
+            assert np.abs(own - hit["score"]).min() < 1e-4, (
+                f"hit {hit['id']} score {hit['score']} is not {a.version}'s score for any text it had"
+            )
+            checked += 1
+    assert checked > 500

@@ -69,6 +69,13 @@ def _lower_priority(nice: int) -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
 
 
+@dataclass(frozen=True)
+class _Batch:
+    last: RecordKey  # the last record of the page, where the next page starts
+    count: int  # records in the page
+    todo: list[Record]  # those still to embed
+
+
 class Backfill:
     """Runs one version's backfill in background threads; resumable from ``state.cursor``."""
 
@@ -112,12 +119,23 @@ class Backfill:
                 self._stop.wait(wait)
         return self.version.model.encode([r.text for r in records], purpose="document")
 
-    def _read(self, cursor: RecordKey | None) -> list[Record]:
+    def _read(self, cursor: RecordKey | None) -> _Batch | None:
+        """The next page of the snapshot, minus records the index already holds at that seq or newer
+        (loaded vectors, or work done before a restart), so they are not embedded again."""
         v = self.version
-        return v.store.scan_records(v.collection, self.state.upto_seq, cursor, self.config.batch)
+        records = v.store.scan_records(v.collection, self.state.upto_seq, cursor, self.config.batch)
+        if not records:
+            return None
+        todo = []
+        for record in records:
+            index = v.index(record.kind)
+            seen = index.seq_of(record.id) if index is not None else None
+            if seen is None or seen < record.seq:
+                todo.append(record)
+        return _Batch((records[-1].kind, records[-1].id), len(records), todo)
 
     def _run(self) -> None:
-        pending: deque[tuple[list[Record], Future[np.ndarray]]] = deque()
+        pending: deque[tuple[_Batch, Future[np.ndarray] | None]] = deque()
         cursor = self.state.cursor
         exhausted = False
         started, started_done = time.monotonic(), self.state.done
@@ -129,43 +147,45 @@ class Backfill:
         ) as pool:
             while not self._stop.is_set():
                 while not exhausted and len(pending) <= self.config.workers:
-                    records = self._read(cursor)
-                    if not records:
+                    batch = self._read(cursor)
+                    if batch is None:
                         exhausted = True
                         break
-                    cursor = (records[-1].kind, records[-1].id)
-                    self.read_cursor = cursor
-                    pending.append((records, pool.submit(self._encode, records)))
+                    cursor = self.read_cursor = batch.last
+                    future = pool.submit(self._encode, batch.todo) if batch.todo else None
+                    pending.append((batch, future))
                 if not pending:
                     self._finish()
                     return
-                records, future = pending.popleft()
+                batch, future = pending.popleft()
                 try:
-                    vectors = future.result()
+                    vectors = future.result() if future is not None else None
                 except Exception:
                     log.exception(
                         "backfill of %s/%s failed; retrying", self.version.collection, self.version.name
                     )
                     self._stop.wait(1.0)
-                    pending.appendleft((records, pool.submit(self._encode, records)))
+                    pending.appendleft((batch, pool.submit(self._encode, batch.todo)))
                     continue
-                self._write(records, vectors)
+                self._write(batch, vectors)
                 elapsed = time.monotonic() - started
                 if elapsed > 0:
                     self.rate = (self.state.done - started_done) / elapsed
             for _, future in pending:
-                future.cancel()
+                if future is not None:
+                    future.cancel()
 
-    def _write(self, records: list[Record], vectors: np.ndarray) -> None:
+    def _write(self, batch: _Batch, vectors: np.ndarray | None) -> None:
         by_kind: dict[str, list[int]] = {}
-        for row, record in enumerate(records):
+        for row, record in enumerate(batch.todo):
             by_kind.setdefault(record.kind, []).append(row)
         for kind, rows in by_kind.items():
+            assert vectors is not None
+            todo = batch.todo
             self.version.write_vectors(
-                kind, [records[r].id for r in rows], vectors[rows], [records[r].seq for r in rows]
+                kind, [todo[r].id for r in rows], vectors[rows], [todo[r].seq for r in rows]
             )
-        last = records[-1]
-        self.state = replace(self.state, done=self.state.done + len(records), cursor=(last.kind, last.id))
+        self.state = replace(self.state, done=self.state.done + batch.count, cursor=batch.last)
 
     def _finish(self) -> None:
         self.state = replace(self.state, finished=True, done=max(self.state.done, 0))

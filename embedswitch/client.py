@@ -15,6 +15,7 @@ from .results import (
     RecordOut,
     SearchResult,
     TrafficInfo,
+    VectorAck,
     VersionInfo,
     WriteAck,
 )
@@ -116,6 +117,14 @@ class Client:
     def add_version(self, collection: str, version: dict[str, Any]) -> VersionInfo:
         body = self._call("POST", f"/v1/collections/{collection}/versions", version)
         return VersionInfo.model_validate(body)
+
+    def put_vectors(self, collection: str, version: str, vectors: list[dict[str, Any]]) -> VectorAck:
+        path = f"/v1/collections/{collection}/versions/{version}/vectors"
+        return VectorAck.model_validate(self._call("PUT", path, {"vectors": vectors}))
+
+    def commit_vectors(self, collection: str, version: str) -> VersionInfo:
+        path = f"/v1/collections/{collection}/versions/{version}/vectors/commit"
+        return VersionInfo.model_validate(self._call("POST", path))
 
     def describe_version(self, collection: str, version: str) -> VersionInfo:
         return VersionInfo.model_validate(

@@ -14,11 +14,15 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+
 from ._errors import (
+    Conflict,
     InvalidRequest,
     LastVersion,
     NotCaughtUp,
     NothingToRollBack,
+    RecordNotFound,
     VersionExists,
     VersionHasTraffic,
     VersionNotFound,
@@ -26,6 +30,7 @@ from ._errors import (
 )
 from .backfill import BackfillConfig
 from .models import load_model, model_label, spec_to_dict
+from .models.base import l2_normalize
 from .results import (
     CollectionInfo,
     DeleteAck,
@@ -34,11 +39,12 @@ from .results import (
     SearchResult,
     TrafficEntry,
     TrafficInfo,
+    VectorAck,
     VersionInfo,
     WriteAck,
 )
 from .routing import Router
-from .specs import RecordIn, VersionSpec
+from .specs import RecordIn, VectorRow, VersionSpec
 from .store.base import BackfillState, Store, TrafficRow, VersionRow
 from .version import BUILDING, READY, Version
 
@@ -183,7 +189,7 @@ class Collection:
                 state=BUILDING,
                 created_seq=head,
                 applied_seq=head,
-                backfill=BackfillState(upto_seq=head, total=total),
+                backfill=BackfillState(upto_seq=head, total=total, awaiting_vectors=spec.source == "vectors"),
                 created_at=time.time(),
             )
             self.store.add_version(row)
@@ -195,6 +201,59 @@ class Collection:
             self.router = self._router(self.traffic.weights)
         version.start()
         return self.version_info(spec.name)
+
+    def put_vectors(self, name: str, rows: Sequence[VectorRow]) -> VectorAck:
+        """Load precomputed document vectors into a ``source="vectors"`` version (all or nothing)."""
+        version = self.get_version(name)
+        state = version.backfill.state if version.backfill is not None else None
+        if state is None or not state.awaiting_vectors:
+            raise Conflict(
+                f"version {name!r} does not take vectors: only a version created with "
+                '"source": "vectors" does, until its load is committed',
+                collection=self.name,
+                version=name,
+            )
+        if any(len(row.vector) != version.model.dim for row in rows):
+            raise InvalidRequest(
+                f"version {name!r} has dimension {version.model.dim} (its model's); every vector must "
+                "have that many numbers",
+                collection=self.name,
+                version=name,
+            )
+        vectors = np.asarray([row.vector for row in rows], dtype=np.float32)
+        if not np.isfinite(vectors).all():
+            raise InvalidRequest("vectors contain NaN or infinity", collection=self.name, version=name)
+        keys = [(row.kind, row.id) for row in rows]
+        found = self.store.get_records(self.name, keys)
+        missing = [f"{kind}/{rid}" for kind, rid in keys if (kind, rid) not in found]
+        if missing:
+            raise RecordNotFound(
+                f"{len(missing)} vectors name records that do not exist (e.g. {', '.join(missing[:3])}); "
+                "ingest the records first, then load their vectors",
+                collection=self.name,
+                version=name,
+            )
+        vectors = l2_normalize(vectors)
+        written = 0
+        by_kind: dict[str, list[int]] = {}
+        for i, row in enumerate(rows):
+            by_kind.setdefault(row.kind, []).append(i)
+        for kind, idx in by_kind.items():
+            written += version.write_vectors(
+                kind, [rows[i].id for i in idx], vectors[idx], [state.upto_seq] * len(idx)
+            )
+        return VectorAck(count=len(rows), written=written)
+
+    def commit_vectors(self, name: str) -> VersionInfo:
+        version = self.get_version(name)
+        state = version.backfill.state if version.backfill is not None else None
+        if state is None or not state.awaiting_vectors:
+            raise Conflict(
+                f"version {name!r} has no vector load to commit", collection=self.name, version=name
+            )
+        version.commit_vectors()
+        self.store.add_event(self.name, name, "vectors_committed", {})
+        return self.version_info(name)
 
     def version_info(self, name: str) -> VersionInfo:
         version = self.get_version(name)
@@ -216,6 +275,7 @@ class Collection:
             fingerprint=version.model.fingerprint,
             dim=version.model.dim,
             index=spec.index.model_dump(mode="json"),
+            source=spec.source,
             state=version.state,
             created_seq=version.row.created_seq,
             applied_seq=version.applied_seq,

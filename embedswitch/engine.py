@@ -35,10 +35,21 @@ from .results import (
     RecordOut,
     SearchResult,
     TrafficInfo,
+    VectorAck,
     VersionInfo,
     WriteAck,
 )
-from .specs import Kind, Name, RecordBatch, RecordIn, SearchRequest, VersionSpec, parse
+from .specs import (
+    Kind,
+    Name,
+    RecordBatch,
+    RecordIn,
+    SearchRequest,
+    VectorBatch,
+    VectorRow,
+    VersionSpec,
+    parse,
+)
 from .store.base import Store, VersionRow
 from .store.sqlite import SqliteStore
 from .version import READY
@@ -253,6 +264,17 @@ class Engine:
     def add_version(self, collection: str, version: VersionSpec | dict[str, Any]) -> VersionInfo:
         """Add a version that backfills from the current records and gets no traffic until told."""
         return self.collection(collection).add_version(parse(VersionSpec, version))
+
+    def put_vectors(
+        self, collection: str, version: str, vectors: Sequence[VectorRow | dict[str, Any]]
+    ) -> VectorAck:
+        """Load precomputed vectors into a version created with ``source="vectors"``."""
+        batch = parse(VectorBatch, {"vectors": list(vectors)})
+        return self.collection(collection).put_vectors(version, batch.vectors)
+
+    def commit_vectors(self, collection: str, version: str) -> VersionInfo:
+        """Finish the vector load; the model then embeds the records that got no vector."""
+        return self.collection(collection).commit_vectors(version)
 
     def describe_version(self, collection: str, version: str) -> VersionInfo:
         return self.collection(collection).version_info(version)

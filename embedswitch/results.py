@@ -38,6 +38,7 @@ class VersionInfo(_Out):
     fingerprint: str
     dim: int
     index: dict[str, Any]
+    source: str  # "model", or "vectors" for a version loaded from precomputed vectors
     state: str
     created_seq: int
     applied_seq: int
@@ -61,6 +62,11 @@ class WriteAck(_Out):
     count: int
     changed: int
     seq: int
+
+
+class VectorAck(_Out):
+    count: int
+    written: int  # the rest were older than what the version already holds
 
 
 class DeleteAck(_Out):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
@@ -76,11 +76,17 @@ class RecordBatch(_Strict):
 
 
 class VersionSpec(_Strict):
-    """A version: a name, the model that embeds for it and the index type that stores it."""
+    """A version: a name, the model that embeds for it and the index type that stores it.
+
+    ``source="vectors"`` is the batch deployment mode: document vectors made offline are loaded with
+    ``put_vectors``; ``model`` then embeds queries and streamed records, and, once the load is
+    committed, any snapshot record that got no vector.
+    """
 
     name: Name
     model: ModelSpec
     index: IndexSpec = Field(default_factory=IndexSpec)
+    source: Literal["model", "vectors"] = "model"
 
     @field_validator("model", mode="before")
     @classmethod
@@ -100,6 +106,16 @@ class SearchRequest(_Strict):
     @classmethod
     def _text(cls, value: str) -> str:
         return check_text(value)
+
+
+class VectorRow(_Strict):
+    id: RecordId
+    kind: Kind = "doc"
+    vector: list[float] = Field(min_length=1, max_length=65_536)
+
+
+class VectorBatch(_Strict):
+    vectors: list[VectorRow] = Field(min_length=1, max_length=MAX_BATCH)
 
 
 class CollectionSpec(_Strict):

@@ -79,7 +79,8 @@ class Version:
 
     def start(self) -> None:
         self._thread.start()
-        if self.backfill is not None and not self.backfill.state.finished:
+        state = self.backfill.state if self.backfill is not None else None
+        if self.backfill is not None and state is not None and not (state.finished or state.awaiting_vectors):
             self.backfill.start()
 
     # -- indexes -----------------------------------------------------------------------------
@@ -189,6 +190,13 @@ class Version:
         with self._applied:
             self.applied_seq = changes[-1].seq
             self._applied.notify_all()
+
+    def commit_vectors(self) -> None:
+        """End the vector load of a ``source="vectors"`` version: fill the gaps with the model."""
+        assert self.backfill is not None
+        self.backfill.state = replace(self.backfill.state, awaiting_vectors=False)
+        self.checkpoint()
+        self.backfill.start()
 
     def write_vectors(self, kind: str, ids: list[str], vectors: np.ndarray, seqs: list[int]) -> int:
         index = self.index(kind, create=True)

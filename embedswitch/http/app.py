@@ -17,10 +17,11 @@ from ..results import (
     RecordOut,
     SearchResult,
     TrafficInfo,
+    VectorAck,
     VersionInfo,
     WriteAck,
 )
-from ..specs import CollectionSpec, RecordBatch, SearchRequest, TrafficSpec, VersionSpec
+from ..specs import CollectionSpec, RecordBatch, SearchRequest, TrafficSpec, VectorBatch, VersionSpec
 from . import errors
 
 KIND_QUERY = Query("doc", description="record kind; ids are unique per (kind, id)")
@@ -102,6 +103,14 @@ def create_app(engine: Engine, close_engine: bool = True) -> FastAPI:
     @app.get("/v1/collections/{c}/versions/{v}", tags=["versions"])
     def describe_version(c: str, v: str) -> VersionInfo:
         return engine.describe_version(c, v)
+
+    @app.put("/v1/collections/{c}/versions/{v}/vectors", tags=["versions"])
+    def put_vectors(c: str, v: str, body: VectorBatch) -> VectorAck:
+        return engine.put_vectors(c, v, body.vectors)
+
+    @app.post("/v1/collections/{c}/versions/{v}/vectors/commit", tags=["versions"])
+    def commit_vectors(c: str, v: str) -> VersionInfo:
+        return engine.commit_vectors(c, v)
 
     @app.post("/v1/collections/{c}/versions/{v}/promote", tags=["traffic"])
     def promote(c: str, v: str) -> TrafficInfo:

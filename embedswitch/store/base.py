@@ -48,6 +48,7 @@ class BackfillState:
     done: int = 0
     cursor: RecordKey | None = None
     finished: bool = False
+    awaiting_vectors: bool = False  # a "vectors" version fills gaps only once its load is committed
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,7 @@ def _backfill_to_json(state: BackfillState | None) -> str | None:
             "done": state.done,
             "cursor": list(state.cursor) if state.cursor else None,
             "finished": state.finished,
+            "awaiting_vectors": state.awaiting_vectors,
         }
     )
 
@@ -72,7 +73,14 @@ def _backfill_from_json(text: str | None) -> BackfillState | None:
         return None
     raw = json.loads(text)
     cursor = tuple(raw["cursor"]) if raw["cursor"] else None
-    return BackfillState(raw["upto_seq"], raw["total"], raw["done"], cursor, raw["finished"])  # type: ignore[arg-type]
+    return BackfillState(
+        raw["upto_seq"],
+        raw["total"],
+        raw["done"],
+        cursor,
+        raw["finished"],
+        raw.get("awaiting_vectors", False),
+    )
 
 
 class SqliteStore:

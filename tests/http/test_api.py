@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import FAST, ServerThread
+from conftest import ServerThread
 
 from embedswitch import Engine, EngineConfig
 
@@ -214,8 +214,7 @@ def test_min_seq_reads_your_writes_on_every_version(http: httpx.Client) -> None:
 
 
 def test_min_seq_beyond_the_log_is_503_not_caught_up_after_the_timeout(tmp_path: Path) -> None:
-    config = FAST.model_copy(update={"min_seq_timeout_s": 0.3})
-    assert isinstance(config, EngineConfig)
+    config = EngineConfig(min_seq_timeout_s=0.3)
     with Engine.open(tmp_path / "data", config) as engine, ServerThread(engine) as running:
         with httpx.Client(base_url=running.url, timeout=30) as http:
             create(http)

@@ -1,0 +1,428 @@
+"""Bad requests over real HTTP: each gets the right 4xx, a JSON ``{code, message[, context]}`` body
+whose message names the problem, and leaves the collection exactly as it was."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import FAST, ServerThread
+
+from embedswitch import Engine, EngineConfig
+from embedswitch.specs import MAX_BATCH, MAX_FIELDS_BYTES, MAX_ID_CHARS, MAX_K, MAX_TEXT_CHARS
+
+C = "/v1/collections/docs"
+GOOD_RECORD = {"id": "good", "text": "a perfectly fine text"}
+V1 = {"name": "v1", "model": "hashing"}
+
+DOCS = [{"id": f"d{i}", "text": f"document {i} about cats and dogs", "fields": {"n": i}} for i in range(10)]
+FAQS = [{"id": f"f{i}", "kind": "faq", "text": f"question {i} about cats"} for i in range(2)]
+
+
+@contextmanager
+def serving(data: Path, config: EngineConfig) -> Iterator[httpx.Client]:
+    with Engine.open(data, config) as engine, ServerThread(engine) as running:
+        with httpx.Client(base_url=running.url, timeout=60) as h:
+            yield h
+
+
+@pytest.fixture(scope="module")
+def http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    """One server for the module, with collection ``docs``: version v1 and records of two kinds."""
+    with serving(tmp_path_factory.mktemp("bad") / "data", FAST) as h:
+        assert h.post("/v1/collections", json={"name": "docs", "version": V1}).status_code == 201
+        ack = h.put(f"{C}/records", json={"records": DOCS + FAQS}).json()
+        assert h.post(f"{C}/search", json={"text": "cats", "min_seq": ack["seq"]}).status_code == 200
+        yield h
+
+
+@pytest.fixture(scope="module")
+def slow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    """A server whose collection ``docs`` has version v2 stuck building (backfill capped at 1 record/s)."""
+    config = EngineConfig(backfill_max_rate=1.0, checkpoint_interval_s=0.2, maintenance_interval_s=0.5)
+    with serving(tmp_path_factory.mktemp("slow") / "data", config) as h:
+        assert h.post("/v1/collections", json={"name": "docs", "version": V1}).status_code == 201
+        records = [{"id": f"r{i}", "text": f"record {i} about cats"} for i in range(300)]
+        assert h.put(f"{C}/records", json={"records": records}).status_code == 200
+        v2 = {"name": "v2", "model": {"type": "hashing", "seed": 7}}
+        assert h.post(f"{C}/versions", json=v2).status_code == 202
+        deadline = time.monotonic() + 10
+        while h.get(f"{C}/versions/v2").json()["progress"]["done"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        yield h
+
+
+def snapshot(h: httpx.Client) -> dict[str, Any]:
+    """What a bad request must not change: collections, counts, versions, traffic and search results."""
+    info = h.get(C).json()
+    found = h.post(f"{C}/search", json={"text": "cats and dogs", "k": 5}).json()
+    return {
+        "collections": [c["name"] for c in h.get("/v1/collections").json()],
+        "head_seq": info["head_seq"],
+        "records": info["records"],
+        "records_by_kind": info["records_by_kind"],
+        "versions": [(v["name"], v["fingerprint"], v["state"], v["weight"]) for v in info["versions"]],
+        "traffic": h.get(f"{C}/traffic").json(),
+        "events": len(h.get(f"{C}/events").json()),
+        "search": (found["version"], [(hit["id"], hit["score"], hit["fields"]) for hit in found["hits"]]),
+    }
+
+
+def expect_error(
+    h: httpx.Client,
+    method: str,
+    path: str,
+    status: int,
+    code: str,
+    mentions: tuple[str, ...],
+    body: Any = None,
+    raw: bytes | None = None,
+    params: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Send one bad request; check status, error body and message, and that nothing changed."""
+    before = snapshot(h)
+    if raw is not None:
+        response = h.request(method, path, content=raw, headers={"content-type": "application/json"})
+    else:
+        response = h.request(method, path, json=body, params=params)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    error = response.json()
+    assert set(error) in ({"code", "message"}, {"code", "message", "context"}), error
+    assert error["code"] == code, error
+    assert isinstance(error["message"], str) and error["message"], error
+    for word in mentions:
+        assert word in error["message"], (word, error["message"])
+    assert snapshot(h) == before
+    return error
+
+
+Case = tuple[str, str, Any, tuple[str, ...]]
+
+
+def cases(*rows: Case) -> Any:
+    return pytest.mark.parametrize(("method", "path", "body", "mentions"), rows)
+
+
+# -- not found -----------------------------------------------------------------------------
+
+N = "/v1/collections/nope"
+
+
+@cases(
+    ("GET", N, None, ("'nope'",)),
+    ("DELETE", N, None, ("'nope'",)),
+    ("PUT", f"{N}/records", {"records": [GOOD_RECORD]}, ("'nope'",)),
+    ("GET", f"{N}/records/d1", None, ("'nope'",)),
+    ("DELETE", f"{N}/records/d1", None, ("'nope'",)),
+    ("POST", f"{N}/search", {"text": "cats"}, ("'nope'",)),
+    ("POST", f"{N}/versions", {"name": "v2", "model": "hashing"}, ("'nope'",)),
+    ("GET", f"{N}/versions", None, ("'nope'",)),
+    ("GET", f"{N}/versions/v1", None, ("'nope'",)),
+    ("POST", f"{N}/versions/v1/promote", None, ("'nope'",)),
+    ("DELETE", f"{N}/versions/v1", None, ("'nope'",)),
+    ("GET", f"{N}/traffic", None, ("'nope'",)),
+    ("PUT", f"{N}/traffic", {"weights": {"v1": 100}}, ("'nope'",)),
+    ("POST", f"{N}/rollback", None, ("'nope'",)),
+    ("GET", f"{N}/events", None, ("'nope'",)),
+)
+def test_unknown_collection_is_404_on_every_collection_route(
+    http: httpx.Client, method: str, path: str, body: Any, mentions: tuple[str, ...]
+) -> None:
+    error = expect_error(http, method, path, 404, "collection_not_found", mentions, body)
+    assert error["context"] == {"collection": "nope"}
+
+
+@cases(
+    ("POST", f"{C}/search", {"text": "cats", "version": "nope"}, ("'nope'", "v1")),
+    ("GET", f"{C}/versions/nope", None, ("'nope'", "v1")),
+    ("POST", f"{C}/versions/nope/promote", None, ("'nope'",)),
+    ("DELETE", f"{C}/versions/nope", None, ("'nope'",)),
+    ("PUT", f"{C}/traffic", {"weights": {"nope": 100}}, ("'nope'",)),
+    ("PUT", f"{C}/traffic", {"weights": {"v1": 50, "nope": 50}}, ("'nope'",)),
+)
+def test_unknown_version_is_404_version_not_found(
+    http: httpx.Client, method: str, path: str, body: Any, mentions: tuple[str, ...]
+) -> None:
+    error = expect_error(http, method, path, 404, "version_not_found", mentions, body)
+    assert error["context"] == {"collection": "docs", "version": "nope"}
+
+
+def test_unknown_kind_on_search_is_422_unknown_kind(http: httpx.Client) -> None:
+    body = {"text": "cats", "kind": "recipe"}
+    expect_error(http, "POST", f"{C}/search", 422, "unknown_kind", ("'recipe'", "doc", "faq"), body)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", f"{C}/records/missing"), ("DELETE", f"{C}/records/missing")],
+)
+def test_missing_record_is_404_record_not_found(http: httpx.Client, method: str, path: str) -> None:
+    expect_error(http, method, path, 404, "record_not_found", ("'missing'",))
+
+
+def test_record_of_another_kind_is_404_record_not_found(http: httpx.Client) -> None:
+    params = {"kind": "faq"}
+    before = snapshot(http)
+    response = http.delete(f"{C}/records/d1", params=params)
+    assert response.status_code == 404 and response.json()["code"] == "record_not_found"
+    assert "'faq'" in response.json()["message"] and "'d1'" in response.json()["message"]
+    assert snapshot(http) == before
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/v2/collections"), ("GET", f"{C}/nothing-here"), ("POST", "/search")],
+)
+def test_unknown_route_is_404_json(http: httpx.Client, method: str, path: str) -> None:
+    expect_error(http, method, path, 404, "not_found", (path, "/docs"))
+
+
+def test_wrong_method_is_405_json(http: httpx.Client) -> None:
+    expect_error(http, "PATCH", "/v1/collections", 405, "method_not_allowed", ())
+
+
+# -- models and names ----------------------------------------------------------------------
+
+BAD_MODELS = [
+    ("nope", ("'nope'", "hashing")),
+    ("hashing:foo", ("'hashing:foo'",)),
+    ({"type": "nope"}, ("'nope'",)),
+    ({"type": "hashing", "dim": 3}, ("dim", "8")),
+    ({"type": "hashing", "bogus": 1}, ("'bogus'",)),
+    ({"dim": 64}, ("'type'",)),
+    (5, ("int",)),
+    (None, ("NoneType",)),
+    ("{not json", ("JSON",)),
+]
+
+
+@pytest.mark.parametrize(("model", "mentions"), BAD_MODELS)
+def test_bad_model_on_create_is_422_unknown_model(
+    http: httpx.Client, model: Any, mentions: tuple[str, ...]
+) -> None:
+    body = {"name": "fresh", "version": {"name": "v1", "model": model}}
+    expect_error(http, "POST", "/v1/collections", 422, "unknown_model", mentions, body)
+
+
+@pytest.mark.parametrize(("model", "mentions"), BAD_MODELS)
+def test_bad_model_on_add_version_is_422_unknown_model(
+    http: httpx.Client, model: Any, mentions: tuple[str, ...]
+) -> None:
+    body = {"name": "v2", "model": model}
+    expect_error(http, "POST", f"{C}/versions", 422, "unknown_model", mentions, body)
+
+
+def test_duplicate_collection_is_409_collection_exists(http: httpx.Client) -> None:
+    body = {"name": "docs", "version": {"name": "other", "model": {"type": "hashing", "seed": 3}}}
+    error = expect_error(http, "POST", "/v1/collections", 409, "collection_exists", ("'docs'",), body)
+    assert error["context"] == {"collection": "docs"}
+
+
+def test_duplicate_version_is_409_version_exists(http: httpx.Client) -> None:
+    body = {"name": "v1", "model": {"type": "hashing", "seed": 3}}
+    error = expect_error(http, "POST", f"{C}/versions", 409, "version_exists", ("'v1'",), body)
+    assert error["context"] == {"collection": "docs", "version": "v1"}
+
+
+@pytest.mark.parametrize("name", ["a b", "-x", "x" * 70, "", "a/b", ".hidden", "ünïcode"])
+def test_invalid_collection_name_is_422(http: httpx.Client, name: str) -> None:
+    body = {"name": name, "version": V1}
+    expect_error(http, "POST", "/v1/collections", 422, "invalid_request", ("name",), body)
+
+
+@pytest.mark.parametrize("name", ["a b", "-x", "x" * 70, ""])
+def test_invalid_version_name_is_422(http: httpx.Client, name: str) -> None:
+    body = {"name": name, "model": "hashing"}
+    expect_error(http, "POST", f"{C}/versions", 422, "invalid_request", ("name",), body)
+
+
+# -- records -------------------------------------------------------------------------------
+
+TOO_LONG_TEXT = "x" * (MAX_TEXT_CHARS + 1)
+
+
+@pytest.mark.parametrize(
+    ("record", "mentions"),
+    [
+        ({"id": "new", "text": ""}, ("records.0.text", "empty")),
+        ({"id": "new", "text": " \n\t "}, ("records.0.text", "whitespace")),
+        ({"id": "new", "text": TOO_LONG_TEXT}, ("records.0.text", str(MAX_TEXT_CHARS))),
+        ({"id": "", "text": "fine"}, ("records.0.id", "at least 1")),
+        ({"id": "   ", "text": "fine"}, ("records.0.id", "blank")),
+        ({"id": "x" * (MAX_ID_CHARS + 1), "text": "fine"}, ("records.0.id", str(MAX_ID_CHARS))),
+        ({"id": 7, "text": "fine"}, ("records.0.id", "string")),
+        ({"id": ["a"], "text": "fine"}, ("records.0.id", "string")),
+        ({"id": "new", "text": 7}, ("records.0.text", "string")),
+        ({"id": "new", "text": None}, ("records.0.text", "string")),
+        ({"id": "new", "text": "fine", "kind": 7}, ("records.0.kind", "string")),
+        ({"id": "new", "text": "fine", "kind": "Bad Kind"}, ("records.0.kind", "pattern")),
+        ({"id": "new", "text": "fine", "fields": ["a"]}, ("records.0.fields", "dictionary")),
+        ({"id": "new", "text": "fine", "fields": "a"}, ("records.0.fields", "dictionary")),
+        (
+            {"id": "new", "text": "fine", "fields": {"blob": "x" * MAX_FIELDS_BYTES}},
+            ("records.0.fields", str(MAX_FIELDS_BYTES)),
+        ),
+        ({"text": "fine"}, ("records.0.id", "required")),
+        ({"id": "new"}, ("records.0.text", "required")),
+        ({"id": "new", "text": "fine", "vector": [1, 2]}, ("records.0.vector", "Extra")),
+        ("not a record", ("records.0",)),
+    ],
+)
+def test_bad_record_is_422_invalid_request(http: httpx.Client, record: Any, mentions: tuple[str, ...]) -> None:
+    body = {"records": [record]}
+    expect_error(http, "PUT", f"{C}/records", 422, "invalid_request", mentions, body)
+    assert http.get(f"{C}/records/new").status_code == 404
+
+
+def test_one_bad_record_rejects_the_whole_batch(http: httpx.Client) -> None:
+    good = [{"id": f"batch{i}", "text": f"good record {i}"} for i in range(5)]
+    body = {"records": [*good, {"id": "batch5", "text": "   "}]}
+    expect_error(http, "PUT", f"{C}/records", 422, "invalid_request", ("records.5.text",), body)
+    for record in good:
+        assert http.get(f"{C}/records/{record['id']}").json()["code"] == "record_not_found"
+
+
+@pytest.mark.parametrize(
+    ("body", "mentions"),
+    [
+        ({"records": []}, ("records", "at least 1")),
+        ({"records": [GOOD_RECORD] * (MAX_BATCH + 1)}, ("records", str(MAX_BATCH))),
+        ({"records": "x"}, ("records", "list")),
+        ({"records": GOOD_RECORD}, ("records", "list")),
+        ({}, ("records", "required")),
+        ([GOOD_RECORD], ("body",)),
+        ({"records": [GOOD_RECORD], "upsert": True}, ("upsert",)),
+    ],
+)
+def test_bad_batch_is_422_invalid_request(http: httpx.Client, body: Any, mentions: tuple[str, ...]) -> None:
+    expect_error(http, "PUT", f"{C}/records", 422, "invalid_request", mentions, body)
+    assert http.get(f"{C}/records/good").status_code == 404
+
+
+def test_bad_kind_in_the_query_is_422(http: httpx.Client) -> None:
+    expect_error(http, "GET", f"{C}/records/d1", 422, "invalid_request", ("kind",), params={"kind": "NO"})
+    expect_error(http, "DELETE", f"{C}/records/d1", 422, "invalid_request", ("kind",), params={"kind": "NO"})
+
+
+# -- search --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "mentions"),
+    [
+        ({"text": ""}, ("text", "empty")),
+        ({"text": "   \n"}, ("text", "whitespace")),
+        ({"text": TOO_LONG_TEXT}, ("text", str(MAX_TEXT_CHARS))),
+        ({"text": 7}, ("text", "string")),
+        ({"text": ["cats"]}, ("text", "string")),
+        ({}, ("text", "required")),
+        ({"text": "cats", "k": 0}, ("k", "greater than or equal to 1")),
+        ({"text": "cats", "k": -3}, ("k", "greater than or equal to 1")),
+        ({"text": "cats", "k": MAX_K + 1}, ("k", str(MAX_K))),
+        ({"text": "cats", "k": "5"}, ("k", "integer")),
+        ({"text": "cats", "k": 2.5}, ("k", "integer")),
+        ({"text": "cats", "k": True}, ("k", "integer")),
+        ({"text": "cats", "k": None}, ("k", "integer")),
+        ({"text": "cats", "kind": 1}, ("kind", "string")),
+        ({"text": "cats", "kind": "Doc"}, ("kind", "pattern")),
+        ({"text": "cats", "version": 1}, ("version", "string")),
+        ({"text": "cats", "version": "a b"}, ("version", "pattern")),
+        ({"text": "cats", "key": 42}, ("key", "string")),
+        ({"text": "cats", "key": ""}, ("key", "at least 1")),
+        ({"text": "cats", "key": "k" * (MAX_ID_CHARS + 1)}, ("key", str(MAX_ID_CHARS))),
+        ({"text": "cats", "min_seq": "3"}, ("min_seq", "integer")),
+        ({"text": "cats", "min_seq": 1.5}, ("min_seq", "integer")),
+        ({"text": "cats", "min_seq": -1}, ("min_seq", "greater than or equal to 0")),
+        ({"text": "cats", "top_k": 3}, ("top_k", "Extra")),
+        (["cats"], ("body",)),
+    ],
+)
+def test_bad_search_is_422_invalid_request(http: httpx.Client, body: Any, mentions: tuple[str, ...]) -> None:
+    expect_error(http, "POST", f"{C}/search", 422, "invalid_request", mentions, body)
+
+
+def test_limits_are_inclusive(http: httpx.Client) -> None:
+    found = http.post(f"{C}/search", json={"text": "y" * MAX_TEXT_CHARS, "k": MAX_K, "key": "k" * MAX_ID_CHARS})
+    assert found.status_code == 200, found.text
+    assert http.post(f"{C}/search", json={"text": "cats", "k": 1, "min_seq": 0}).status_code == 200
+    edge = "/v1/collections/" + "e" * 64
+    assert http.post("/v1/collections", json={"name": "e" * 64, "version": V1}).status_code == 201
+    try:
+        long_id = "i" * MAX_ID_CHARS
+        ack = http.put(f"{edge}/records", json={"records": [{"id": long_id, "text": "z" * MAX_TEXT_CHARS}]})
+        assert ack.status_code == 200, ack.text
+        assert len(http.get(f"{edge}/records/{long_id}").json()["text"]) == MAX_TEXT_CHARS
+    finally:
+        assert http.delete(edge).status_code == 200
+
+
+# -- malformed JSON ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/v1/collections"),
+        ("PUT", f"{C}/records"),
+        ("POST", f"{C}/search"),
+        ("POST", f"{C}/versions"),
+        ("PUT", f"{C}/traffic"),
+    ],
+)
+@pytest.mark.parametrize("raw", [b"{not json", b'{"text": "cats",}', b'{"records": [', b"\xff\xfe"])
+def test_malformed_json_is_400(http: httpx.Client, method: str, path: str, raw: bytes) -> None:
+    expect_error(http, method, path, 400, "malformed_json", ("JSON",), raw=raw)
+
+
+def test_empty_body_is_422_naming_the_body(http: httpx.Client) -> None:
+    expect_error(http, "POST", f"{C}/search", 422, "invalid_request", ("body",), raw=b"")
+
+
+# -- traffic -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "mentions"),
+    [
+        ({"weights": {"v1": 0}}, "invalid_request", ("positive",)),
+        ({"weights": {}}, "invalid_request", ("weights", "at least 1")),
+        ({"weights": {"v1": -1}}, "invalid_request", ("weights.v1", "greater than or equal to 0")),
+        ({"weights": {"v1": "100"}}, "invalid_request", ("weights.v1", "integer")),
+        ({"weights": {"v1": 12.5}}, "invalid_request", ("weights.v1", "integer")),
+        ({"weights": {"v1": True}}, "invalid_request", ("weights.v1", "integer")),
+        ({"weights": {"v1": None}}, "invalid_request", ("weights.v1", "integer")),
+        ({"weights": {"v1": 1_000_001}}, "invalid_request", ("weights.v1", "1000000")),
+        ({"weights": {"a b": 1}}, "invalid_request", ("weights", "pattern")),
+        ({"weights": [["v1", 100]]}, "invalid_request", ("weights", "dictionary")),
+        ({"weights": "v1"}, "invalid_request", ("weights", "dictionary")),
+        ({}, "invalid_request", ("weights", "required")),
+        ({"weights": {"v1": 100}, "reason": "x"}, "invalid_request", ("reason", "Extra")),
+    ],
+)
+def test_bad_traffic_is_422(http: httpx.Client, body: Any, code: str, mentions: tuple[str, ...]) -> None:
+    expect_error(http, "PUT", f"{C}/traffic", 422, code, mentions, body)
+
+
+def test_traffic_to_a_building_version_is_409_version_not_ready(slow: httpx.Client) -> None:
+    assert slow.get(f"{C}/versions/v2").json()["state"] == "building"
+    for method, path, body in [
+        ("PUT", f"{C}/traffic", {"weights": {"v1": 90, "v2": 10}}),
+        ("PUT", f"{C}/traffic", {"weights": {"v2": 100}}),
+        ("POST", f"{C}/versions/v2/promote", None),
+    ]:
+        error = expect_error(slow, method, path, 409, "version_not_ready", ("'v2'", "building", "%"), body)
+        assert error["context"] == {"collection": "docs", "version": "v2"}
+    assert slow.get(f"{C}/traffic").json()["weights"] == {"v1": 100}
+    assert slow.get(f"{C}/versions/v2").json()["state"] == "building"
+
+
+def test_duplicate_version_while_building_is_409(slow: httpx.Client) -> None:
+    body = {"name": "v2", "model": "hashing"}
+    expect_error(slow, "POST", f"{C}/versions", 409, "version_exists", ("'v2'",), body)
+

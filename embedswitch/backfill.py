@@ -84,6 +84,7 @@ class Backfill:
         self.state = state
         self.config = config
         self.rate = 0.0
+        self.error: str | None = None
         self.read_cursor: RecordKey | None = state.cursor  # last record read; ahead of state.cursor
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -160,7 +161,8 @@ class Backfill:
                 batch, future = pending.popleft()
                 try:
                     vectors = future.result() if future is not None else None
-                except Exception:
+                except Exception as exc:
+                    self.error = f"{type(exc).__name__}: {exc}"
                     log.exception(
                         "backfill of %s/%s failed; retrying", self.version.collection, self.version.name
                     )
@@ -168,6 +170,7 @@ class Backfill:
                     pending.appendleft((batch, pool.submit(self._encode, batch.todo)))
                     continue
                 self._write(batch, vectors)
+                self.error = None
                 elapsed = time.monotonic() - started
                 if elapsed > 0:
                     self.rate = (self.state.done - started_done) / elapsed

@@ -126,6 +126,11 @@ class Client:
         path = f"/v1/collections/{collection}/versions/{version}/vectors/commit"
         return VersionInfo.model_validate(self._call("POST", path))
 
+    def list_versions(self, collection: str) -> list[VersionInfo]:
+        return [
+            VersionInfo.model_validate(v) for v in self._call("GET", f"/v1/collections/{collection}/versions")
+        ]
+
     def describe_version(self, collection: str, version: str) -> VersionInfo:
         return VersionInfo.model_validate(
             self._call("GET", f"/v1/collections/{collection}/versions/{version}")

@@ -284,6 +284,7 @@ class Collection:
             records_by_kind=by_kind,
             weight=self.router.weights.get(name, 0),
             progress=progress,
+            error=version.problem,
         )
 
     def info(self) -> CollectionInfo:

@@ -203,7 +203,7 @@ class DemoReport:
 def default_corpus(cwd: Path | None = None) -> Path:
     """``../shared/data/scifact/corpus.jsonl`` under ``cwd`` when present, else the shipped sample."""
     shared = (cwd or Path.cwd()) / SHARED_CORPUS
-    return shared if shared.is_file() else SAMPLE_CORPUS
+    return shared.resolve() if shared.is_file() else SAMPLE_CORPUS
 
 
 def ensure_demo(

@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ._errors import CollectionNotFound, InvalidRequest, RecordNotFound
+from ._errors import CollectionNotFound, EmbedswitchError, InvalidRequest, RecordNotFound
 from .backfill import Activity, BackfillConfig
 from .collection import Collection
 from .metrics import Metrics
@@ -224,6 +224,12 @@ class Engine:
         self.activity.enter()
         try:
             yield labels
+        except EmbedswitchError as exc:
+            self.metrics.errors.labels(collection, op, exc.code).inc()
+            raise
+        except Exception:
+            self.metrics.errors.labels(collection, op, "internal").inc()
+            raise
         finally:
             self.activity.exit()
             self.metrics.latency.labels(collection, labels["version"], op).observe(

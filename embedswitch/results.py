@@ -38,7 +38,7 @@ class VersionInfo(_Out):
     fingerprint: str
     dim: int
     index: dict[str, Any]
-    source: str  # "model", or "vectors" for a version loaded from precomputed vectors
+    source: str = "model"  # or "vectors" for a version loaded from precomputed vectors
     state: str
     created_seq: int
     applied_seq: int
@@ -47,6 +47,7 @@ class VersionInfo(_Out):
     records_by_kind: dict[str, int]
     weight: int
     progress: Progress | None = None
+    error: str | None = None  # the applier's or backfill's last error while it retries
 
 
 class CollectionInfo(_Out):

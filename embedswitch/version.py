@@ -13,7 +13,6 @@ import logging
 import shutil
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -261,5 +260,6 @@ class Version:
                 index.close()
 
     @property
-    def stopping(self) -> Callable[[], bool]:
-        return self._stop.is_set
+    def problem(self) -> str | None:
+        """The applier's or the backfill's last error while it retries, else None."""
+        return self.error or (self.backfill.error if self.backfill is not None else None)

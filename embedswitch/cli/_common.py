@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 from pydantic import BaseModel
+from rich import box
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -28,6 +29,9 @@ from .._errors import EmbedswitchError, InvalidRequest
 from ..client import Client
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+NUMERIC_COLUMNS = frozenset(
+    {"#", "rank", "score", "dim", "seq", "head_seq", "applied_seq", "lag", "records", "weight", "share"}
+)
 
 UrlOption = Annotated[
     str,
@@ -118,8 +122,8 @@ def resolve_model(model: str | None, spec: str | None, default: str | None = Non
     return default
 
 
-def version_body(name: str, model: Any, index: IndexType) -> dict[str, Any]:
-    return {"name": name, "model": model, "index": {"type": index.value}}
+def version_body(name: str, model: Any, index: IndexType, source: str = "model") -> dict[str, Any]:
+    return {"name": name, "model": model, "index": {"type": index.value}, "source": source}
 
 
 def print_json(data: BaseModel | Sequence[BaseModel] | dict[str, Any]) -> None:
@@ -139,24 +143,22 @@ def text(value: object) -> Text:
 
 
 def table(*columns: str, title: str | None = None, caption: str | None = None) -> Table:
-    """A table whose columns right-align when their header says they hold numbers."""
-    numeric = {
-        "dim",
-        "applied_seq",
-        "lag",
-        "records",
-        "weight",
-        "rank",
-        "score",
-        "seq",
-        "head_seq",
-        "#",
-        "share",
-        "backfill",
-    }
-    out = Table(title=title, caption=caption, caption_justify="left")
-    for column in columns:
-        out.add_column(column, justify="right" if column in numeric else "left")
+    """A compact table; numeric columns align right and only the last column wraps."""
+    out = Table(
+        title=title,
+        caption=caption,
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    for position, column in enumerate(columns, start=1):
+        out.add_column(
+            column,
+            justify="right" if column in NUMERIC_COLUMNS else "left",
+            min_width=len(column),
+            no_wrap=position < len(columns),
+        )
     return out
 
 
@@ -165,7 +167,7 @@ def short_json(value: Any, limit: int = 60) -> str:
 
 
 def clip(value: str, limit: int = 60) -> str:
-    return value if len(value) <= limit else value[: limit - 1] + "…"
+    return value if len(value) <= limit else value[: limit - 1].rstrip() + "…"
 
 
 def duration(seconds: float | None) -> str:

@@ -58,11 +58,13 @@ def load(engine: Engine, corpus: Path | None, out: Console) -> DemoReport:
                 bar.console.print(
                     text(
                         f"creating collection {DEMO_COLLECTION!r} ({step.detail}); the first run distills "
-                        "the model, about 20 s"
+                        "the model: about 20 s on an idle machine"
                     )
                 )
+            elif step.stage == "ingest" and not bar.tasks[0].visible:
+                bar.reset(task, total=step.total, completed=step.done, visible=True)
             elif step.stage == "ingest":
-                bar.update(task, total=step.total, completed=step.done, visible=True)
+                bar.update(task, completed=step.done)
             else:
                 bar.console.print(text(f"waiting for version {step.detail!r} to index every record"))
 
@@ -88,7 +90,7 @@ def print_intro(out: Console, report: DemoReport, url: str) -> None:
         f"  docs: {url}/docs",
         "",
         "Try, in another terminal:",
-        f"  embedswitch search {report.collection} {shlex.quote(EXAMPLE_QUERY)}{flag}",
+        f'  embedswitch search {report.collection} "{EXAMPLE_QUERY}"{flag}',
         f"  curl -s -X POST {url}/v1/collections/{report.collection}/search "
         f"-H 'content-type: application/json' -d {shlex.quote(body)}",
         f"  embedswitch status {report.collection}{flag}",

@@ -29,7 +29,7 @@ TITLE_CHARS = 60
 def search(
     collection: Annotated[str, typer.Argument(help="Collection name.", show_default=False)],
     query: Annotated[str, typer.Argument(help="The text to search for.", show_default=False)],
-    k: Annotated[int, typer.Option("-k", "--k", min=1, max=MAX_K, help="Number of hits.")] = 10,
+    k: Annotated[int, typer.Option("-k", min=1, max=MAX_K, help="Number of hits.")] = 10,
     version: Annotated[
         str | None, typer.Option("--version", help="Ask this version instead of the routed one.")
     ] = None,

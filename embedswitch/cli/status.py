@@ -36,12 +36,10 @@ def status_table(info: CollectionInfo) -> Table:
         "lag",
         "records",
         "backfill",
-        "rate / eta",
         title=f"status of {info.name}",
         caption=caption,
     )
     for v in info.versions:
-        percent, rate = backfill_cells(v)
         out.add_row(
             text(v.name),
             text(v.model_label),
@@ -50,18 +48,17 @@ def status_table(info: CollectionInfo) -> Table:
             text(v.applied_seq),
             text(v.lag),
             text(v.records),
-            text(percent),
-            text(rate),
+            text(backfill_cell(v)),
         )
     return out
 
 
-def backfill_cells(version: VersionInfo) -> tuple[str, str]:
-    """``(percent done, "rate/s, eta")`` of a version's backfill; dashes when it has none."""
+def backfill_cell(version: VersionInfo) -> str:
+    """``percent, rate/s, eta`` of a running backfill, ``100%`` once ready, ``-`` without one."""
     progress = version.progress
     if progress is None:
-        return "-", "-"
+        return "-"
     if version.state == "ready":
-        return "100%", "-"
-    percent = f"{100 * progress.done // max(1, progress.total)}%"
-    return percent, f"{progress.rate:,.0f}/s, eta {duration(progress.eta_s)}"
+        return "100%"
+    percent = 100 * progress.done // max(1, progress.total)
+    return f"{percent}%, {progress.rate:,.0f}/s, eta {duration(progress.eta_s)}"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -13,7 +16,7 @@ from rich.progress import TextColumn
 from rich.table import Table
 
 from ..client import Client
-from ..results import EventOut, Progress, VersionInfo
+from ..results import EventOut, VersionInfo
 from ._common import (
     DEFAULT_URL,
     IndexOption,
@@ -35,6 +38,12 @@ from ._common import (
 )
 
 app = typer.Typer(help="Add, list and inspect the versions of a collection.", no_args_is_help=True)
+
+
+class Source(StrEnum):
+    model = "model"
+    vectors = "vectors"
+
 
 CollectionArgument = Annotated[str, typer.Argument(help="Collection name.", show_default=False)]
 VersionArgument = Annotated[str, typer.Argument(help="Version name.", show_default=False)]
@@ -60,11 +69,14 @@ def versions_table(versions: Sequence[VersionInfo], title: str | None = None) ->
     return out
 
 
-def progress_line(progress: Progress | None) -> str:
+def progress_line(info: VersionInfo) -> str:
     """``done/total (pct%), rate records/s, eta`` of a backfill, or ``-`` when there is none."""
+    progress = info.progress
     if progress is None:
         return "-"
     pct = 100 * progress.done // max(1, progress.total)
+    if info.state == "ready":
+        return f"{progress.done}/{progress.total} ({pct}%), finished"
     return (
         f"{progress.done}/{progress.total} ({pct}%), {progress.rate:,.0f} records/s, "
         f"eta {duration(progress.eta_s)}"
@@ -78,6 +90,13 @@ def add(
     model: ModelOption = None,
     spec: ModelSpecOption = None,
     index: IndexOption = IndexType.auto,
+    source: Annotated[
+        Source,
+        typer.Option(
+            help="'vectors': document vectors come from `versions load-vectors` (batch deployment); "
+            "the model embeds queries, streamed records and records left without a vector."
+        ),
+    ] = Source.model,
     wait: Annotated[
         bool, typer.Option("--wait", help="Follow the backfill until the version is ready.")
     ] = False,
@@ -87,14 +106,25 @@ def add(
     """Add a version; it backfills from the current records and gets no traffic until told."""
     out = Console(stderr=True) if as_json else console()
     with connect(url) as client:
-        info = client.add_version(collection, version_body(name, resolve_model(model, spec), index))
+        body = version_body(name, resolve_model(model, spec), index, source.value)
+        info = client.add_version(collection, body)
         total = info.progress.total if info.progress else info.records
-        out.print(
-            text(
-                f"added version {info.name!r} to {collection!r} (model {info.model_label}, dim {info.dim}); "
-                f"backfilling {total} records"
+        if source is Source.vectors:
+            out.print(
+                text(
+                    f"added version {info.name!r} to {collection!r} (model {info.model_label}, "
+                    f"dim {info.dim}); load its vectors with "
+                    f"`embedswitch versions load-vectors {collection} {name} FILE`"
+                )
             )
-        )
+            wait = False
+        else:
+            out.print(
+                text(
+                    f"added version {info.name!r} to {collection!r} (model {info.model_label}, "
+                    f"dim {info.dim}); backfilling {total} records"
+                )
+            )
         if wait:
             info = follow_backfill(client, collection, name, out)
             out.print(text(f"version {info.name!r} is ready: {info.records} records"))
@@ -113,6 +143,8 @@ def follow_backfill(client: Client, collection: str, name: str, out: Console) ->
                 progress = info.progress
                 if progress is not None:
                     detail = f"{progress.rate:,.0f} records/s, eta {duration(progress.eta_s)}"
+                    if info.error:
+                        detail += f" (retrying after: {info.error})"
                     total = max(progress.total, progress.done)
                     bar.update(task, completed=progress.done, total=total, rate=detail)
                 if info.state == "ready":
@@ -146,7 +178,7 @@ def show(
     """Show one version: model, index, state, lag, backfill progress and its recent events."""
     with connect(url) as client:
         info = client.describe_version(collection, name)
-        events = client.events(collection, name)[-RECENT_EVENTS:]
+        events = client.events(collection, name)[:RECENT_EVENTS]
     if as_json:
         print_json(
             {"version": info.model_dump(mode="json"), "events": [e.model_dump(mode="json") for e in events]}
@@ -166,13 +198,15 @@ def details_table(info: VersionInfo, title: str) -> Table:
         ("fingerprint", info.fingerprint[:16]),
         ("dim", info.dim),
         ("index", short_json(info.index, 200)),
+        ("source", info.source),
         ("state", info.state),
         ("created_seq", info.created_seq),
         ("applied_seq", info.applied_seq),
         ("lag", info.lag),
         ("records", f"{info.records} {short_json(info.records_by_kind)}"),
         ("weight", info.weight),
-        ("backfill", progress_line(info.progress)),
+        ("backfill", progress_line(info)),
+        ("error", info.error or "-"),
     ]
     for key, value in rows:
         out.add_row(key, text(value))
@@ -191,3 +225,55 @@ def events_table(events: Sequence[EventOut], title: str) -> Table:
             text(short_json(event.detail)),
         )
     return out
+
+
+def _vector_rows(path: Path) -> Iterator[dict[str, object]]:
+    with path.open("rb") as lines:
+        for number, raw in enumerate(lines, start=1):
+            if not raw.strip():
+                continue
+            try:
+                row = json.loads(raw)
+                yield {"id": str(row["id"]), "kind": row.get("kind", "doc"), "vector": row["vector"]}
+            except (ValueError, KeyError, TypeError, AttributeError):
+                raise typer.BadParameter(
+                    f"{path}:{number}: expected a JSON object with 'id' and 'vector' (and optional 'kind')"
+                ) from None
+
+
+@app.command("load-vectors")
+def load_vectors(
+    collection: CollectionArgument,
+    name: VersionArgument,
+    path: Annotated[Path, typer.Argument(help="JSONL, one {id, kind?, vector} per line.", exists=True)],
+    batch: Annotated[int, typer.Option(min=1, max=10_000, help="Rows per request.")] = 1_000,
+    commit: Annotated[
+        bool, typer.Option(help="Commit the load afterwards: the model fills the gaps, then ready.")
+    ] = True,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow the gap fill until ready.")] = False,
+    url: UrlOption = DEFAULT_URL,
+) -> None:
+    """Load precomputed document vectors into a version added with --source vectors."""
+    out = console()
+    loaded = written = 0
+    with connect(url) as client, progress_bar(out) as bar:
+        task = bar.add_task(f"loading vectors into {name}", total=None)
+        rows: list[dict[str, object]] = []
+        for row in _vector_rows(path):
+            rows.append(row)
+            if len(rows) == batch:
+                ack = client.put_vectors(collection, name, rows)
+                loaded, written, rows = loaded + ack.count, written + ack.written, []
+                bar.update(task, completed=loaded)
+        if rows:
+            ack = client.put_vectors(collection, name, rows)
+            loaded, written = loaded + ack.count, written + ack.written
+            bar.update(task, completed=loaded, total=loaded)
+    out.print(text(f"{loaded} vectors loaded, {written} written (the rest were older than streamed updates)"))
+    if commit:
+        with connect(url) as client:
+            client.commit_vectors(collection, name)
+            out.print(text(f"committed; {name!r} now embeds the records that got no vector"))
+            if wait:
+                info = follow_backfill(client, collection, name, out)
+                out.print(text(f"version {info.name!r} is ready: {info.records} records"))

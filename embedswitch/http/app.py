@@ -47,10 +47,10 @@ def create_app(engine: Engine, close_engine: bool = True) -> FastAPI:
     @app.get("/readyz", tags=["ops"])
     def readyz() -> JSONResponse:
         problems = [
-            f"{c.name}/{v.name}: {v.error}"
+            f"{c.name}/{v.name}: {v.problem}"
             for c in engine.list_collection_runtimes()
             for v in c.versions.values()
-            if v.error
+            if v.problem
         ]
         status = 503 if problems else 200
         return JSONResponse({"ready": not problems, "problems": problems}, status_code=status)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .._errors import InvalidRequest
+from .._errors import InvalidRequest, ModelUnavailable
 from .base import Purpose, l2_normalize
 from .registry import (
     MiniLMStaticSpec,
@@ -131,8 +131,15 @@ def _file_lock(path: Path) -> Iterator[None]:
 
 def _distill_into(source: Path, pca_dims: int, target: Path) -> None:
     force_offline()
-    from model2vec.distill import distill
-
+    try:
+        from model2vec.distill import distill
+    except ImportError as exc:
+        raise ModelUnavailable(
+            f"minilm-static needs model2vec's distill extra to build its cache ({exc}); install it with "
+            "pip install 'model2vec[distill]', or copy a distilled model into "
+            f"{target} from a machine that has it",
+            model="minilm-static",
+        ) from exc
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         distill(model_name=str(source), pca_dims=pca_dims, device="cpu").save_pretrained(staging)

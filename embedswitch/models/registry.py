@@ -247,7 +247,6 @@ def force_offline() -> None:
     """Make the Hugging Face libraries refuse network access; call before importing them."""
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def local_model_dir(path: str, kind: str) -> Path:
@@ -263,7 +262,7 @@ def local_model_dir(path: str, kind: str) -> Path:
 
 
 # Files that describe a model but never change its vectors (a distilled model's README carries a date).
-_NOT_WEIGHTS = {".md", ".lock"}
+_NOT_WEIGHTS = {".md"}
 _file_digests: dict[tuple[str, int, int], str] = {}
 _file_digests_lock = threading.Lock()
 

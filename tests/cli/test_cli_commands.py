@@ -78,7 +78,9 @@ def ready(url: str, collection: str = "docs", version: str = "v1") -> None:
 
 
 def test_collections_create_list_show_delete(url: str) -> None:
-    out = ok(url, "collections", "create", "docs", "--version", "v1", "--model", "hashing", "--index", "exact")
+    out = ok(
+        url, "collections", "create", "docs", "--version", "v1", "--model", "hashing", "--index", "exact"
+    )
     assert "created collection 'docs' with version 'v1'" in out
     assert "hashing" in out and "dim 256" in out and "index exact" in out
 
@@ -103,6 +105,21 @@ def test_collections_create_with_model_spec(url: str) -> None:
     both = cli(url, "collections", "create", "other", "--model", "hashing", "--model-spec", HASHING_128)
     assert both.exit_code == 1
     assert "error [invalid_request]: give --model or --model-spec, not both" in both.output
+
+
+def test_model_errors_are_reported(url: str) -> None:
+    unknown = cli(url, "collections", "create", "docs", "--model", "no-such-model")
+    assert unknown.exit_code == 1 and "error [unknown_model]: unknown model 'no-such-model'" in unknown.output
+    bad_json = cli(url, "collections", "create", "docs", "--model-spec", "{oops")
+    assert (
+        bad_json.exit_code == 1
+        and "error [invalid_request]: --model-spec is not valid JSON" in bad_json.output
+    )
+    create(url)
+    missing = cli(url, "versions", "add", "docs", "v2")
+    assert missing.exit_code == 1 and "error [invalid_request]: name the model with --model" in missing.output
+    again = cli(url, "versions", "add", "docs", "v1", "--model", "hashing")
+    assert again.exit_code == 1 and "error [version_exists]" in again.output
 
 
 def test_delete_collection_asks_first(url: str) -> None:
@@ -286,3 +303,21 @@ def test_url_comes_from_the_environment(url: str) -> None:
     create(url)
     result = CliRunner().invoke(app, ["collections", "list"], env={"EMBEDSWITCH_URL": url, "COLUMNS": "200"})
     assert result.exit_code == 0 and "docs" in result.output
+
+
+def test_batch_deployment_from_vectors(url: str, tmp_path: Path) -> None:
+    create(url)
+    ok(url, "ingest", "docs", str(write_jsonl(tmp_path / "docs.jsonl", docs(30))))
+    out = ok(url, "versions", "add", "docs", "v2", "--model-spec", HASHING_128, "--source", "vectors")
+    assert "load-vectors" in out
+    rows = [{"id": f"d{i}", "vector": [1.0 if j == i else 0.0 for j in range(128)]} for i in range(20)]
+    out = ok(
+        url, "versions", "load-vectors", "docs", "v2", str(write_jsonl(tmp_path / "v.jsonl", rows)), "--wait"
+    )
+    assert "20 vectors loaded, 20 written" in out and "ready: 30 records" in out
+    with Client(url) as client:
+        info = client.describe_version("docs", "v2")
+        assert (info.state, info.source, info.records) == ("ready", "vectors", 30)
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"id": "d1"}])
+    result = cli(url, "versions", "load-vectors", "docs", "v2", str(bad))
+    assert result.exit_code != 0 and "bad.jsonl:1" in result.output

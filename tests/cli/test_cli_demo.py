@@ -115,9 +115,16 @@ def test_intro_prints_the_url_and_commands_to_paste() -> None:
     print_intro(console, report, base_url("0.0.0.0", 8001))
     out = console.export_text()
     assert "http://127.0.0.1:8001/docs" in out
-    assert 'embedswitch search scifact "' not in out  # shlex quotes with single quotes
-    assert "embedswitch search scifact 'vitamin D" in out and "--url http://127.0.0.1:8001" in out
+    assert 'embedswitch search scifact "vitamin D' in out and "--url http://127.0.0.1:8001" in out
     assert "curl -s -X POST http://127.0.0.1:8001/v1/collections/scifact/search" in out
     assert "embedswitch status scifact --url http://127.0.0.1:8001" in out
     assert "(from the repo: .venv/bin/embedswitch ...)" in out
     assert base_url("::1", 8000) == "http://[::1]:8000"
+
+
+def test_intro_leaves_out_the_default_url() -> None:
+    console = Console(width=200, record=True, file=io.StringIO())
+    report = DemoReport("scifact", False, SAMPLE_CORPUS, 200, 0, 200, ["v1"])
+    print_intro(console, report, base_url("127.0.0.1", 8000))
+    out = console.export_text()
+    assert "  embedswitch status scifact\n" in out and "--url" not in out

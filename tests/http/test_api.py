@@ -12,7 +12,7 @@ import httpx
 import pytest
 from conftest import ServerThread
 
-from embedswitch import Engine, EngineConfig
+from embedswitch import EmbedswitchError, Engine, EngineConfig, specs
 
 V1 = {"name": "v1", "model": "hashing"}
 V2 = {"name": "v2", "model": {"type": "hashing", "seed": 1}}
@@ -80,7 +80,7 @@ def test_create_collection_is_201_with_its_first_version_taking_all_traffic(http
     assert {"name", "head_seq", "records", "versions"} <= set(body)
     assert (body["name"], body["head_seq"], body["records"], body["traffic"]) == ("docs", 0, 0, {"v1": 100})
     [version] = body["versions"]
-    assert VERSION_KEYS <= set(version)
+    assert set(version) >= VERSION_KEYS
     assert version["model"] == {"type": "hashing", "dim": 256, "seed": 0}
     assert (version["name"], version["dim"], version["state"], version["weight"]) == ("v1", 256, "ready", 100)
 
@@ -91,7 +91,7 @@ def test_list_collections_returns_every_collection_by_name(http: httpx.Client) -
     create(http, "alpha")
     listed = ok(http.get("/v1/collections"))
     assert [c["name"] for c in listed] == ["alpha", "beta"]
-    assert all(VERSION_KEYS <= set(v) for c in listed for v in c["versions"])
+    assert all(set(v) >= VERSION_KEYS for c in listed for v in c["versions"])
 
 
 def test_describe_counts_records_and_versions(http: httpx.Client) -> None:
@@ -101,7 +101,7 @@ def test_describe_counts_records_and_versions(http: httpx.Client) -> None:
     assert {"name", "head_seq", "records", "versions"} <= set(body)
     assert (body["head_seq"], body["records"], body["records_by_kind"]) == (4, 4, {"doc": 3, "faq": 1})
     assert [v["name"] for v in body["versions"]] == ["v1"]
-    assert VERSION_KEYS <= set(body["versions"][0])
+    assert set(body["versions"][0]) >= VERSION_KEYS
 
 
 def test_delete_collection_removes_it_and_its_records(http: httpx.Client) -> None:
@@ -215,18 +215,23 @@ def test_min_seq_reads_your_writes_on_every_version(http: httpx.Client) -> None:
 
 def test_min_seq_beyond_the_log_is_503_not_caught_up_after_the_timeout(tmp_path: Path) -> None:
     config = EngineConfig(min_seq_timeout_s=0.3)
-    with Engine.open(tmp_path / "data", config) as engine, ServerThread(engine) as running:
-        with httpx.Client(base_url=running.url, timeout=30) as http:
-            create(http)
-            ack = put(http, some_records(2))
-            start = time.monotonic()
-            response = http.post("/v1/collections/docs/search", json={"text": "cats", "min_seq": ack["seq"] + 1000})
-            elapsed = time.monotonic() - start
-            body = error(response, 503, "not_caught_up")
-            assert 0.3 <= elapsed < 5
-            assert "'v1'" in body["message"] and str(ack["seq"] + 1000) in body["message"]
-            assert body["context"] == {"collection": "docs", "version": "v1"}
-            assert search(http, text="cats", min_seq=ack["seq"])["applied_seq"] >= ack["seq"]
+    with (
+        Engine.open(tmp_path / "data", config) as engine,
+        ServerThread(engine) as running,
+        httpx.Client(base_url=running.url, timeout=30) as http,
+    ):
+        create(http)
+        ack = put(http, some_records(2))
+        start = time.monotonic()
+        response = http.post(
+            "/v1/collections/docs/search", json={"text": "cats", "min_seq": ack["seq"] + 1000}
+        )
+        elapsed = time.monotonic() - start
+        body = error(response, 503, "not_caught_up")
+        assert 0.3 <= elapsed < 5
+        assert "'v1'" in body["message"] and str(ack["seq"] + 1000) in body["message"]
+        assert body["context"] == {"collection": "docs", "version": "v1"}
+        assert search(http, text="cats", min_seq=ack["seq"])["applied_seq"] >= ack["seq"]
 
 
 def test_key_routing_is_sticky_and_spreads_keys_over_versions(http: httpx.Client) -> None:
@@ -254,7 +259,7 @@ def test_add_version_is_202_building_then_ready_after_backfill(http: httpx.Clien
     create(http)
     put(http, some_records(500))
     added = ok(http.post("/v1/collections/docs/versions", json=V2), 202)
-    assert VERSION_KEYS <= set(added)
+    assert set(added) >= VERSION_KEYS
     assert (added["name"], added["state"], added["weight"]) == ("v2", "building", 0)
     assert added["model"] == {"type": "hashing", "dim": 256, "seed": 1}
     assert added["progress"]["total"] == 500
@@ -262,7 +267,7 @@ def test_add_version_is_202_building_then_ready_after_backfill(http: httpx.Clien
     assert (ready["records"], ready["progress"]["done"], ready["lag"]) == (500, 500, 0)
     listed = ok(http.get("/v1/collections/docs/versions"))
     assert [v["name"] for v in listed] == ["v1", "v2"]
-    assert all(VERSION_KEYS <= set(v) for v in listed)
+    assert all(set(v) >= VERSION_KEYS for v in listed)
 
 
 def test_traffic_set_promote_and_rollback_keep_a_history(http: httpx.Client) -> None:
@@ -297,7 +302,11 @@ def test_retire_refuses_a_version_with_traffic_then_removes_it(http: httpx.Clien
     assert ok(http.delete("/v1/collections/docs/versions/v2")) == {"retired": "v2"}
     error(http.get("/v1/collections/docs/versions/v2"), 404, "version_not_found")
     assert [v["name"] for v in ok(http.get("/v1/collections/docs/versions"))] == ["v1"]
-    error(http.post("/v1/collections/docs/search", json={"text": "cats", "version": "v2"}), 404, "version_not_found")
+    error(
+        http.post("/v1/collections/docs/search", json={"text": "cats", "version": "v2"}),
+        404,
+        "version_not_found",
+    )
     assert search(http, text="cats")["version"] == "v1"
     retired = ok(http.get("/v1/collections/docs/events", params={"version": "v2"}))
     assert retired[0]["event"] == "retired"
@@ -330,6 +339,31 @@ def test_events_list_the_history_newest_first(http: httpx.Client) -> None:
     assert only_v2 and all(e["version"] == "v2" for e in only_v2)
     created = [e for e in only_v2 if e["event"] == "created"]
     assert created[0]["detail"] == {"model": {"type": "hashing", "dim": 256, "seed": 1}, "seq": 20}
+
+
+def test_vectors_version_loads_precomputed_vectors_then_commits(http: httpx.Client) -> None:
+    create(http)
+    put(http, some_records(10))
+    spec = {"name": "v2", "model": {"type": "hashing", "dim": 8, "seed": 2}, "source": "vectors"}
+    added = ok(http.post("/v1/collections/docs/versions", json=spec), 202)
+    assert (added["source"], added["state"], added["dim"], added["records"]) == ("vectors", "building", 8, 0)
+    one_hot = [[1.0 if j == i else 0.0 for j in range(8)] for i in range(4)]
+    rows = [{"id": f"r{i}", "vector": vector} for i, vector in enumerate(one_hot)]
+    assert ok(http.put("/v1/collections/docs/versions/v2/vectors", json={"vectors": rows})) == {
+        "count": 4,
+        "written": 4,
+    }
+    assert ok(http.get("/v1/collections/docs/versions/v2"))["records"] == 4
+    error(http.post("/v1/collections/docs/versions/v2/promote"), 409, "version_not_ready")
+    committed = ok(http.post("/v1/collections/docs/versions/v2/vectors/commit"))
+    assert (committed["name"], committed["source"]) == ("v2", "vectors")
+    ready = wait_ready(http, "v2")
+    assert ready["records"] == 10
+    error(http.post("/v1/collections/docs/versions/v2/vectors/commit"), 409, "conflict")
+    events = ok(http.get("/v1/collections/docs/events", params={"version": "v2"}))
+    assert "vectors_committed" in [e["event"] for e in events]
+    ok(http.post("/v1/collections/docs/versions/v2/promote"))
+    assert search(http, text="record 3 about cats")["version"] == "v2"
 
 
 # -- operations ----------------------------------------------------------------------------
@@ -389,9 +423,36 @@ def test_docs_and_openapi_are_served(http: httpx.Client) -> None:
         "/v1/collections/{c}/search": {"post"},
         "/v1/collections/{c}/versions": {"get", "post"},
         "/v1/collections/{c}/versions/{v}": {"get", "delete"},
+        "/v1/collections/{c}/versions/{v}/vectors": {"put"},
+        "/v1/collections/{c}/versions/{v}/vectors/commit": {"post"},
         "/v1/collections/{c}/versions/{v}/promote": {"post"},
         "/v1/collections/{c}/traffic": {"get", "put"},
         "/v1/collections/{c}/rollback": {"post"},
         "/v1/collections/{c}/events": {"get"},
     }
-    assert {path: set(ops) for path, ops in schema["paths"].items()} == expected
+    served = {path: set(ops) for path, ops in schema["paths"].items()}
+    assert {path: served.get(path) for path in expected} == expected
+
+
+def test_docs_api_md_names_every_route_error_code_and_limit(http: httpx.Client) -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
+    for path, ops in ok(http.get("/openapi.json"))["paths"].items():
+        for op in ops:
+            assert f"| `{op.upper()}` | `{path}" in text, f"docs/api.md lacks {op.upper()} {path}"
+    codes, stack = set(), [EmbedswitchError]
+    while stack:
+        cls = stack.pop()
+        codes.add(cls.code)
+        stack.extend(cls.__subclasses__())
+    codes |= {"malformed_json", "not_found", "method_not_allowed"}
+    missing = sorted(code for code in codes if f"| `{code}` |" not in text)
+    assert not missing, f"docs/api.md lacks error codes {missing}"
+    for limit in (
+        specs.MAX_TEXT_CHARS,
+        specs.MAX_ID_CHARS,
+        specs.MAX_FIELDS_BYTES,
+        specs.MAX_BATCH,
+        specs.MAX_K,
+    ):
+        assert f"{limit:,}" in text, limit
+    assert specs.NAME_PATTERN in text and specs.KIND_PATTERN in text

@@ -3,6 +3,7 @@ whose message names the problem, and leaves the collection exactly as it was."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from embedswitch import Engine, EngineConfig
 from embedswitch.specs import MAX_BATCH, MAX_FIELDS_BYTES, MAX_ID_CHARS, MAX_K, MAX_TEXT_CHARS
 
 C = "/v1/collections/docs"
+VEC = "/v1/collections/vec"
 GOOD_RECORD = {"id": "good", "text": "a perfectly fine text"}
 V1 = {"name": "v1", "model": "hashing"}
 
@@ -26,9 +28,12 @@ FAQS = [{"id": f"f{i}", "kind": "faq", "text": f"question {i} about cats"} for i
 
 @contextmanager
 def serving(data: Path, config: EngineConfig) -> Iterator[httpx.Client]:
-    with Engine.open(data, config) as engine, ServerThread(engine) as running:
-        with httpx.Client(base_url=running.url, timeout=60) as h:
-            yield h
+    with (
+        Engine.open(data, config) as engine,
+        ServerThread(engine) as running,
+        httpx.Client(base_url=running.url, timeout=60) as h,
+    ):
+        yield h
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +43,13 @@ def http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
         assert h.post("/v1/collections", json={"name": "docs", "version": V1}).status_code == 201
         ack = h.put(f"{C}/records", json={"records": DOCS + FAQS}).json()
         assert h.post(f"{C}/search", json={"text": "cats", "min_seq": ack["seq"]}).status_code == 200
+        small = {"type": "hashing", "dim": 8}
+        assert h.post(
+            "/v1/collections", json={"name": "vec", "version": {"name": "v1", "model": small}}
+        ).is_success
+        assert h.put(f"{VEC}/records", json={"records": DOCS[:3]}).is_success
+        v2 = {"name": "v2", "model": {**small, "seed": 2}, "source": "vectors"}
+        assert h.post(f"{VEC}/versions", json=v2).status_code == 202
         yield h
 
 
@@ -59,18 +71,22 @@ def slow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
 
 def snapshot(h: httpx.Client) -> dict[str, Any]:
     """What a bad request must not change: collections, counts, versions, traffic and search results."""
-    info = h.get(C).json()
+    state: dict[str, Any] = {}
+    for info in h.get("/v1/collections").json():
+        c = f"/v1/collections/{info['name']}"
+        state[info["name"]] = {
+            "head_seq": info["head_seq"],
+            "records": info["records"],
+            "records_by_kind": info["records_by_kind"],
+            "versions": [
+                (v["name"], v["fingerprint"], v["state"], v["weight"], v["records"]) for v in info["versions"]
+            ],
+            "traffic": h.get(f"{c}/traffic").json(),
+            "events": len(h.get(f"{c}/events").json()),
+        }
     found = h.post(f"{C}/search", json={"text": "cats and dogs", "k": 5}).json()
-    return {
-        "collections": [c["name"] for c in h.get("/v1/collections").json()],
-        "head_seq": info["head_seq"],
-        "records": info["records"],
-        "records_by_kind": info["records_by_kind"],
-        "versions": [(v["name"], v["fingerprint"], v["state"], v["weight"]) for v in info["versions"]],
-        "traffic": h.get(f"{C}/traffic").json(),
-        "events": len(h.get(f"{C}/events").json()),
-        "search": (found["version"], [(hit["id"], hit["score"], hit["fields"]) for hit in found["hits"]]),
-    }
+    state["search"] = (found["version"], [(hit["id"], hit["score"], hit["fields"]) for hit in found["hits"]])
+    return state
 
 
 def expect_error(
@@ -130,6 +146,8 @@ N = "/v1/collections/nope"
     ("PUT", f"{N}/traffic", {"weights": {"v1": 100}}, ("'nope'",)),
     ("POST", f"{N}/rollback", None, ("'nope'",)),
     ("GET", f"{N}/events", None, ("'nope'",)),
+    ("PUT", f"{N}/versions/v2/vectors", {"vectors": [{"id": "d0", "vector": [1.0] * 8}]}, ("'nope'",)),
+    ("POST", f"{N}/versions/v2/vectors/commit", None, ("'nope'",)),
 )
 def test_unknown_collection_is_404_on_every_collection_route(
     http: httpx.Client, method: str, path: str, body: Any, mentions: tuple[str, ...]
@@ -145,6 +163,8 @@ def test_unknown_collection_is_404_on_every_collection_route(
     ("DELETE", f"{C}/versions/nope", None, ("'nope'",)),
     ("PUT", f"{C}/traffic", {"weights": {"nope": 100}}, ("'nope'",)),
     ("PUT", f"{C}/traffic", {"weights": {"v1": 50, "nope": 50}}, ("'nope'",)),
+    ("PUT", f"{C}/versions/nope/vectors", {"vectors": [{"id": "d0", "vector": [1.0] * 8}]}, ("'nope'",)),
+    ("POST", f"{C}/versions/nope/vectors/commit", None, ("'nope'",)),
 )
 def test_unknown_version_is_404_version_not_found(
     http: httpx.Client, method: str, path: str, body: Any, mentions: tuple[str, ...]
@@ -274,7 +294,9 @@ TOO_LONG_TEXT = "x" * (MAX_TEXT_CHARS + 1)
         ("not a record", ("records.0",)),
     ],
 )
-def test_bad_record_is_422_invalid_request(http: httpx.Client, record: Any, mentions: tuple[str, ...]) -> None:
+def test_bad_record_is_422_invalid_request(
+    http: httpx.Client, record: Any, mentions: tuple[str, ...]
+) -> None:
     body = {"records": [record]}
     expect_error(http, "PUT", f"{C}/records", 422, "invalid_request", mentions, body)
     assert http.get(f"{C}/records/new").status_code == 404
@@ -348,7 +370,9 @@ def test_bad_search_is_422_invalid_request(http: httpx.Client, body: Any, mentio
 
 
 def test_limits_are_inclusive(http: httpx.Client) -> None:
-    found = http.post(f"{C}/search", json={"text": "y" * MAX_TEXT_CHARS, "k": MAX_K, "key": "k" * MAX_ID_CHARS})
+    found = http.post(
+        f"{C}/search", json={"text": "y" * MAX_TEXT_CHARS, "k": MAX_K, "key": "k" * MAX_ID_CHARS}
+    )
     assert found.status_code == 200, found.text
     assert http.post(f"{C}/search", json={"text": "cats", "k": 1, "min_seq": 0}).status_code == 200
     edge = "/v1/collections/" + "e" * 64
@@ -426,3 +450,50 @@ def test_duplicate_version_while_building_is_409(slow: httpx.Client) -> None:
     body = {"name": "v2", "model": "hashing"}
     expect_error(slow, "POST", f"{C}/versions", 409, "version_exists", ("'v2'",), body)
 
+
+# -- precomputed vectors -------------------------------------------------------------------
+
+EIGHT = [0.5] * 8
+
+
+@pytest.mark.parametrize(
+    ("rows", "status", "code", "mentions"),
+    [
+        ([{"id": "d0", "vector": [1.0] * 3}], 422, "invalid_request", ("dimension 8",)),
+        ([{"id": "d0", "vector": EIGHT}, {"id": "d1", "vector": [1.0] * 9}], 422, "invalid_request", ("8",)),
+        ([{"id": "d0", "vector": [float("nan")] * 8}], 422, "invalid_request", ("NaN",)),
+        (
+            [{"id": "d0", "vector": EIGHT}, {"id": "zz", "vector": EIGHT}],
+            404,
+            "record_not_found",
+            ("doc/zz",),
+        ),
+        ([{"id": "d0", "kind": "faq", "vector": EIGHT}], 404, "record_not_found", ("faq/d0",)),
+        ([{"id": "d0", "vector": ["1"] * 8}], 422, "invalid_request", ("vectors.0.vector.0", "number")),
+        ([{"id": "d0", "vector": [True] * 8}], 422, "invalid_request", ("vectors.0.vector.0", "number")),
+        ([{"id": "d0", "vector": []}], 422, "invalid_request", ("vectors.0.vector", "at least 1")),
+        ([{"id": "d0", "vector": "0.5"}], 422, "invalid_request", ("vectors.0.vector", "list")),
+        ([{"id": 0, "vector": EIGHT}], 422, "invalid_request", ("vectors.0.id", "string")),
+        ([{"id": "", "vector": EIGHT}], 422, "invalid_request", ("vectors.0.id",)),
+        ([{"vector": EIGHT}], 422, "invalid_request", ("vectors.0.id", "required")),
+        ([{"id": "d0", "vector": EIGHT, "text": "x"}], 422, "invalid_request", ("vectors.0.text", "Extra")),
+        ([], 422, "invalid_request", ("vectors", "at least 1")),
+    ],
+)
+def test_bad_vectors_are_refused_and_none_is_loaded(
+    http: httpx.Client, rows: list[Any], status: int, code: str, mentions: tuple[str, ...]
+) -> None:
+    raw = json.dumps({"vectors": rows}).encode()  # Python's json writes NaN, as many clients do
+    expect_error(http, "PUT", f"{VEC}/versions/v2/vectors", status, code, mentions, raw=raw)
+    assert http.get(f"{VEC}/versions/v2").json()["records"] == 0
+
+
+def test_vectors_for_a_model_version_are_409_conflict(http: httpx.Client) -> None:
+    body = {"vectors": [{"id": "d0", "vector": EIGHT}]}
+    expect_error(http, "PUT", f"{VEC}/versions/v1/vectors", 409, "conflict", ("'v1'", "source"), body)
+    expect_error(http, "POST", f"{VEC}/versions/v1/vectors/commit", 409, "conflict", ("'v1'",))
+
+
+def test_traffic_to_a_version_awaiting_vectors_is_409_version_not_ready(http: httpx.Client) -> None:
+    body = {"weights": {"v1": 50, "v2": 50}}
+    expect_error(http, "PUT", f"{VEC}/traffic", 409, "version_not_ready", ("'v2'", "building"), body)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embedswitch._errors import IndexMismatch, InvalidRequest, Unavailable
+from embedswitch._errors import EmbedswitchError, IndexMismatch, InvalidRequest, Unavailable
 from embedswitch.index import IndexMeta, IndexSpec, VectorIndex, open_index
 from embedswitch.index._local import CURRENT, LocalIndex
 
@@ -360,6 +360,15 @@ def test_hand_made_half_checkpoint_dir_is_ignored(index_type: str, tmp_path: Pat
     reopened = open_typed(index_type, tmp_path / "idx")
     assert state_of(reopened) == expected
     assert not half.exists()
+
+
+def test_current_naming_a_missing_checkpoint_is_a_clear_error(index_type: str, tmp_path: Path) -> None:
+    index = open_typed(index_type, tmp_path / "idx")
+    index.checkpoint()
+    index.close()
+    (tmp_path / "idx" / CURRENT).write_text("ckpt-42\n")
+    with pytest.raises(EmbedswitchError, match="corrupt: CURRENT names 'ckpt-42'"):
+        open_typed(index_type, tmp_path / "idx")
 
 
 @pytest.mark.parametrize(

@@ -99,7 +99,7 @@ def test_a_default_spec_written_out_gets_the_short_name() -> None:
 def test_specs_are_frozen() -> None:
     spec = HashingSpec()
     with pytest.raises(ValueError, match="frozen"):
-        spec.dim = 8  # type: ignore[misc]
+        spec.dim = 8
 
 
 @pytest.mark.parametrize("value", ["bert", "", "HASHING2", "openai"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -37,14 +38,16 @@ _BY_CODE = _error_classes()
 def _raise_for(response: httpx.Response) -> None:
     if response.status_code < 400:
         return
+    context: dict[str, Any] = {}
     try:
         body = response.json()
         code, message = body["code"], body["message"]
-    except (ValueError, KeyError, TypeError):
+        context = dict(body.get("context") or {})
+    except (ValueError, KeyError, TypeError, AttributeError):
         code, message = "http_error", f"HTTP {response.status_code}: {response.text[:200]}"
     cls = _BY_CODE.get(code, EmbedswitchError)
     error = EmbedswitchError.__new__(cls)
-    EmbedswitchError.__init__(error, message)
+    EmbedswitchError.__init__(error, message, **context)
     error.status = response.status_code
     error.code = code
     raise error
@@ -91,11 +94,15 @@ class Client:
         return WriteAck.model_validate(body)
 
     def delete(self, collection: str, id: str, kind: str = "doc") -> DeleteAck:
-        body = self._call("DELETE", f"/v1/collections/{collection}/records/{id}", params={"kind": kind})
+        body = self._call(
+            "DELETE", f"/v1/collections/{collection}/records/{quote(id, safe='')}", params={"kind": kind}
+        )
         return DeleteAck.model_validate(body)
 
     def get_record(self, collection: str, id: str, kind: str = "doc") -> RecordOut:
-        body = self._call("GET", f"/v1/collections/{collection}/records/{id}", params={"kind": kind})
+        body = self._call(
+            "GET", f"/v1/collections/{collection}/records/{quote(id, safe='')}", params={"kind": kind}
+        )
         return RecordOut.model_validate(body)
 
     def search(

@@ -220,10 +220,20 @@ class Collection:
                 collection=self.name,
                 version=name,
             )
-        vectors = np.asarray([row.vector for row in rows], dtype=np.float32)
-        if not np.isfinite(vectors).all():
-            raise InvalidRequest("vectors contain NaN or infinity", collection=self.name, version=name)
+        raw = np.asarray([row.vector for row in rows], dtype=np.float64)
+        if not (np.isfinite(raw).all() and np.abs(raw).max() < np.finfo(np.float32).max):
+            raise InvalidRequest(
+                "vectors contain NaN, infinity or values beyond float32", collection=self.name, version=name
+            )
+        if not np.linalg.norm(raw, axis=1).all():
+            raise InvalidRequest("a vector is all zeros; it can't be normalised", collection=self.name)
         keys = [(row.kind, row.id) for row in rows]
+        if len(set(keys)) != len(keys):
+            raise InvalidRequest(
+                "a record appears twice in one vector batch; send one vector per record",
+                collection=self.name,
+                version=name,
+            )
         found = self.store.get_records(self.name, keys)
         missing = [f"{kind}/{rid}" for kind, rid in keys if (kind, rid) not in found]
         if missing:
@@ -233,7 +243,7 @@ class Collection:
                 collection=self.name,
                 version=name,
             )
-        vectors = l2_normalize(vectors)
+        vectors = l2_normalize(raw.astype(np.float32))
         written = 0
         by_kind: dict[str, list[int]] = {}
         for i, row in enumerate(rows):
@@ -352,6 +362,13 @@ class Collection:
                     "set weights with PUT /traffic instead",
                     collection=self.name,
                 )
+            gone = sorted(set(target.weights) - set(self.versions))
+            if gone:
+                raise NothingToRollBack(
+                    f"the previous traffic assignment #{target.id} {target.weights} uses retired "
+                    f"version(s) {', '.join(gone)}; set weights with PUT /traffic instead",
+                    collection=self.name,
+                )
             self._apply_traffic(target.weights, f"rollback to #{target.id}", parent=target.parent)
         return self.traffic_info()
 
@@ -365,17 +382,17 @@ class Collection:
     def retire(self, name: str) -> None:
         with self._lock:
             version = self.get_version(name)
-            if self.router.weights.get(name, 0) > 0:
-                raise VersionHasTraffic(
-                    f"version {name!r} still has weight {self.router.weights[name]}; move its traffic "
-                    "to another version first (PUT traffic or promote)",
-                    collection=self.name,
-                    version=name,
-                )
             if len(self.versions) == 1:
                 raise LastVersion(
                     f"version {name!r} is the last version of {self.name!r}; add another version or "
                     "delete the collection",
+                    collection=self.name,
+                    version=name,
+                )
+            if self.router.weights.get(name, 0) > 0:
+                raise VersionHasTraffic(
+                    f"version {name!r} still has weight {self.router.weights[name]}; move its traffic "
+                    "to another version first (PUT traffic or promote)",
                     collection=self.name,
                     version=name,
                 )

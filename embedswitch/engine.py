@@ -301,7 +301,14 @@ class Engine:
         self.collection(collection).retire(version)
 
     def events(self, collection: str, version: str | None = None) -> list[EventOut]:
-        self.collection(collection)
+        """History, newest first: created, backfill_finished, ready, traffic changes, retired."""
+        target = self.collection(collection)
+        if (
+            version is not None
+            and version not in target.versions
+            and not self.store.events(collection, version, 1)
+        ):
+            target.get_version(version)  # raises VersionNotFound, naming the known versions
         return [EventOut(**vars(e)) for e in self.store.events(collection, version)]
 
     def wait_ready(self, collection: str, version: str, timeout_s: float = 600.0) -> VersionInfo:

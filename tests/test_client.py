@@ -18,6 +18,7 @@ from embedswitch import (
     Engine,
     EngineConfig,
     InvalidRequest,
+    LastVersion,
     ModelUnavailable,
     NotCaughtUp,
     NotFound,
@@ -27,7 +28,6 @@ from embedswitch import (
     UnknownKind,
     UnknownModel,
     VersionExists,
-    VersionHasTraffic,
     VersionNotFound,
     VersionNotReady,
 )
@@ -229,7 +229,7 @@ ERRORS: dict[str, ErrorCase] = {
         409,
     ),
     "duplicate version": (lambda c: c.add_version("docs", V1), VersionExists, "version_exists", 409),
-    "retire with traffic": (lambda c: c.retire("docs", "v1"), VersionHasTraffic, "version_has_traffic", 409),
+    "retire the last version": (lambda c: c.retire("docs", "v1"), LastVersion, "last_version", 409),
     "nothing to roll back": (lambda c: c.rollback("docs"), NothingToRollBack, "nothing_to_roll_back", 409),
     "unknown model on create": (
         lambda c: c.create_collection("new", {"name": "v1", "model": "word2vec"}),
@@ -340,7 +340,7 @@ def test_errors_keep_the_context_the_server_sent(shared: Client) -> None:
     with pytest.raises(VersionNotFound) as raised:
         shared.describe_version("docs", "v9")
     assert raised.value.context == {"collection": "docs", "version": "v9"}, (
-        "BUG (embedswitch/client.py:36-49, _raise_for): the error body's 'context' is dropped, so "
+        "BUG (embedswitch/client.py:37-50, _raise_for): the error body's 'context' is dropped, so "
         f"client errors carry no context while the engine's do; got {raised.value.context!r}"
     )
 
@@ -353,7 +353,7 @@ def test_ids_with_url_reserved_characters_reach_their_own_record(shared: Client,
             "ids", [{"id": "x", "text": "plain"}, {"id": "h", "text": "plain"}, {"id": rid, "text": "mine"}]
         )
         bug = (
-            "BUG (embedswitch/client.py:93 and :97, Client.delete/get_record): the id is put in the URL "
+            "BUG (embedswitch/client.py:94 and :98, Client.delete/get_record): the id is put in the URL "
             f"unquoted, so id {rid!r} reaches"
         )
         try:

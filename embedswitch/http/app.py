@@ -80,11 +80,11 @@ def create_app(engine: Engine, close_engine: bool = True) -> FastAPI:
     def upsert(c: str, body: RecordBatch) -> WriteAck:
         return engine.upsert(c, body.records)
 
-    @app.get("/v1/collections/{c}/records/{id}", tags=["records"])
+    @app.get("/v1/collections/{c}/records/{id:path}", tags=["records"])
     def get_record(c: str, id: str, kind: str = KIND_QUERY) -> RecordOut:
         return engine.get_record(c, id, kind)
 
-    @app.delete("/v1/collections/{c}/records/{id}", tags=["records"])
+    @app.delete("/v1/collections/{c}/records/{id:path}", tags=["records"])
     def delete_record(c: str, id: str, kind: str = KIND_QUERY) -> DeleteAck:
         return engine.delete(c, id, kind)
 

@@ -166,7 +166,7 @@ def test_record_ids_with_a_slash_can_be_read_back_or_are_refused(http: httpx.Cli
     if stored.status_code == 200:
         fetched = http.get("/v1/collections/docs/records/a%2Fb")
         assert fetched.status_code == 200, (
-            "BUG (embedswitch/http/app.py:82/86, routes records/{id}): PUT accepts the id 'a/b' but GET "
+            "BUG (embedswitch/http/app.py:83/87, routes records/{id}): PUT accepts the id 'a/b' but GET "
             f"and DELETE can never reach it: {fetched.status_code} {fetched.text}"
         )
     else:
@@ -317,7 +317,7 @@ def test_retire_of_the_last_version_is_409_last_version(http: httpx.Client) -> N
     response = http.delete("/v1/collections/docs/versions/v1")
     assert response.status_code == 409, response.text
     assert response.json()["code"] == "last_version", (
-        "BUG (embedswitch/collection.py:301-314, Collection.retire): the traffic check runs before the "
+        "BUG (embedswitch/collection.py:365-381, Collection.retire): the traffic check runs before the "
         "last-version check, and the last version always has traffic, so LastVersion is unreachable; "
         f"got {response.json()}"
     )

@@ -38,7 +38,8 @@ def serving(data: Path, config: EngineConfig) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="module")
 def http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    """One server for the module, with collection ``docs``: version v1 and records of two kinds."""
+    """One server for the module: ``docs`` (v1, records of two kinds) and ``vec`` (v1, and v2 waiting
+    for precomputed vectors)."""
     with serving(tmp_path_factory.mktemp("bad") / "data", FAST) as h:
         assert h.post("/v1/collections", json={"name": "docs", "version": V1}).status_code == 201
         ack = h.put(f"{C}/records", json={"records": DOCS + FAQS}).json()

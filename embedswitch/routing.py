@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import random
 from bisect import bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 BUCKETS = 10_000
 
@@ -29,9 +29,11 @@ class Router:
 
     weights: dict[str, int]
     order: tuple[str, ...]  # versions newest first; only those with weight > 0 get buckets
+    live: tuple[str, ...] = field(init=False)
+    _bounds: tuple[int, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        live = [v for v in self.order if self.weights.get(v, 0) > 0]
+        live = tuple(v for v in self.order if self.weights.get(v, 0) > 0)
         if not live:
             raise ValueError("a traffic assignment needs at least one version with weight > 0")
         total = sum(self.weights[v] for v in live)
@@ -39,17 +41,12 @@ class Router:
         for name in live:
             acc += self.weights[name]
             bounds.append(round(acc * BUCKETS / total))
-        object.__setattr__(self, "_live", tuple(live))
+        object.__setattr__(self, "live", live)
         object.__setattr__(self, "_bounds", tuple(bounds))
 
-    @property
-    def live(self) -> tuple[str, ...]:
-        return self._live  # type: ignore[attr-defined,no-any-return]
-
     def pick(self, key: str | None) -> str:
-        live: tuple[str, ...] = self._live  # type: ignore[attr-defined]
-        if len(live) == 1:
-            return live[0]
+        if len(self.live) == 1:
+            return self.live[0]
         if key is None:
-            return random.choices(live, weights=[self.weights[v] for v in live])[0]
-        return live[bisect_right(self._bounds, bucket_of(key))]  # type: ignore[attr-defined]
+            return random.choices(self.live, weights=[self.weights[v] for v in self.live])[0]
+        return self.live[bisect_right(self._bounds, bucket_of(key))]

@@ -103,13 +103,18 @@ class ServerProcess:
             "warning",
         ]
         self.proc = subprocess.Popen(cmd, env=self.env, cwd=REPO)
+        self.wait_healthy(timeout_s)
+        return self
+
+    def wait_healthy(self, timeout_s: float) -> None:
+        assert self.proc is not None
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}")
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return self
+                    return
             except httpx.HTTPError:
                 time.sleep(0.1)
         raise RuntimeError("server did not become healthy")

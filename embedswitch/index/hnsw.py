@@ -1,9 +1,11 @@
 """Approximate search on an in-process HNSW graph (usearch).
 
-Queries cost roughly O(log n), so one process serves a few million 384-dim vectors; the graph and
-the float32 vectors must fit in memory (about 1.7 KB per 384-dim vector with M=16). Recall depends
-on ``ef_search``: with the defaults (M=16, ef_construction=128, ef_search=64) expect recall@10
-above 0.95 on typical embeddings. ``get`` returns the float32 vectors exactly as written.
+A query costs roughly O(log n): about 0.7 ms on one core at 100,000 x 384 dims, so one process
+serves a few million 384-dim vectors. The graph and the float32 vectors live in memory, about
+1.7 KB per 384-dim vector at M=16. With the defaults (M=16, ef_construction=128, ef_search=64)
+bench/bench_index.py measured recall@10 of 0.98 at 20,000 and 0.92 at 100,000 clustered 384-dim
+vectors; raise ``ef_search`` for more recall at the cost of latency. ``get`` returns the float32
+vectors exactly as written.
 """
 
 from __future__ import annotations

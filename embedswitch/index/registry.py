@@ -4,8 +4,9 @@ The embedded indexes keep every vector in process memory and persist by checkpoi
 directory. Their limits:
 
 - ``exact`` scores every vector on every query, O(n) per query: fine up to ~20,000 vectors.
-- ``hnsw`` (usearch, in process) answers in roughly O(log n) with recall@10 above 0.95 at the
-  default parameters; one machine serves a few million 384-dim vectors (~1.7 KB each in memory).
+- ``hnsw`` (usearch, in process) answers in roughly O(log n), ~0.7 ms at 100,000 x 384, with
+  recall@10 of 0.92-0.98 at the default parameters (raise ``ef_search`` for more); one machine
+  serves a few million 384-dim vectors (~1.7 KB each in memory).
 - ``auto`` (the default) opens whatever type is on disk, starts new indexes as ``exact``, and
   converts one to ``hnsw`` at its first checkpoint past ``auto_threshold`` vectors.
 
@@ -103,9 +104,9 @@ class AutoIndex:
     def upsert(self, ids: Sequence[str], vectors: np.ndarray, seqs: Sequence[int]) -> int:
         with self._write_lock:
             changed = self._inner.upsert(ids, vectors, seqs)
-            if changed:
+            if changed and self._pending is not None:
                 ids_, vecs_, seqs_ = list(ids), np.array(vectors, copy=True), list(seqs)
-                self._record(lambda index: index.upsert(ids_, vecs_, seqs_))
+                self._pending.append(lambda index: index.upsert(ids_, vecs_, seqs_))
             return changed
 
     def delete(self, ids: Sequence[str], seqs: Sequence[int]) -> int:

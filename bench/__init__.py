@@ -1,0 +1,16 @@
+"""Benchmarks of embedswitch, run by ``python -m bench [--quick] [--only NAME ...] [--results DIR]``.
+
+Each benchmark is a module with ``run(quick: bool) -> dict`` that returns
+
+- ``params``: what was measured (sizes, models, engine settings);
+- ``tables``: ``{title: [row, ...]}``, rows being flat dicts; the runner prints them as they are;
+- ``summary``: the headline numbers, repeated in the final summary;
+- ``notes`` (optional): caveats that go with the numbers.
+
+The runner adds the machine, the date and the elapsed time and writes ``bench/results/<name>.json``,
+so every number printed is in the file. ``--quick`` runs small sizes with fast models (a smoke run,
+under a minute on a quiet machine); the full run is meant for a quiet machine.
+"""
+
+BENCHMARKS = ("ingest", "search_latency", "quality", "backfill", "index")
+"""In the order the runner runs them; ``index`` is ``bench/bench_index.py``."""

@@ -50,7 +50,7 @@ def ratio(a: float, b: float) -> float | None:
 
 
 def latency_stats(seconds: Sequence[float]) -> dict[str, float]:
-    """Count, p50, p99, mean and max of latencies given in seconds, reported in milliseconds."""
+    """Count, p50, p99 (linear interpolation), mean and max of latencies given in seconds, in ms."""
     if not seconds:
         return {"n": 0}
     values = np.asarray(seconds, dtype=np.float64)
@@ -226,7 +226,7 @@ def machine_info() -> dict[str, Any]:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "cpu_count": os.cpu_count(),
         "cpu_model": _cpu_model(),
-        "load_average": round(os.getloadavg()[0], 2),
+        "load_average_at_start": round(os.getloadavg()[0], 2),
         "platform": platform.platform(),
         "python": sys.version.split()[0],
         "versions": {

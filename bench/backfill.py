@@ -215,24 +215,37 @@ def _freshness(engine: Engine, params: Params, texts: list[str]) -> list[dict[st
     acks: list[float] = []
     lock = threading.Lock()
 
+    errors: list[Exception] = []
+
     def write() -> None:
         start = time.perf_counter()
-        for i in range(params.freshness_upserts):
-            time.sleep(max(0.0, start + i * params.upsert_interval_s - time.perf_counter()))
-            text = f"freshness probe {i}: " + " ".join(rng.choices(words, k=12))
-            sent = time.perf_counter()
-            engine.upsert(COLLECTION, [{"id": f"fresh-{i}", "text": text}])
-            acked = time.perf_counter()
-            acks.append(acked - sent)
-            with lock:
-                probes.append(_Probe(f"fresh-{i}", text, acked, not _backfill_finished(building)))
+        try:
+            for i in range(params.freshness_upserts):
+                time.sleep(max(0.0, start + i * params.upsert_interval_s - time.perf_counter()))
+                text = f"freshness probe {i}: " + " ".join(rng.choices(words, k=12))
+                sent = time.perf_counter()
+                engine.upsert(COLLECTION, [{"id": f"fresh-{i}", "text": text}])
+                acked = time.perf_counter()
+                acks.append(acked - sent)
+                with lock:
+                    probes.append(_Probe(f"fresh-{i}", text, acked, not _backfill_finished(building)))
+        except Exception as exc:
+            errors.append(exc)
 
     writer = threading.Thread(target=write, name="bench-writer", daemon=True)
     writer.start()
     _poll_until_visible(engine, params, live, probes, lock, writer)
     writer.join()
+    if errors:
+        raise RuntimeError("the freshness writer failed") from errors[0]
     progress = _progress(building)
     engine.retire(COLLECTION, "v4")
+    return _freshness_rows(live, probes, progress) + [
+        {"version": "(upsert call)", "upserts": len(acks), **latency_stats(acks)}
+    ]
+
+
+def _freshness_rows(live: list[str], probes: list[_Probe], progress: str) -> list[dict[str, Any]]:
     during = sum(p.during_backfill for p in probes)
     rows = []
     for name in live:
@@ -247,7 +260,6 @@ def _freshness(engine: Engine, params: Params, texts: list[str]) -> list[dict[st
                 "backfill done meanwhile": progress,
             }
         )
-    rows.append({"version": "(upsert call)", "upserts": len(acks), **latency_stats(acks)})
     return rows
 
 

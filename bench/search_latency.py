@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
-from embedswitch import Client, EngineConfig
+from embedswitch import Client, Engine, EngineConfig
+from embedswitch.index import VectorIndex
 from embedswitch.models import load_model
 
 from ._common import (
@@ -49,6 +50,7 @@ class Params:
     queries: int  # measured per path and size
     warmup: int
     k: int = 10
+    index: dict[str, Any] = field(default_factory=dict)  # the version's index spec; {}: the default
 
     @classmethod
     def for_mode(cls, quick: bool) -> Params:
@@ -95,19 +97,11 @@ def _ratios(size: int, stats: dict[str, dict[str, Any]], info: dict[str, Any]) -
 
 def _measure_size(params: Params, size: int) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     data = load_scifact()
-    ids, texts = synthetic_corpus(data, size)
     model = load_model(params.model)
     queries = cycled(data.query_texts, params.warmup + params.queries)
     vectors = [model.encode([q], purpose="query") for q in queries]
     with temp_engine(EngineConfig()) as engine:
-        engine.create_collection(COLLECTION, {"name": "v1", "model": params.model})
-        started = time.perf_counter()
-        wait_applied(engine, COLLECTION, "v1", upsert_all(engine, COLLECTION, ids, texts))
-        version = engine.collection(COLLECTION).get_version("v1")
-        version.checkpoint()  # an ``auto`` index past its threshold turns into HNSW here, not mid-run
-        load_s = round(time.perf_counter() - started, 1)
-        index = version.index("doc")
-        assert index is not None and len(index) == size, f"index holds {index and len(index)}, not {size}"
+        index, load_s = _fill(engine, params, size)
         with serve(engine) as url, Client(url) as client:
 
             def by_index(i: int) -> list[str]:
@@ -132,6 +126,20 @@ def _measure_size(params: Params, size: int) -> tuple[dict[str, dict[str, Any]],
         "load_s": load_s,
     }
     return {path: latency_stats(samples[path]) for path in PATHS}, info
+
+
+def _fill(engine: Engine, params: Params, size: int) -> tuple[VectorIndex, float]:
+    """Load ``size`` records into v1 and wait until they are applied; the index and the seconds."""
+    ids, texts = synthetic_corpus(load_scifact(), size)
+    engine.create_collection(COLLECTION, {"name": "v1", "model": params.model, "index": params.index})
+    started = time.perf_counter()
+    wait_applied(engine, COLLECTION, "v1", upsert_all(engine, COLLECTION, ids, texts))
+    version = engine.collection(COLLECTION).get_version("v1")
+    version.checkpoint()  # an ``auto`` index past its threshold turns into HNSW here, not mid-run
+    index = version.index("doc")
+    if index is None or len(index) != size:
+        raise RuntimeError(f"v1 holds {0 if index is None else len(index)} records, not {size}")
+    return index, round(time.perf_counter() - started, 1)
 
 
 def _interleaved(

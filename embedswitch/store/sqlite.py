@@ -212,18 +212,21 @@ class SqliteStore:
         return WriteResult(count=len(upserts) + len(deletes), changed=changed, seq=seq)
 
     def get_records(self, collection: str, keys: Sequence[RecordKey]) -> dict[RecordKey, Record]:
+        by_kind: dict[str, list[str]] = {}
+        for kind, rid in keys:
+            by_kind.setdefault(kind, []).append(rid)
         out: dict[RecordKey, Record] = {}
         db = self._db()
-        for start in range(0, len(keys), 400):
-            chunk = keys[start : start + 400]
-            where = " OR ".join("(kind=? AND id=?)" for _ in chunk)
-            params: list[Any] = [collection]
-            for kind, rid in chunk:
-                params += [kind, rid]
-            for kind, rid, text, fields, seq in db.execute(
-                f"SELECT kind, id, text, fields, seq FROM records WHERE collection=? AND ({where})", params
-            ):
-                out[(kind, rid)] = Record(kind, rid, text, json.loads(fields), seq)
+        for kind, ids in by_kind.items():
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for rid, text, fields, seq in db.execute(
+                    "SELECT id, text, fields, seq FROM records "
+                    f"WHERE collection=? AND kind=? AND id IN ({marks})",
+                    [collection, kind, *chunk],
+                ):
+                    out[(kind, rid)] = Record(kind, rid, text, json.loads(fields), seq)
         return out
 
     def count_records(self, collection: str) -> dict[str, int]:

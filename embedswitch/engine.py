@@ -27,7 +27,7 @@ from ._errors import CollectionNotFound, EmbedswitchError, InvalidRequest, Recor
 from .backfill import Activity, BackfillConfig
 from .collection import Collection
 from .metrics import Metrics
-from .models import load_model
+from .models import load_model, set_torch_threads
 from .results import (
     CollectionInfo,
     DeleteAck,
@@ -66,7 +66,17 @@ class EngineConfig(BaseModel):
     apply_batch: int = Field(256, ge=1, description="Log entries an applier embeds per step")
     checkpoint_interval_s: float = Field(2.0, gt=0, description="How often indexes are made durable")
     backfill_batch: int = Field(256, ge=1)
-    backfill_workers: int = Field(1, ge=1, description="Encoder threads per backfill")
+    encode_workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        description="Threads that embed in parallel, per applier step and per backfill",
+    )
+    torch_threads: int | None = Field(
+        1,
+        ge=1,
+        description="Intra-op threads per torch forward pass; 1 lets backfill encoders and queries "
+        "run side by side on separate cores (None: torch's default)",
+    )
     backfill_max_rate: float | None = Field(None, gt=0, description="Records/s cap per backfill")
     backfill_yield_max_wait_s: float = Field(
         0.05, ge=0, description="How long a backfill batch waits for in-flight queries to finish"
@@ -103,9 +113,10 @@ class Engine:
         self.store = store
         self.config = config
         self.activity = Activity()
+        set_torch_threads(config.torch_threads)
         self._backfill_config = BackfillConfig(
             batch=config.backfill_batch,
-            workers=config.backfill_workers,
+            workers=config.encode_workers,
             max_rate=config.backfill_max_rate,
             yield_max_wait_s=config.backfill_yield_max_wait_s,
             activity=self.activity,

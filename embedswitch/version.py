@@ -13,6 +13,7 @@ import logging
 import shutil
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from .store.base import BackfillState, Change, Store, VersionRow
 log = logging.getLogger("embedswitch")
 
 BUILDING, READY = "building", "ready"
+MIN_CHUNK = 16  # texts per parallel encoding chunk, at least
 
 
 class Version:
@@ -75,6 +77,8 @@ class Version:
         self._thread = threading.Thread(
             target=self._run, name=f"applier-{self.collection}-{self.name}", daemon=True
         )
+        self._workers = backfill_config.workers
+        self._encoders = ThreadPoolExecutor(self._workers, thread_name_prefix=f"apply-{self.name}")
 
     def start(self) -> None:
         self._thread.start()
@@ -179,7 +183,7 @@ class Version:
             dels = [c for c in group if c.op == "delete"]
             index = self.index(kind, create=bool(ups))
             if ups and index is not None:
-                vectors = self.model.encode([c.text or "" for c in ups], purpose="document")
+                vectors = self._encode([c.text or "" for c in ups])
                 index.upsert([c.id for c in ups], vectors, [c.seq for c in ups])
             if dels:
                 index = self.index(kind, create=True)
@@ -196,6 +200,16 @@ class Version:
         self.backfill.state = replace(self.backfill.state, awaiting_vectors=False)
         self.checkpoint()
         self.backfill.start()
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        """Documents embedded in up to ``encode_workers`` parallel chunks (torch runs one thread
+        per call, see ``EngineConfig.torch_threads``), in order."""
+        chunks = min(self._workers, len(texts) // MIN_CHUNK)
+        if chunks <= 1:
+            return self.model.encode(texts, purpose="document")
+        size = -(-len(texts) // chunks)
+        parts = [texts[i : i + size] for i in range(0, len(texts), size)]
+        return np.concatenate(list(self._encoders.map(self.model.encode, parts)))
 
     def write_vectors(self, kind: str, ids: list[str], vectors: np.ndarray, seqs: list[int]) -> int:
         index = self.index(kind, create=True)
@@ -253,6 +267,7 @@ class Version:
             self._wakeup.notify_all()
         if self._thread.is_alive():
             self._thread.join()
+        self._encoders.shutdown()
         if checkpoint:
             self.checkpoint()
         with self._lock:

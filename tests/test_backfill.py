@@ -23,7 +23,7 @@ def test_backfill_never_writes_stale_text_or_resurrects(tmp_path: Path) -> None:
     stream applies that. When it resumes, it holds stale copies of all of them. A backfill without
     seq guards writes them and fails this test."""
     config = EngineConfig(
-        checkpoint_interval_s=0.2, backfill_batch=50, backfill_workers=1, backfill_yield_max_wait_s=120
+        checkpoint_interval_s=0.2, backfill_batch=50, encode_workers=1, backfill_yield_max_wait_s=120
     )
     with Engine.open(tmp_path, config) as engine:
         engine.create_collection("c", {"name": "v1", "model": "hashing"})

@@ -17,6 +17,7 @@ from .registry import (
     load_model,
     model_label,
     parse_model_spec,
+    set_torch_threads,
     spec_to_dict,
 )
 
@@ -35,5 +36,6 @@ __all__ = [
     "load_model",
     "model_label",
     "parse_model_spec",
+    "set_torch_threads",
     "spec_to_dict",
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,6 +13,7 @@ from .base import Purpose, l2_normalize
 from .registry import (
     MiniLMSpec,
     SentenceTransformersSpec,
+    apply_torch_threads,
     directory_digest,
     force_offline,
     local_model_dir,
@@ -36,7 +36,7 @@ class SentenceTransformerModel:
 
     Prefixes are prepended per purpose (``query_prefix`` to queries, ``document_prefix`` to
     documents). The fingerprint covers the model files and every parameter that changes vectors
-    (``max_seq_length``, prefixes). ``encode`` is serialised by a lock, so it is thread-safe.
+    (``max_seq_length``, prefixes). ``encode`` is thread-safe; concurrent calls run in parallel.
     ``st_model`` is the underlying ``SentenceTransformer``, exposed for benchmarks.
     """
 
@@ -55,6 +55,7 @@ class SentenceTransformerModel:
         device: str = "cpu",
     ) -> None:
         force_offline()
+        apply_torch_threads()
         from sentence_transformers import SentenceTransformer
 
         self.path = path
@@ -64,7 +65,6 @@ class SentenceTransformerModel:
         if max_seq_length is not None:
             self.st_model.max_seq_length = max_seq_length
         self.max_seq_length = self.st_model.max_seq_length
-        self._lock = threading.Lock()
         self.dim = int(self._encode_raw([""]).shape[1])
         self.fingerprint = params_digest(
             "sentence-transformers",
@@ -107,14 +107,16 @@ class SentenceTransformerModel:
         return self._encode_raw(batch)
 
     def _encode_raw(self, texts: list[str]) -> np.ndarray:
-        with self._lock:
-            vectors = self.st_model.encode(
-                texts,
-                batch_size=self.batch_size,
-                convert_to_numpy=True,
-                normalize_embeddings=True,
-                show_progress_bar=False,
-            )
+        # No lock: after the first call (made in __init__) the tokenizer's padding and truncation
+        # state is settled, and inference itself is re-entrant, so queries never wait behind a
+        # backfill batch of the same model.
+        vectors = self.st_model.encode(
+            texts,
+            batch_size=self.batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+        )
         return l2_normalize(np.asarray(vectors))
 
     def __repr__(self) -> str:

@@ -136,16 +136,34 @@ class Backfill:
         return _Batch((records[-1].kind, records[-1].id), len(records), todo)
 
     def _run(self) -> None:
-        pending: deque[tuple[_Batch, Future[np.ndarray] | None]] = deque()
-        cursor = self.state.cursor
-        exhausted = False
-        started, started_done = time.monotonic(), self.state.done
-        with ThreadPoolExecutor(
+        pool = ThreadPoolExecutor(
             self.config.workers,
             thread_name_prefix=f"encode-{self.version.name}",
             initializer=_lower_priority,
             initargs=(self.config.nice,),
-        ) as pool:
+        )
+        try:
+            while not self._stop.is_set():
+                try:
+                    if self._pipeline(pool):
+                        self._finish()
+                        return
+                except Exception as exc:  # keep going from the last written page; visible in status
+                    self.error = f"{type(exc).__name__}: {exc}"
+                    log.exception(
+                        "backfill of %s/%s failed; retrying", self.version.collection, self.version.name
+                    )
+                    self._stop.wait(1.0)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _pipeline(self, pool: ThreadPoolExecutor) -> bool:
+        """Read, encode and write pages from the last written one; True once the snapshot is done."""
+        pending: deque[tuple[_Batch, Future[np.ndarray] | None]] = deque()
+        cursor = self.state.cursor
+        exhausted = False
+        started, started_done = time.monotonic(), self.state.done
+        try:
             while not self._stop.is_set():
                 while not exhausted and len(pending) <= self.config.workers:
                     batch = self._read(cursor)
@@ -156,27 +174,16 @@ class Backfill:
                     future = pool.submit(self._encode, batch.todo) if batch.todo else None
                     pending.append((batch, future))
                 if not pending:
-                    self._finish()
-                    return
+                    return True
                 batch, future = pending.popleft()
-                try:
-                    vectors = future.result() if future is not None else None
-                except Exception as exc:
-                    self.error = f"{type(exc).__name__}: {exc}"
-                    log.exception(
-                        "backfill of %s/%s failed; retrying", self.version.collection, self.version.name
-                    )
-                    self._stop.wait(1.0)
-                    pending.appendleft((batch, pool.submit(self._encode, batch.todo)))
-                    continue
-                self._write(batch, vectors)
+                self._write(batch, future.result() if future is not None else None)
                 self.error = None
-                elapsed = time.monotonic() - started
-                if elapsed > 0:
-                    self.rate = (self.state.done - started_done) / elapsed
-            for _, future in pending:
-                if future is not None:
-                    future.cancel()
+                self.rate = (self.state.done - started_done) / max(1e-9, time.monotonic() - started)
+            return False
+        finally:
+            for _, waiting in pending:
+                if waiting is not None:
+                    waiting.cancel()
 
     def _write(self, batch: _Batch, vectors: np.ndarray | None) -> None:
         by_kind: dict[str, list[int]] = {}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ from embedswitch import (
     EngineConfig,
     IndexMismatch,
     NothingToRollBack,
+    VersionNotFound,
     VersionNotReady,
 )
 from embedswitch.models import load_model, parse_model_spec
@@ -126,3 +129,24 @@ def test_building_version_gets_no_traffic(tmp_path: Path) -> None:
         assert all(engine.search("c", "document", key=f"u{i}").version == "v1" for i in range(50))
         # an explicit pin reaches a building version (for debugging and evaluation)
         assert engine.search("c", "document", version="v2").version == "v2"
+
+
+def test_retire_waits_for_requests_in_flight(engine: Engine) -> None:
+    engine.create_collection("c", {"name": "v1", "model": "hashing"})
+    engine.upsert("c", _docs(50))
+    engine.add_version("c", {"name": "v2", "model": {"type": "hashing", "seed": 1}})
+    engine.wait_ready("c", "v2", 30)
+    engine.promote("c", "v2")
+    target = engine.collection("c")
+    retired = threading.Event()
+    with target.pinned("v1", None) as v1:  # a request that resolved v1 just before the retire
+        retirer = threading.Thread(target=lambda: (engine.retire("c", "v1"), retired.set()))
+        retirer.start()
+        time.sleep(0.3)
+        assert not retired.is_set(), "retire did not wait for the request in flight"
+        hits = v1.search("document 3 revision 0", 3, "doc", target.kinds)  # still fully usable
+        assert hits[0][0] == "d3"
+        with pytest.raises(VersionNotFound):  # but no new request reaches it
+            engine.search("c", "document", version="v1")
+    retirer.join(10)
+    assert retired.is_set() and not (engine.data_dir / "indexes" / "c" / "v1").exists()

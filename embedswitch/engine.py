@@ -5,8 +5,8 @@ one data dir. The HTTP server is a thin layer over one Engine.
 
 Limits of the embedded default: one process serves a data dir (a second one is refused by a lock);
 indexes are held in memory (exact search up to ~20k records per kind, HNSW beyond, a few million
-384-d vectors per machine). Past that, run the server on the PostgreSQL store with a pgvector or
-Milvus index.
+384-d vectors per machine). Past that, the store and index seams are where the scale-out backends
+(PostgreSQL for the store, pgvector or Milvus for indexes) plug in; they are not part of this release.
 """
 
 from __future__ import annotations
@@ -143,7 +143,7 @@ class Engine:
             lock_file.close()
             raise InvalidRequest(
                 f"data dir {data_dir} is in use by another embedswitch process; stop it or use another "
-                "--data dir (several API processes need the PostgreSQL store)"
+                "--data dir (several API processes need a shared store, which this release does not have)"
             ) from None
         try:
             engine = cls(

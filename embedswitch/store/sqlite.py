@@ -2,7 +2,8 @@
 
 Limits: one process writes (SQLite has one writer at a time; embedswitch serialises its writes in
 process). Commits are fsynced (``synchronous=FULL``), so an acknowledged write survives ``kill -9``
-and power loss. Beyond one API process, or tens of millions of records, use the PostgreSQL store.
+and power loss. Beyond one API process, or tens of millions of records, a server store (PostgreSQL,
+planned behind the same ``Store`` seam) is needed.
 """
 
 from __future__ import annotations

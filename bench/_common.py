@@ -253,7 +253,7 @@ def machine_info() -> dict[str, Any]:
                 "embedswitch",
                 "numpy",
                 "torch",
-                "usearch",
+                "hnswlib",
                 "sentence-transformers",
                 "model2vec",
                 "uvicorn",

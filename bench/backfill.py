@@ -117,7 +117,8 @@ def run(quick: bool, params: Params | None = None) -> dict[str, Any]:
         },
         "notes": [
             "targets: backfill/raw >= 0.9; search p99 during a backfill <= 1.5x idle",
-            "the backfill's encoders run at nice +10, the raw encode at normal priority",
+            "the backfill's encoders run as SCHED_IDLE threads (nice +10 where not permitted), "
+            "the raw encode at normal priority",
         ],
     }
 

@@ -2,10 +2,10 @@
 
     .venv/bin/python bench/bench_index.py [--n 100000] [--dim 384] [--queries 500]
 
-Compares usearch (what ``embedswitch.index.hnsw`` uses), hnswlib and faiss ``IndexHNSWFlat`` with
+Compares usearch, hnswlib (what ``embedswitch.index.hnsw`` uses) and faiss ``IndexHNSWFlat`` with
 the same parameters (M=16, efConstruction=128, efSearch=64, inner product). A library that is not
 installed is skipped with the reason printed. ``--embedswitch`` adds a row for embedswitch's own
-``HnswIndex`` (usearch plus id/seq bookkeeping and locking) to show the wrapper's overhead.
+``HnswIndex`` (hnswlib plus id/seq bookkeeping and locking) to show the wrapper's overhead.
 
 The data are clustered like real embeddings: points of a Gaussian mixture in a 48-dim latent space,
 projected to ``dim`` dims, with isotropic noise, normalised. Queries come from the same mixture.
@@ -196,7 +196,7 @@ class Faiss:
 
 
 class Embedswitch:
-    """embedswitch's HnswIndex: usearch plus string ids, seq guards and a lock."""
+    """embedswitch's HnswIndex: hnswlib plus string ids, seq guards and a lock."""
 
     name = "embedswitch.HnswIndex"
 

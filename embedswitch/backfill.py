@@ -5,8 +5,8 @@ Reading, encoding and index writes overlap: one thread pages through the record 
 batches, and results are written in order so the persisted cursor always means "everything before
 it is in the index". Writes carry the record's seq, so the index guard drops a backfill write that
 is older than a streamed update or delete of the same record: a stale text never overwrites a newer
-one and a deleted record never comes back. Encoders run at a lower CPU priority, wait briefly while
-queries are in flight, and can be throttled to ``max_rate`` records per second.
+one and a deleted record never comes back. Encoders run at idle CPU priority (SCHED_IDLE), wait
+briefly while queries are in flight, and can be throttled to ``max_rate`` records per second.
 """
 
 from __future__ import annotations
@@ -65,8 +65,12 @@ class BackfillConfig:
 
 
 def _lower_priority(nice: int) -> None:
-    with contextlib.suppress(OSError, AttributeError):  # not permitted or not Linux: normal priority
+    """Run this encoder thread only on CPU time nothing else wants (Linux SCHED_IDLE), or at least
+    at a lower priority; where neither is permitted it runs at normal priority."""
+    with contextlib.suppress(OSError, AttributeError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+    with contextlib.suppress(OSError, AttributeError):
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # 0: the calling thread
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ def load(results: Path, name: str) -> dict[str, Any]:
     assert record["mode"] == "quick"
     assert record["elapsed_s"] >= 0
     assert {"date", "cpu_count", "python", "versions"} <= set(record["machine"])
-    assert {"numpy", "torch", "usearch"} <= set(record["machine"]["versions"])
+    assert {"numpy", "torch", "hnswlib"} <= set(record["machine"]["versions"])
     assert record["params"] and record["tables"] and record["summary"]
     for rows in record["tables"].values():
         assert rows and all(isinstance(row, dict) for row in rows)

@@ -4,7 +4,7 @@ The embedded indexes keep every vector in process memory and persist by checkpoi
 directory. Their limits:
 
 - ``exact`` scores every vector on every query, O(n) per query: fine up to ~20,000 vectors.
-- ``hnsw`` (usearch, in process) answers in roughly O(log n), ~0.7 ms at 100,000 x 384, with
+- ``hnsw`` (hnswlib, in process) answers in roughly O(log n), ~0.3 ms at 100,000 x 384, with
   recall@10 of 0.92-0.98 at the default parameters (raise ``ef_search`` for more); one machine
   serves a few million 384-dim vectors (~1.7 KB each in memory).
 - ``auto`` (the default) opens whatever type is on disk, starts new indexes as ``exact``, and

@@ -15,8 +15,7 @@ from .registry import OpenAISpec, params_digest
 if TYPE_CHECKING:
     import httpx
 
-# Embedded at load time: its vector is part of the fingerprint, so a different model answering
-# behind the same URL and model name is caught before it writes into an index built by another.
+# Embedded at load time to learn the dimension and check that the endpoint answers.
 PROBE_TEXT = "embedswitch probe: the quick brown fox jumps over the lazy dog"
 
 
@@ -35,8 +34,10 @@ class OpenAIModel:
 
     Texts go in batches of ``batch_size``; rows come back in input order (sorted by ``index``),
     L2-normalised float32. ``dim`` and the fingerprint come from embedding a fixed probe text when the
-    model is created; the fingerprint is the model name, ``dim`` and that probe vector rounded to
-    4 decimals, independent of the URL. Connection failures, timeouts, non-2xx answers and answers of
+    model is created. The fingerprint is the model name and ``dim``, independent of the URL: remote
+    weights can't be hashed, and hosted embeddings vary slightly from call to call, so a probe
+    vector would make the fingerprint flap; a different model served under the same name is not
+    detected. Connection failures, timeouts, non-2xx answers and answers of
     the wrong shape raise ``ModelUnavailable`` naming the URL (and status). Thread-safe: one pooled
     ``httpx.Client`` is shared.
     """
@@ -75,7 +76,7 @@ class OpenAIModel:
                 url=self.url,
             )
         self.dim = int(probe.shape[1])
-        self.fingerprint = params_digest("openai", model, self.dim, np.round(probe[0], 4).tolist())
+        self.fingerprint = params_digest("openai", model, self.dim)
 
     @classmethod
     def from_spec(cls, spec: OpenAISpec) -> OpenAIModel:

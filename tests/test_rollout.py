@@ -22,7 +22,22 @@ from embedswitch import Engine
 from embedswitch.models import load_model, parse_model_spec
 
 SPECS = {"v1": {"type": "hashing", "seed": 0}, "v2": {"type": "hashing", "seed": 1}}
-WORDS = "protein cell gene cancer virus brain heart drug trial mouse human risk blood immune".split()
+WORDS = [
+    "protein",
+    "cell",
+    "gene",
+    "cancer",
+    "virus",
+    "brain",
+    "heart",
+    "drug",
+    "trial",
+    "mouse",
+    "human",
+    "risk",
+    "blood",
+    "immune",
+]
 QUERIES = [f"{a} {b}" for a in WORDS[:7] for b in WORDS[7:]]
 
 

@@ -13,6 +13,7 @@ from .results import (
     CollectionInfo,
     DeleteAck,
     EventOut,
+    RecommendResult,
     RecordOut,
     SearchResult,
     TrafficInfo,
@@ -108,16 +109,40 @@ class Client:
     def search(
         self,
         collection: str,
-        text: str,
+        text: str | None = None,
         k: int = 10,
         kind: str = "doc",
         version: str | None = None,
         key: str | None = None,
         min_seq: int | None = None,
+        like: dict[str, str] | None = None,
     ) -> SearchResult:
         request = {"text": text, "k": k, "kind": kind, "version": version, "key": key, "min_seq": min_seq}
-        body = {name: value for name, value in request.items() if value is not None}
+        body: dict[str, Any] = {name: value for name, value in request.items() if value is not None}
+        if like is not None:
+            body["like"] = like
         return SearchResult.model_validate(self._call("POST", f"/v1/collections/{collection}/search", body))
+
+    def recommend(
+        self,
+        collection: str,
+        user: str | None = None,
+        item: str | None = None,
+        k: int = 10,
+        exclude_seen: bool = True,
+        key: str | None = None,
+        version: str | None = None,
+        fallback: str | None = None,
+    ) -> RecommendResult:
+        request = {"user": user, "item": item, "k": k, "exclude_seen": exclude_seen, "key": key}
+        request |= {"version": version, "fallback": fallback}
+        body = {name: value for name, value in request.items() if value is not None}
+        path = f"/v1/collections/{collection}/recommend"
+        return RecommendResult.model_validate(self._call("POST", path, body))
+
+    def add_interactions(self, collection: str, interactions: list[dict[str, Any]]) -> WriteAck:
+        body = self._call("POST", f"/v1/collections/{collection}/interactions", interactions)
+        return WriteAck.model_validate(body)
 
     # -- versions and traffic -----------------------------------------------------------------
 

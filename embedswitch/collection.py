@@ -36,6 +36,7 @@ from .results import (
     DeleteAck,
     Hit,
     Progress,
+    RecommendResult,
     SearchResult,
     TrafficEntry,
     TrafficInfo,
@@ -44,7 +45,7 @@ from .results import (
     WriteAck,
 )
 from .routing import Router
-from .specs import RecordIn, VectorRow, VersionSpec
+from .specs import InteractionIn, RecommendRequest, RecordIn, SearchRequest, VectorRow, VersionSpec
 from .store.base import BackfillState, Store, TrafficRow, VersionRow
 from .version import BUILDING, READY, Version
 
@@ -128,17 +129,9 @@ class Collection:
         finally:
             found.release()
 
-    def search(
-        self,
-        text: str,
-        k: int,
-        kind: str,
-        version: str | None,
-        key: str | None,
-        min_seq: int | None,
-        min_seq_timeout_s: float,
-    ) -> SearchResult:
-        with self.pinned(version, key) as pinned:
+    def search(self, request: SearchRequest, min_seq_timeout_s: float) -> SearchResult:
+        with self.pinned(request.version, request.key) as pinned:
+            min_seq = request.min_seq
             if min_seq is not None and not pinned.wait_applied(min_seq, min_seq_timeout_s):
                 raise NotCaughtUp(
                     f"version {pinned.name!r} has applied seq {pinned.applied_seq}, not yet {min_seq}, "
@@ -147,21 +140,63 @@ class Collection:
                     version=pinned.name,
                 )
             applied = pinned.applied_seq
-            hits = pinned.search(text, k, kind, self.kinds)
-            records = self.store.get_records(self.name, [(kind, rid) for rid, _ in hits])
+            kind = request.kind
+            if request.like is not None:
+                like = request.like
+                exclude = {like.id} if like.kind == kind else None
+                query = pinned.vector(like.kind, like.id)
+                hits = pinned.search_vector(query, request.k, kind, self.kinds, exclude)
+            else:
+                hits = pinned.search(request.text or "", request.k, kind, self.kinds)
             return SearchResult(
                 version=pinned.name,
                 applied_seq=applied,
                 request_id=uuid.uuid4().hex,
-                hits=[
-                    Hit(
-                        id=rid,
-                        score=score,
-                        fields=records[(kind, rid)].fields if (kind, rid) in records else {},
-                    )
-                    for rid, score in hits
-                ],
+                hits=self._with_fields(kind, hits),
             )
+
+    def recommend(self, request: RecommendRequest) -> RecommendResult:
+        """Items for a user, or like an item: the subject's vector and the item search come from one
+        pinned version, so a user vector never meets another version's item index."""
+        with self.pinned(request.version, request.key) as pinned:
+            applied = pinned.applied_seq
+            fallback = None
+            if request.item is not None:
+                query = pinned.vector("item", request.item)
+                exclude = {request.item}
+            else:
+                user = request.user or ""
+                exclude = self.store.seen_items(self.name, user) if request.exclude_seen else set()
+                try:
+                    query = pinned.vector("user", user)
+                except RecordNotFound:
+                    if request.fallback != "popular":
+                        raise
+                    fallback = "popular"
+            if fallback == "popular":
+                popular = self.store.popular_items(self.name, request.k + len(exclude))
+                hits = [(item, 0.0) for item in popular if item not in exclude][: request.k]
+            else:
+                hits = pinned.search_vector(query, request.k, "item", self.kinds | {"item"}, exclude)
+            return RecommendResult(
+                version=pinned.name,
+                applied_seq=applied,
+                request_id=uuid.uuid4().hex,
+                hits=self._with_fields("item", hits),
+                fallback=fallback,
+            )
+
+    def add_interactions(self, rows: Sequence[InteractionIn]) -> WriteAck:
+        result = self.store.add_interactions(self.name, rows)
+        self._notify()
+        return WriteAck(count=result.count, changed=result.changed, seq=result.seq)
+
+    def _with_fields(self, kind: str, hits: list[tuple[str, float]]) -> list[Hit]:
+        records = self.store.get_records(self.name, [(kind, rid) for rid, _ in hits])
+        return [
+            Hit(id=rid, score=score, fields=records[(kind, rid)].fields if (kind, rid) in records else {})
+            for rid, score in hits
+        ]
 
     # -- versions ----------------------------------------------------------------------------
 

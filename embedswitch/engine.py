@@ -32,6 +32,7 @@ from .results import (
     CollectionInfo,
     DeleteAck,
     EventOut,
+    RecommendResult,
     RecordOut,
     SearchResult,
     TrafficInfo,
@@ -40,8 +41,11 @@ from .results import (
     WriteAck,
 )
 from .specs import (
+    InteractionBatch,
+    InteractionIn,
     Kind,
     Name,
+    RecommendRequest,
     RecordBatch,
     RecordIn,
     SearchRequest,
@@ -250,31 +254,55 @@ class Engine:
     def search(
         self,
         collection: str,
-        text: str,
+        text: str | None = None,
         k: int = 10,
         kind: str = "doc",
         version: str | None = None,
         key: str | None = None,
         min_seq: int | None = None,
+        like: dict[str, str] | None = None,
     ) -> SearchResult:
-        """Embed ``text`` with one version's model and search that version's index of ``kind``."""
-        request = parse(
-            SearchRequest,
-            {"text": text, "k": k, "kind": kind, "version": version, "key": key, "min_seq": min_seq},
-        )
+        """Embed ``text`` with one version's model (or take that version's vector of the record
+        ``like`` = ``{"kind", "id"}``) and search that version's index of ``kind``."""
+        fields = {"text": text, "like": like, "k": k, "kind": kind, "version": version}
+        request = parse(SearchRequest, {**fields, "key": key, "min_seq": min_seq})
         target = self.collection(collection)
         with self._timed(collection, "search") as labels:
-            result = target.search(
-                request.text,
-                request.k,
-                request.kind,
-                request.version,
-                request.key,
-                request.min_seq,
-                self.config.min_seq_timeout_s,
-            )
+            result = target.search(request, self.config.min_seq_timeout_s)
             labels["version"] = result.version
             return result
+
+    def recommend(
+        self,
+        collection: str,
+        user: str | None = None,
+        item: str | None = None,
+        k: int = 10,
+        exclude_seen: bool = True,
+        key: str | None = None,
+        version: str | None = None,
+        fallback: str | None = None,
+    ) -> RecommendResult:
+        """Items for ``user`` (that version's user vector against that version's item index), or
+        items like ``item``; ``fallback="popular"`` answers users without a vector with popular items."""
+        request = parse(
+            RecommendRequest,
+            {"user": user, "item": item, "k": k, "exclude_seen": exclude_seen, "key": key}
+            | {"version": version, "fallback": fallback},
+        )
+        target = self.collection(collection)
+        with self._timed(collection, "recommend") as labels:
+            result = target.recommend(request)
+            labels["version"] = result.version
+            return result
+
+    def add_interactions(
+        self, collection: str, interactions: Sequence[InteractionIn | dict[str, Any]]
+    ) -> WriteAck:
+        """Durably append user–item interactions to the change log (all or nothing)."""
+        target = self.collection(collection)
+        batch = parse(InteractionBatch, {"interactions": list(interactions)})
+        return target.add_interactions(batch.interactions)
 
     # -- versions and traffic -----------------------------------------------------------------
 

@@ -24,6 +24,14 @@ class SearchResult(_Out):
     hits: list[Hit]
 
 
+class RecommendResult(_Out):
+    version: str
+    applied_seq: int
+    request_id: str
+    hits: list[Hit]
+    fallback: str | None = None  # "popular" when the user had no vector and the fallback answered
+
+
 class Progress(_Out):
     done: int
     total: int

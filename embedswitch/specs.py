@@ -5,7 +5,15 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ._errors import InvalidRequest
 from .index.registry import IndexSpec
@@ -94,18 +102,68 @@ class VersionSpec(_Strict):
         return parse_model_spec(value)
 
 
+RoutingKey = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS)]
+
+
+class Like(_Strict):
+    """A stored record whose vector (in the pinned version) is the query."""
+
+    kind: Kind
+    id: RecordId
+
+
 class SearchRequest(_Strict):
-    text: str
+    """Exactly one of ``text`` (embedded by the pinned version's model) or ``like``."""
+
+    text: str | None = None
+    like: Like | None = None
     k: Annotated[int, Field(ge=1, le=MAX_K)] = 10
     kind: Kind = "doc"
     version: Name | None = None
-    key: Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS)] | None = None
+    key: RoutingKey | None = None
     min_seq: Annotated[int, Field(ge=0)] | None = None
 
     @field_validator("text")
     @classmethod
-    def _text(cls, value: str) -> str:
-        return check_text(value)
+    def _text(cls, value: str | None) -> str | None:
+        return None if value is None else check_text(value)
+
+    @model_validator(mode="after")
+    def _one_query(self) -> SearchRequest:
+        if (self.text is None) == (self.like is None):
+            raise ValueError('give exactly one of "text" or "like": {"kind": ..., "id": ...}')
+        return self
+
+
+class InteractionIn(_Strict):
+    """A user interacted with an item (which must exist as a record of kind ``item``)."""
+
+    user: RecordId
+    item: RecordId
+    weight: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1.0
+    ts: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None  # seconds; default: now
+
+
+class InteractionBatch(_Strict):
+    interactions: list[InteractionIn] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class RecommendRequest(_Strict):
+    """Items for a ``user`` (their vector in the pinned version) or like an ``item``."""
+
+    user: RecordId | None = None
+    item: RecordId | None = None
+    k: Annotated[int, Field(ge=1, le=MAX_K)] = 10
+    exclude_seen: bool = True
+    key: RoutingKey | None = None
+    version: Name | None = None
+    fallback: Literal["popular"] | None = None
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> RecommendRequest:
+        if (self.user is None) == (self.item is None):
+            raise ValueError('give exactly one of "user" or "item"')
+        return self
 
 
 class VectorRow(_Strict):

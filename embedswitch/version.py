@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._errors import UnknownKind
+from ._errors import RecordNotFound, UnknownKind
 from .backfill import Backfill, BackfillConfig
 from .index import IndexMeta, IndexSpec, VectorIndex, open_index
 from .index.base import Hit
@@ -126,7 +126,13 @@ class Version:
                 self._applied.notify_all()
 
     def search(self, text: str, k: int, kind: str, known_kinds: set[str]) -> list[Hit]:
-        query = self.model.encode([text], purpose="query")
+        """``text`` embedded by this version's model, searched in this version's ``kind`` index."""
+        query = self.model.encode([text], purpose="query")[0]
+        return self.search_vector(query, k, kind, known_kinds)
+
+    def search_vector(
+        self, query: np.ndarray, k: int, kind: str, known_kinds: set[str], exclude: set[str] | None = None
+    ) -> list[Hit]:
         index = self.index(kind)
         if index is None:
             if kind in known_kinds:
@@ -137,7 +143,22 @@ class Version:
                 collection=self.collection,
                 kind=kind,
             )
-        return index.search(query, k)[0]
+        return index.search(query[None, :], k, exclude)[0]
+
+    def vector(self, kind: str, id: str) -> np.ndarray:
+        """This version's vector of a stored record; ``RecordNotFound`` if it has none."""
+        index = self.index(kind)
+        found = index.get([id]).get(id) if index is not None else None
+        if found is None:
+            raise RecordNotFound(
+                f"version {self.name!r} of {self.collection!r} has no vector for {kind} {id!r}; "
+                f"upsert it as a record of kind {kind!r} (or wait for the version to apply it)",
+                collection=self.collection,
+                version=self.name,
+                kind=kind,
+                id=id,
+            )
+        return found
 
     def wait_applied(self, seq: int, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
@@ -174,7 +195,8 @@ class Version:
         """Apply log entries (in seq order) to this version's indexes."""
         latest: dict[tuple[str, str], Change] = {}
         for change in changes:
-            latest[(change.kind, change.id)] = change
+            if change.op in ("upsert", "delete"):  # interactions don't change text embeddings
+                latest[(change.kind, change.id)] = change
         by_kind: dict[str, list[Change]] = {}
         for change in latest.values():
             by_kind.setdefault(change.kind, []).append(change)

@@ -14,6 +14,7 @@ from ..results import (
     CollectionInfo,
     DeleteAck,
     EventOut,
+    RecommendResult,
     RecordOut,
     SearchResult,
     TrafficInfo,
@@ -21,7 +22,16 @@ from ..results import (
     VersionInfo,
     WriteAck,
 )
-from ..specs import CollectionSpec, RecordBatch, SearchRequest, TrafficSpec, VectorBatch, VersionSpec
+from ..specs import (
+    CollectionSpec,
+    InteractionIn,
+    RecommendRequest,
+    RecordBatch,
+    SearchRequest,
+    TrafficSpec,
+    VectorBatch,
+    VersionSpec,
+)
 from . import errors
 
 KIND_QUERY = Query("doc", description="record kind; ids are unique per (kind, id)")
@@ -90,7 +100,18 @@ def create_app(engine: Engine, close_engine: bool = True) -> FastAPI:
 
     @app.post("/v1/collections/{c}/search", tags=["search"])
     def search(c: str, body: SearchRequest) -> SearchResult:
-        return engine.search(c, body.text, body.k, body.kind, body.version, body.key, body.min_seq)
+        like = body.like.model_dump() if body.like is not None else None
+        return engine.search(c, body.text, body.k, body.kind, body.version, body.key, body.min_seq, like)
+
+    @app.post("/v1/collections/{c}/recommend", tags=["search"])
+    def recommend(c: str, body: RecommendRequest) -> RecommendResult:
+        return engine.recommend(
+            c, body.user, body.item, body.k, body.exclude_seen, body.key, body.version, body.fallback
+        )
+
+    @app.post("/v1/collections/{c}/interactions", tags=["records"])
+    def interactions(c: str, body: list[InteractionIn]) -> WriteAck:
+        return engine.add_interactions(c, body)
 
     @app.post("/v1/collections/{c}/versions", status_code=202, tags=["versions"])
     def add_version(c: str, body: VersionSpec) -> VersionInfo:

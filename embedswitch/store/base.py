@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from ..specs import RecordIn
+from ..specs import InteractionIn, RecordIn
 
-Op = Literal["upsert", "delete"]
+Op = Literal["upsert", "delete", "interact"]
 RecordKey = tuple[str, str]  # (kind, id)
 
 
@@ -110,6 +110,17 @@ class Store(Protocol):
     def write(
         self, collection: str, upserts: Sequence[RecordIn], deletes: Sequence[RecordKey]
     ) -> WriteResult: ...
+
+    def add_interactions(self, collection: str, rows: Sequence[InteractionIn]) -> WriteResult:
+        """One transaction: each interaction gets a seq and a log entry (op ``interact``, kind ``user``,
+        id = the user); all its items must exist as records of kind ``item``, else none is stored."""
+        ...
+
+    def seen_items(self, collection: str, user: str) -> set[str]: ...
+
+    def popular_items(self, collection: str, limit: int) -> list[str]:
+        """Existing items by total interaction weight, highest first (ties by id)."""
+        ...
 
     def get_records(self, collection: str, keys: Sequence[RecordKey]) -> dict[RecordKey, Record]: ...
 

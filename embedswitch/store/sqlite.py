@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import CollectionExists, CollectionNotFound, RecordNotFound
-from ..specs import RecordIn
+from ..specs import InteractionIn, RecordIn
 from .base import (
     BackfillState,
     Change,
@@ -51,6 +51,10 @@ CREATE TABLE IF NOT EXISTS events(
   id INTEGER PRIMARY KEY AUTOINCREMENT, collection TEXT NOT NULL, version TEXT, event TEXT NOT NULL,
   detail TEXT NOT NULL, at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS events_by_collection ON events(collection, id);
+CREATE TABLE IF NOT EXISTS interactions(
+  collection TEXT NOT NULL, seq INTEGER NOT NULL, user TEXT NOT NULL, item TEXT NOT NULL,
+  weight REAL NOT NULL, ts REAL NOT NULL, PRIMARY KEY(collection, seq)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS interactions_by_user ON interactions(collection, user);
 """
 
 
@@ -158,7 +162,7 @@ class SqliteStore:
 
     def delete_collection(self, name: str) -> None:
         with self._tx() as db:
-            for table in ("records", "log", "versions", "traffic", "events"):
+            for table in ("records", "log", "versions", "traffic", "events", "interactions"):
                 db.execute(f"DELETE FROM {table} WHERE collection=?", (name,))
             db.execute("DELETE FROM collections WHERE name=?", (name,))
 
@@ -211,6 +215,61 @@ class SqliteStore:
                 )
             db.execute("UPDATE collections SET head_seq=? WHERE name=?", (seq, collection))
         return WriteResult(count=len(upserts) + len(deletes), changed=changed, seq=seq)
+
+    def add_interactions(self, collection: str, rows: Sequence[InteractionIn]) -> WriteResult:
+        now = time.time()
+        with self._tx() as db:
+            row = db.execute("SELECT head_seq FROM collections WHERE name=?", (collection,)).fetchone()
+            if row is None:
+                raise CollectionNotFound(collection)
+            items = sorted({r.item for r in rows})
+            found: set[str] = set()
+            for start in range(0, len(items), 500):
+                chunk = items[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                found.update(
+                    i
+                    for (i,) in db.execute(
+                        f"SELECT id FROM records WHERE collection=? AND kind='item' AND id IN ({marks})",
+                        [collection, *chunk],
+                    )
+                )
+            missing = [i for i in items if i not in found]
+            if missing:
+                raise RecordNotFound(
+                    f"{len(missing)} interactions name items that do not exist "
+                    f"(e.g. {', '.join(missing[:3])}); upsert them as records of kind 'item' first. "
+                    "Nothing was stored",
+                    collection=collection,
+                )
+            seq = row[0]
+            for r in rows:
+                seq += 1
+                db.execute(
+                    "INSERT INTO log(collection, seq, op, kind, id, text) VALUES (?,?,?,?,?,NULL)",
+                    (collection, seq, "interact", "user", r.user),
+                )
+                db.execute(
+                    "INSERT INTO interactions(collection, seq, user, item, weight, ts) VALUES (?,?,?,?,?,?)",
+                    (collection, seq, r.user, r.item, r.weight, now if r.ts is None else r.ts),
+                )
+            db.execute("UPDATE collections SET head_seq=? WHERE name=?", (seq, collection))
+        return WriteResult(count=len(rows), changed=len(rows), seq=seq)
+
+    def seen_items(self, collection: str, user: str) -> set[str]:
+        rows = self._db().execute(
+            "SELECT DISTINCT item FROM interactions WHERE collection=? AND user=?", (collection, user)
+        )
+        return {item for (item,) in rows}
+
+    def popular_items(self, collection: str, limit: int) -> list[str]:
+        rows = self._db().execute(
+            "SELECT i.item FROM interactions i JOIN records r ON r.collection=i.collection "
+            "AND r.kind='item' AND r.id=i.item WHERE i.collection=? "
+            "GROUP BY i.item ORDER BY SUM(i.weight) DESC, i.item LIMIT ?",
+            (collection, limit),
+        )
+        return [item for (item,) in rows]
 
     def get_records(self, collection: str, keys: Sequence[RecordKey]) -> dict[RecordKey, Record]:
         by_kind: dict[str, list[str]] = {}

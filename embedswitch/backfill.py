@@ -202,7 +202,11 @@ class Backfill:
         self.state = replace(self.state, done=self.state.done + batch.count, cursor=batch.last)
 
     def _finish(self) -> None:
-        self.state = replace(self.state, finished=True, done=max(self.state.done, 0))
+        if self.version.derives_users:  # users after items: every item vector is in place now
+            with self.version.apply_lock:
+                self.state = replace(self.state, finished=True)
+                self.version.rebuild_users()
+        self.state = replace(self.state, finished=True)
         log.info("backfill of %s/%s finished", self.version.collection, self.version.name)
         self.version.store.add_event(
             self.version.collection, self.version.name, "backfill_finished", {"done": self.state.done}

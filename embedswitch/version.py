@@ -24,6 +24,7 @@ from .backfill import Backfill, BackfillConfig
 from .index import IndexMeta, IndexSpec, VectorIndex, open_index
 from .index.base import Hit
 from .models import EmbeddingModel
+from .models.history_mean import HistoryMeanModel
 from .store.base import BackfillState, Change, Store, VersionRow
 
 log = logging.getLogger("embedswitch")
@@ -64,6 +65,9 @@ class Version:
         self._lock = threading.RLock()
         self._applied = threading.Condition(self._lock)
         self._checkpoint_lock = threading.Lock()
+        self.apply_lock = threading.RLock()
+        self.user_model = model if isinstance(model, HistoryMeanModel) else None
+        self.derives_users = self.user_model is not None
         self._inflight = 0
         self._retired = False
         self._stop = threading.Event()
@@ -150,9 +154,14 @@ class Version:
         index = self.index(kind)
         found = index.get([id]).get(id) if index is not None else None
         if found is None:
+            fix = (
+                "post interactions of this user with existing items"
+                if self.derives_users and kind == "user"
+                else f"upsert it as a record of kind {kind!r}"
+            )
             raise RecordNotFound(
                 f"version {self.name!r} of {self.collection!r} has no vector for {kind} {id!r}; "
-                f"upsert it as a record of kind {kind!r} (or wait for the version to apply it)",
+                f"{fix} (or wait for the version to apply it)",
                 collection=self.collection,
                 version=self.name,
                 kind=kind,
@@ -193,9 +202,60 @@ class Version:
 
     def apply(self, changes: list[Change]) -> None:
         """Apply log entries (in seq order) to this version's indexes."""
+        with self.apply_lock:
+            self._apply_records(changes)
+            if self.derives_users and self.users_live():
+                users = {c.id for c in changes if c.op == "interact"}
+                items = [c.id for c in changes if c.kind == "item" and c.op != "interact"]
+                if items:
+                    users |= self.store.users_of_items(self.collection, items)
+                self._write_users(sorted(users), changes[-1].seq)
+        self.error = None
+        with self._applied:
+            self.applied_seq = changes[-1].seq
+            self._applied.notify_all()
+
+    def users_live(self) -> bool:
+        """Whether derived user vectors follow the stream: once the items are backfilled."""
+        return self.backfill is None or self.backfill.state.finished
+
+    def rebuild_users(self) -> None:
+        """Derive every user's vector from the items this version holds now (the backfill's last step)."""
+        with self.apply_lock:
+            self._write_users(self.store.interaction_users(self.collection), max(1, self.applied_seq))
+
+    def _write_users(self, users: list[str], seq: int) -> None:
+        """Each user's vector from their history over the items this version holds (a user with none
+        of them loses their vector); written with ``seq``."""
+        items = self.index("item")
+        if not users or items is None or self.user_model is None:
+            return
+        index = self.index("user", create=True)
+        assert index is not None
+        histories = self.store.user_histories(self.collection, users)
+        keep_ids, keep_vectors, drop = [], [], []
+        for user in users:
+            history = histories.get(user, [])
+            stored = items.get([item for item, _, _ in history])
+            rows = [(stored[item], w, ts) for item, w, ts in history if item in stored]
+            if not rows:
+                drop.append(user)
+                continue
+            keep_ids.append(user)
+            vectors = np.stack([r[0] for r in rows])
+            keep_vectors.append(
+                self.user_model.user_vector(vectors, [r[1] for r in rows], [r[2] for r in rows])
+            )
+        if keep_ids:
+            index.upsert(keep_ids, np.stack(keep_vectors), [seq] * len(keep_ids))
+        if drop:
+            index.delete(drop, [seq] * len(drop))
+
+    def _apply_records(self, changes: list[Change]) -> None:
         latest: dict[tuple[str, str], Change] = {}
         for change in changes:
-            if change.op in ("upsert", "delete"):  # interactions don't change text embeddings
+            # interactions don't change text embeddings; derived user vectors ignore user records
+            if change.op != "interact" and not (self.derives_users and change.kind == "user"):
                 latest[(change.kind, change.id)] = change
         by_kind: dict[str, list[Change]] = {}
         for change in latest.values():
@@ -211,10 +271,6 @@ class Version:
                 index = self.index(kind, create=True)
                 assert index is not None
                 index.delete([c.id for c in dels], [c.seq for c in dels])
-        self.error = None
-        with self._applied:
-            self.applied_seq = changes[-1].seq
-            self._applied.notify_all()
 
     def commit_vectors(self) -> None:
         """End the vector load of a ``source="vectors"`` version: fill the gaps with the model."""

@@ -18,6 +18,9 @@ def assert_end_state(engine: Engine, collection: str) -> dict[str, int]:
     for name, version in target.versions.items():
         assert version.wait_applied(head, 60), f"{name} did not catch up with seq {head}"
         kinds = set(live) | set(version.kinds())
+        if version.user_model is not None:
+            _assert_derived_users(engine, collection, name)
+            kinds.discard("user")
         for kind in kinds:
             expected = live.get(kind, {})
             index = version.index(kind)
@@ -37,3 +40,29 @@ def assert_end_state(engine: Engine, collection: str) -> dict[str, int]:
             assert not stale, f"{name}/{kind}: {len(stale)} vectors are not of the latest text: {stale[:5]}"
         checked[name] = sum(len(v) for v in live.values())
     return checked
+
+
+def _assert_derived_users(engine: Engine, collection: str, name: str) -> None:
+    """A history-mean version holds, for every user with an interaction on a live item, the mean
+    of its own vectors of those items; and nothing for anyone else."""
+    version = engine.collection(collection).versions[name]
+    assert version.user_model is not None
+    items = version.index("item")
+    users = engine.store.interaction_users(collection)
+    histories = engine.store.user_histories(collection, users)
+    expected = {}
+    for user in users:
+        stored = items.get([i for i, _, _ in histories[user]]) if items is not None else {}
+        rows = [(stored[i], w, ts) for i, w, ts in histories[user] if i in stored]
+        if rows:
+            vectors = np.stack([r[0] for r in rows])
+            expected[user] = version.user_model.user_vector(
+                vectors, [r[1] for r in rows], [r[2] for r in rows]
+            )
+    index = version.index("user")
+    held = set(index.ids()) if index is not None else set()
+    assert held == set(expected), f"{name}/user: ids differ: {sorted(held ^ set(expected))[:5]}"
+    if expected:
+        got = index.get(sorted(expected))
+        stale = [u for u in expected if np.abs(got[u] - expected[u]).max() > 1e-4]
+        assert not stale, f"{name}/user: {len(stale)} user vectors are not their history's mean: {stale[:5]}"

@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 
 from .._errors import UnknownModel
@@ -86,8 +86,40 @@ class OpenAISpec(_Spec):
     timeout_s: Annotated[float, Field(gt=0)] = 30.0
 
 
-ModelSpec = Annotated[
+TextModelSpec = Annotated[
     HashingSpec | MiniLMSpec | MiniLMStaticSpec | SentenceTransformersSpec | Model2VecSpec | OpenAISpec,
+    Field(discriminator="type"),
+]
+
+
+class HistoryMeanSpec(_Spec):
+    """For recommendations: a user's vector is the weighted, time-decayed mean of the version's own
+    item vectors over the user's interactions; items, documents and queries are embedded by ``text``.
+    The decay is relative to the user's latest interaction, so vectors are reproducible."""
+
+    type: Literal["history-mean"] = "history-mean"
+    text: TextModelSpec = Field(default_factory=MiniLMSpec)
+    half_life_days: Annotated[float, Field(gt=0)] = 30.0
+
+    @field_validator("text", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        if isinstance(value, str | dict):
+            parsed = parse_model_spec(value)
+            if isinstance(parsed, HistoryMeanSpec):
+                raise ValueError("'text' must be a text model (e.g. \"minilm\"), not history-mean")
+            return parsed
+        return value
+
+
+ModelSpec = Annotated[
+    HashingSpec
+    | MiniLMSpec
+    | MiniLMStaticSpec
+    | SentenceTransformersSpec
+    | Model2VecSpec
+    | OpenAISpec
+    | HistoryMeanSpec,
     Field(discriminator="type"),
 ]
 
@@ -98,6 +130,7 @@ SPEC_TYPES: dict[str, type[_Spec]] = {
     "sentence-transformers": SentenceTransformersSpec,
     "model2vec": Model2VecSpec,
     "openai": OpenAISpec,
+    "history-mean": HistoryMeanSpec,
 }
 
 _SPEC_CLASSES = (
@@ -107,6 +140,7 @@ _SPEC_CLASSES = (
     SentenceTransformersSpec,
     Model2VecSpec,
     OpenAISpec,
+    HistoryMeanSpec,
 )
 
 SHORT_NAMES: dict[str, ModelSpec] = {
@@ -239,6 +273,10 @@ def _build(spec: ModelSpec) -> EmbeddingModel:
         from .model2vec import StaticEmbeddingModel
 
         return StaticEmbeddingModel.from_spec(spec)
+    if isinstance(spec, HistoryMeanSpec):
+        from .history_mean import HistoryMeanModel
+
+        return HistoryMeanModel(load_model(spec.text), spec.half_life_days)
     from .openai import OpenAIModel
 
     return OpenAIModel.from_spec(spec)

@@ -118,6 +118,16 @@ class Store(Protocol):
 
     def seen_items(self, collection: str, user: str) -> set[str]: ...
 
+    def user_histories(
+        self, collection: str, users: Sequence[str]
+    ) -> dict[str, list[tuple[str, float, float]]]:
+        """Per user, their interactions as (item, weight, ts) in seq order."""
+        ...
+
+    def users_of_items(self, collection: str, items: Sequence[str]) -> set[str]: ...
+
+    def interaction_users(self, collection: str) -> list[str]: ...
+
     def popular_items(self, collection: str, limit: int) -> list[str]:
         """Existing items by total interaction weight, highest first (ties by id)."""
         ...

@@ -256,6 +256,39 @@ class SqliteStore:
             db.execute("UPDATE collections SET head_seq=? WHERE name=?", (seq, collection))
         return WriteResult(count=len(rows), changed=len(rows), seq=seq)
 
+    def user_histories(
+        self, collection: str, users: Sequence[str]
+    ) -> dict[str, list[tuple[str, float, float]]]:
+        out: dict[str, list[tuple[str, float, float]]] = {}
+        for start in range(0, len(users), 500):
+            chunk = list(users[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            for user, item, weight, ts in self._db().execute(
+                f"SELECT user, item, weight, ts FROM interactions WHERE collection=? AND user IN ({marks}) "
+                "ORDER BY seq",
+                [collection, *chunk],
+            ):
+                out.setdefault(user, []).append((item, weight, ts))
+        return out
+
+    def users_of_items(self, collection: str, items: Sequence[str]) -> set[str]:
+        users: set[str] = set()
+        for start in range(0, len(items), 500):
+            chunk = list(items[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            rows = self._db().execute(
+                f"SELECT DISTINCT user FROM interactions WHERE collection=? AND item IN ({marks})",
+                [collection, *chunk],
+            )
+            users.update(user for (user,) in rows)
+        return users
+
+    def interaction_users(self, collection: str) -> list[str]:
+        rows = self._db().execute(
+            "SELECT DISTINCT user FROM interactions WHERE collection=? ORDER BY user", (collection,)
+        )
+        return [user for (user,) in rows]
+
     def seen_items(self, collection: str, user: str) -> set[str]:
         rows = self._db().execute(
             "SELECT DISTINCT item FROM interactions WHERE collection=? AND user=?", (collection, user)

@@ -1,14 +1,15 @@
 """The ``embedswitch`` command: serve the API, or drive a running server over HTTP.
 
 Each noun has its module: ``serve``, ``demo``, ``collections``, ``records`` (ingest, get, delete),
-``search``, ``versions``, ``traffic`` (traffic, promote, rollback, retire) and ``status``.
+``search``, ``recommend`` (recommend, interactions), ``versions``, ``traffic`` (traffic, promote,
+rollback, retire) and ``status``.
 """
 
 from __future__ import annotations
 
 import typer
 
-from . import collections, demo, records, search, serve, status, traffic, versions
+from . import collections, demo, recommend, records, search, serve, status, traffic, versions
 
 __all__ = ["app", "main"]
 
@@ -26,6 +27,8 @@ app.command("ingest")(records.ingest)
 app.command("get")(records.get)
 app.command("delete")(records.delete)
 app.command("search")(search.search)
+app.command("recommend")(recommend.recommend)
+app.command("interactions")(recommend.interactions)
 app.add_typer(versions.app, name="versions")
 app.command("traffic")(traffic.traffic)
 app.command("promote")(traffic.promote)

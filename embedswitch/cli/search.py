@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ..results import Hit, SearchResult
+from ..results import Hit, RecommendResult, SearchResult
 from ..specs import MAX_K
 from ._common import (
     DEFAULT_URL,
@@ -49,7 +49,7 @@ def search(
     console().print(hits_table(result))
 
 
-def hits_table(result: SearchResult) -> Table:
+def hits_table(result: SearchResult | RecommendResult) -> Table:
     caption = (
         f"answered by version {result.version} (applied seq {result.applied_seq}); "
         f"request id {result.request_id}"

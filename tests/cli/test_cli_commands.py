@@ -321,3 +321,24 @@ def test_batch_deployment_from_vectors(url: str, tmp_path: Path) -> None:
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"id": "d1"}])
     result = cli(url, "versions", "load-vectors", "docs", "v2", str(bad))
     assert result.exit_code != 0 and "bad.jsonl:1" in result.output
+
+
+def test_recommend_and_interactions_csv(url: str, tmp_path: Path) -> None:
+    spec = '{"type": "history-mean", "text": "hashing"}'
+    ok(url, "collections", "create", "shop", "--version", "v1", "--model-spec", spec)
+    items = [
+        {"id": f"i{n}", "kind": "item", "text": t}
+        for n, t in enumerate(["star galaxy", "galaxy orbit", "pan pot"])
+    ]
+    ok(url, "ingest", "shop", str(write_jsonl(tmp_path / "items.jsonl", items)))
+    csv = tmp_path / "events.csv"
+    csv.write_text("user,item,weight\nu1,i0,1\nu2,i2,2\n")
+    assert "2 interactions" in ok(url, "interactions", "shop", str(csv))
+    ready(url, "shop")
+    out = ok(url, "recommend", "shop", "--user", "u1", "-k", "1")
+    assert "i1" in out and "answered by version v1" in out
+    assert "popular" in ok(url, "recommend", "shop", "--user", "ghost", "--popular-fallback")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("user,item\nu1,i404\n")
+    result = cli(url, "interactions", "shop", str(bad))
+    assert result.exit_code == 1 and "record_not_found" in result.output

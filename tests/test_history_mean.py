@@ -122,3 +122,70 @@ def test_upgrade_rebuilds_users_after_items_under_streaming(tmp_path: Path) -> N
     with Engine.open(tmp_path, FAST) as engine:  # and after a restart
         _caught_up(engine)
         assert_end_state(engine, "shop")
+
+
+def test_recommender_rollout_under_load(engine: Engine) -> None:
+    """Concurrent recommend calls over HTTP while interactions stream and v2 (another text model)
+    backfills, ramps and takes over. Probe users get no new interactions, so their vectors are
+    stable per version and every returned score can be checked against the answering version's own
+    user and item vectors: a user vector from one version scored against the other version's items
+    (nearly orthogonal hashing spaces) would not reproduce it."""
+    import httpx
+    from conftest import ServerThread
+
+    engine.create_collection("shop", {"name": "v1", "model": V1})
+    _load(engine, users=60, items=300)
+    _caught_up(engine)  # the probe users have their v1 vectors before the load starts
+    probes = [f"u{n:04}" for n in range(10)]
+    answers: list[tuple[str, str, list[dict]]] = []
+    errors: list[str] = []
+    stop = threading.Event()
+    with ServerThread(engine) as server:
+
+        def ask(t: int) -> None:
+            with httpx.Client(base_url=server.url, timeout=30) as http:
+                n = 0
+                while not stop.is_set():
+                    n += 1
+                    user = probes[(t + n) % len(probes)]
+                    r = http.post(
+                        "/v1/collections/shop/recommend", json={"user": user, "k": 5, "key": f"k{n % 7}"}
+                    )
+                    if r.status_code != 200:
+                        errors.append(f"{r.status_code} {r.text}")
+                    else:
+                        answers.append((user, r.json()["version"], r.json()["hits"]))
+
+        def stream() -> None:
+            rng = random.Random(4)
+            with httpx.Client(base_url=server.url, timeout=30) as http:
+                while not stop.is_set():
+                    body = [{"user": f"other{rng.randrange(30)}", "item": f"i{rng.randrange(300):05}"}]
+                    assert http.post("/v1/collections/shop/interactions", json=body).status_code == 200
+                    time.sleep(0.01)
+
+        threads = [threading.Thread(target=ask, args=(t,)) for t in range(3)] + [
+            threading.Thread(target=stream)
+        ]
+        for th in threads:
+            th.start()
+        try:
+            engine.add_version("shop", {"name": "v2", "model": V2})
+            engine.wait_ready("shop", "v2", 60)
+            for weights in ({"v1": 90, "v2": 10}, {"v1": 50, "v2": 50}, {"v2": 100}):
+                engine.set_traffic("shop", weights)
+                time.sleep(0.4)
+        finally:
+            stop.set()
+            for th in threads:
+                th.join(30)
+    assert errors == [] and len(answers) > 100
+    assert {v for _, v, _ in answers} == {"v1", "v2"}
+    _caught_up(engine)
+    for user, name, hits in answers:
+        version = engine.collection("shop").versions[name]
+        vector = version.vector("user", user)
+        items = version.index("item").get([h["id"] for h in hits])
+        for hit in hits:
+            assert hit["score"] == pytest.approx(float(items[hit["id"]] @ vector), abs=1e-4), (user, name)
+    assert_end_state(engine, "shop")

@@ -12,8 +12,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
-
 from embedswitch import EngineConfig
 from embedswitch.als import train_als
 from embedswitch.interactions import (
@@ -21,6 +19,7 @@ from embedswitch.interactions import (
     evaluate_recommendations,
     generate,
     popular_items,
+    seen_by_user,
     split_last,
 )
 
@@ -80,9 +79,7 @@ def run(quick: bool, params: Params | None = None) -> dict[str, Any]:
 
 
 def _popularity(train: list[Interaction], heldout: dict[str, set[str]], k: int) -> dict[str, Any]:
-    seen: dict[str, set[str]] = {}
-    for x in train:
-        seen.setdefault(x.user, set()).add(x.item)
+    seen = seen_by_user(train)
     ranked = popular_items(train, k + max((len(s) for s in seen.values()), default=0))
 
     def recommend(user: str, n: int) -> list[str]:
@@ -95,14 +92,10 @@ def _popularity(train: list[Interaction], heldout: dict[str, set[str]], k: int) 
 def _als(train: list[Interaction], heldout: dict[str, set[str]], k: int) -> dict[str, Any]:
     """Trained factors scored in process: ALS is not served through the engine yet."""
     factors = train_als(train)
-    row = {u: n for n, u in enumerate(factors.user_ids)}
-    seen: dict[str, set[str]] = {}
-    for x in train:
-        seen.setdefault(x.user, set()).add(x.item)
+    seen = seen_by_user(train)
 
     def recommend(user: str, n: int) -> list[str]:
-        order = np.argsort(-(factors.item_factors @ factors.user_factors[row[user]]))
-        return [factors.item_ids[j] for j in order if factors.item_ids[j] not in seen[user]][:n]
+        return factors.recommend(user, n, seen[user])
 
     scores = _rounded(evaluate_recommendations(recommend, heldout, k))
     return {"model": "als (offline, not served yet)", "version": "-", **scores}

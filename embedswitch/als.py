@@ -29,6 +29,12 @@ class AlsFactors:
     regularization: float
     alpha: float
 
+    def recommend(self, user: str, k: int, exclude: set[str]) -> list[str]:
+        """The ``k`` items with the highest ``user · item`` score, leaving out ``exclude``."""
+        row = self.user_ids.index(user)
+        order = np.argsort(-(self.item_factors @ self.user_factors[row]))
+        return [self.item_ids[j] for j in order if self.item_ids[j] not in exclude][:k]
+
 
 def train_als(
     interactions: Sequence[Interaction],

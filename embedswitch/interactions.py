@@ -313,6 +313,14 @@ def evaluate_recommendations(
     return {f"recall@{k}": recall / n, f"ndcg@{k}": ndcg / n, "users": n}
 
 
+def seen_by_user(interactions: Iterable[Interaction]) -> dict[str, set[str]]:
+    """The items each user interacted with."""
+    seen: dict[str, set[str]] = {}
+    for x in interactions:
+        seen.setdefault(x.user, set()).add(x.item)
+    return seen
+
+
 def popular_items(interactions: Iterable[Interaction], k: int) -> list[str]:
     """The ``k`` items with the largest total weight, ties broken by item id: the fallback baseline."""
     if k < 0:

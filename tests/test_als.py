@@ -11,6 +11,7 @@ from embedswitch.interactions import (
     evaluate_recommendations,
     generate,
     popular_items,
+    seen_by_user,
     split_last,
 )
 
@@ -19,14 +20,10 @@ def test_als_beats_popularity_on_planted_structure() -> None:
     data = generate(users=400, items=1500, topics=10, interactions_per_user=25, seed=2)
     train, heldout = split_last(data.interactions)
     factors = train_als(train, factors=32, iterations=10)
-    row = {u: n for n, u in enumerate(factors.user_ids)}
-    seen: dict[str, set[str]] = {}
-    for x in train:
-        seen.setdefault(x.user, set()).add(x.item)
+    seen = seen_by_user(train)
 
     def als(user: str, k: int) -> list[str]:
-        order = np.argsort(-(factors.item_factors @ factors.user_factors[row[user]]))
-        return [factors.item_ids[j] for j in order if factors.item_ids[j] not in seen[user]][:k]
+        return factors.recommend(user, k, seen[user])
 
     ranked = popular_items(train, 200)
 

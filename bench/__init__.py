@@ -12,5 +12,16 @@ so every number printed is in the file. ``--quick`` runs small sizes with fast m
 under a minute on a quiet machine); the full run is meant for a quiet machine.
 """
 
-BENCHMARKS = ("ingest", "search_latency", "quality", "backfill", "recommend_quality", "index")
+BENCHMARKS = (
+    "ingest",
+    "search_latency",
+    "quality",
+    "evaluation",
+    "backfill",
+    "shadow",
+    "sensitivity",
+    "recommend_quality",
+    "recommend_serving",
+    "index",
+)
 """In the order the runner runs them; ``index`` is ``bench/bench_index.py``."""

@@ -13,6 +13,9 @@ A collection holds SciFact with ``v1`` live (all traffic), on the default ``Engi
    and text) and, for each ready version, the time from the acknowledged upsert until a search for
    its text returns it first is measured by polling ``engine.search(k=1, version=...)``.
 
+With ``EMBEDSWITCH_BENCH_DEVICE`` set (e.g. ``cuda``), the full run backfills the whole corpus with
+``minilm`` on that device (``v1`` is ``hashing`` there).
+
 Each part starts a fresh version and retires it afterwards, so the parts do not disturb each other.
 Rows say how much of the measurement overlapped the backfill: in quick mode the backfill can finish
 before the measurement does.
@@ -20,6 +23,7 @@ before the measurement does.
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import threading
@@ -62,6 +66,16 @@ class Params:
 
     @classmethod
     def for_mode(cls, quick: bool) -> Params:
+        device = os.environ.get("EMBEDSWITCH_BENCH_DEVICE")
+        if device and not quick:  # an accelerator: the whole corpus, minilm on it
+            return cls(
+                v1_model="hashing",
+                new_model={"type": "minilm", "device": device},
+                docs=None,
+                idle_queries=1000,
+                during_max_s=30.0,
+                freshness_upserts=500,
+            )
         if quick:
             return cls(
                 v1_model="hashing",

@@ -11,10 +11,15 @@ from ._errors import (  # noqa: E402
     InvalidRequest,
     LastVersion,
     ModelUnavailable,
+    NoLoggedQueries,
     NotCaughtUp,
     NotFound,
     NothingToRollBack,
     RecordNotFound,
+    RequestNotFound,
+    RolloutInProgress,
+    RolloutNotFound,
+    TextNotSupported,
     Unavailable,
     UnknownKind,
     UnknownModel,
@@ -25,7 +30,7 @@ from ._errors import (  # noqa: E402
 )
 from .client import Client  # noqa: E402
 from .engine import Engine, EngineConfig  # noqa: E402
-from .specs import RecordIn, VersionSpec  # noqa: E402
+from .specs import FeedbackIn, RecordIn, RolloutSpec, VersionSpec  # noqa: E402
 
 __all__ = [
     "Client",
@@ -35,15 +40,22 @@ __all__ = [
     "EmbedswitchError",
     "Engine",
     "EngineConfig",
+    "FeedbackIn",
     "IndexMismatch",
     "InvalidRequest",
     "LastVersion",
     "ModelUnavailable",
+    "NoLoggedQueries",
     "NotCaughtUp",
     "NotFound",
     "NothingToRollBack",
     "RecordIn",
     "RecordNotFound",
+    "RequestNotFound",
+    "RolloutInProgress",
+    "RolloutNotFound",
+    "RolloutSpec",
+    "TextNotSupported",
     "Unavailable",
     "UnknownKind",
     "UnknownModel",

@@ -6,18 +6,23 @@ how to fix the problem. The HTTP layer turns any of them into ``{"code": ..., "m
     EmbedswitchError (500 internal)
     ├── InvalidRequest (422 invalid_request)
     │   ├── UnknownModel (422 unknown_model)
-    │   └── UnknownKind (422 unknown_kind)
+    │   ├── UnknownKind (422 unknown_kind)
+    │   └── TextNotSupported (422 text_not_supported)
     ├── NotFound (404 not_found)
     │   ├── CollectionNotFound (404 collection_not_found)
     │   ├── VersionNotFound (404 version_not_found)
-    │   └── RecordNotFound (404 record_not_found)
+    │   ├── RecordNotFound (404 record_not_found)
+    │   ├── RequestNotFound (404 request_not_found)
+    │   └── RolloutNotFound (404 rollout_not_found)
     ├── Conflict (409 conflict)
     │   ├── CollectionExists (409 collection_exists)
     │   ├── VersionExists (409 version_exists)
     │   ├── VersionNotReady (409 version_not_ready)
     │   ├── VersionHasTraffic (409 version_has_traffic)
     │   ├── LastVersion (409 last_version)
-    │   └── NothingToRollBack (409 nothing_to_roll_back)
+    │   ├── NothingToRollBack (409 nothing_to_roll_back)
+    │   ├── NoLoggedQueries (409 no_logged_queries)
+    │   └── RolloutInProgress (409 rollout_in_progress)
     ├── Unavailable (503 unavailable)
     │   ├── NotCaughtUp (503 not_caught_up)
     │   └── ModelUnavailable (503 model_unavailable)
@@ -59,6 +64,10 @@ class UnknownKind(InvalidRequest):
     code = "unknown_kind"
 
 
+class TextNotSupported(InvalidRequest):
+    code = "text_not_supported"
+
+
 class NotFound(EmbedswitchError):
     status, code = 404, "not_found"
 
@@ -90,6 +99,16 @@ class RecordNotFound(NotFound):
     code = "record_not_found"
 
 
+class RequestNotFound(NotFound):
+    """Feedback named a request id that the collection's experiment log does not hold."""
+
+    code = "request_not_found"
+
+
+class RolloutNotFound(NotFound):
+    code = "rollout_not_found"
+
+
 class Conflict(EmbedswitchError):
     status, code = 409, "conflict"
 
@@ -116,6 +135,18 @@ class LastVersion(Conflict):
 
 class NothingToRollBack(Conflict):
     code = "nothing_to_roll_back"
+
+
+class NoLoggedQueries(Conflict):
+    """A comparison on logged queries found none: the query log is off, or empty."""
+
+    code = "no_logged_queries"
+
+
+class RolloutInProgress(Conflict):
+    """A collection runs one gated rollout at a time."""
+
+    code = "rollout_in_progress"
 
 
 class Unavailable(EmbedswitchError):

@@ -4,13 +4,13 @@ Training uses the ``implicit`` library (a well-kept C++/Cython implementation of
 Volinsky's implicit ALS, with a conjugate-gradient solver; chosen over a hand-written solver or a
 heavier framework because it trains 1,000 users x 5,000 items in well under a second here and needs
 only NumPy/SciPy). ``fold_in`` is the exact ALS user step on given item factors, so a user whose
-history changes between retrains gets a vector consistent with the trained items. This module is
-not yet wired into the engine: deploying factors as a version is the next step.
+history changes between retrains gets a vector consistent with the trained items. The engine serves
+the factors through the ``als`` model (``models/als.py``) and trains through ``training.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,8 +43,11 @@ def train_als(
     iterations: int = 15,
     alpha: float = 20.0,
     seed: int = 0,
+    on_iteration: Callable[[int], None] | None = None,
 ) -> AlsFactors:
-    """Factors from the interactions (confidence ``alpha * weight``, summed per user and item)."""
+    """Factors from the interactions (confidence ``alpha * weight``, summed per user and item).
+    ``on_iteration(n)`` is called after iteration ``n`` (from 1); an exception it raises stops
+    training and propagates."""
     import scipy.sparse as sp
     from implicit.cpu.als import AlternatingLeastSquares
     from threadpoolctl import threadpool_limits
@@ -71,7 +74,11 @@ def train_als(
             alpha=alpha,
             random_state=seed,
         )
-        model.fit(matrix, show_progress=False)
+        model.fit(
+            matrix,
+            show_progress=False,
+            callback=None if on_iteration is None else lambda n, _elapsed, _loss: on_iteration(n + 1),
+        )
     return AlsFactors(
         user_ids,
         np.asarray(model.user_factors, dtype=np.float32),

@@ -126,13 +126,17 @@ class Backfill:
 
     def _read(self, cursor: RecordKey | None) -> _Batch | None:
         """The next page of the snapshot, minus records the index already holds at that seq or newer
-        (loaded vectors, or work done before a restart), so they are not embedded again."""
+        (loaded vectors, or work done before a restart), so they are not embedded again, and minus
+        records this version does not embed from text (derived users; everything, for a model
+        without text)."""
         v = self.version
         records = v.store.scan_records(v.collection, self.state.upto_seq, cursor, self.config.batch)
         if not records:
             return None
         todo = []
         for record in records:
+            if not v.embeds(record.kind):
+                continue
             index = v.index(record.kind)
             seen = index.seq_of(record.id) if index is not None else None
             if seen is None or seen < record.seq:

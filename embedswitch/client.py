@@ -3,24 +3,33 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
+from pydantic import BaseModel
 
 from ._errors import EmbedswitchError
 from .results import (
+    CandidateEvaluation,
     CollectionInfo,
     DeleteAck,
+    EvaluateResult,
     EventOut,
+    ExperimentReport,
+    FeedbackAck,
     RecommendResult,
     RecordOut,
+    RolloutInfo,
     SearchResult,
     TrafficInfo,
     VectorAck,
     VersionInfo,
     WriteAck,
 )
+
+EVALUATE_TIMEOUT_S = 3600.0
+"""How long ``evaluate`` and ``evaluate_candidate`` wait for their answer by default."""
 
 
 def _error_classes() -> dict[str, type[EmbedswitchError]]:
@@ -150,6 +159,10 @@ class Client:
         body = self._call("POST", f"/v1/collections/{collection}/versions", version)
         return VersionInfo.model_validate(body)
 
+    def train(self, collection: str, request: dict[str, Any]) -> VersionInfo:
+        body = self._call("POST", f"/v1/collections/{collection}/train", request)
+        return VersionInfo.model_validate(body)
+
     def put_vectors(self, collection: str, version: str, vectors: list[dict[str, Any]]) -> VectorAck:
         path = f"/v1/collections/{collection}/versions/{version}/vectors"
         return VectorAck.model_validate(self._call("PUT", path, {"vectors": vectors}))
@@ -168,9 +181,31 @@ class Client:
             self._call("GET", f"/v1/collections/{collection}/versions/{version}")
         )
 
-    def set_traffic(self, collection: str, weights: dict[str, int]) -> TrafficInfo:
-        body = self._call("PUT", f"/v1/collections/{collection}/traffic", {"weights": weights})
+    def set_traffic(
+        self,
+        collection: str,
+        weights: dict[str, int] | None = None,
+        shadow: dict[str, Any] | Literal["off"] | None = None,
+        interleave: dict[str, Any] | Literal["off"] | None = None,
+    ) -> TrafficInfo:
+        """As ``Engine.set_traffic``: None leaves a part unchanged, ``"off"`` turns a setting off."""
+        request: dict[str, Any] = {} if weights is None else {"weights": weights}
+        for name, value in (("shadow", shadow), ("interleave", interleave)):
+            if value is not None:
+                request[name] = None if value == "off" else value
+        body = self._call("PUT", f"/v1/collections/{collection}/traffic", request)
         return TrafficInfo.model_validate(body)
+
+    def feedback(self, collection: str, feedback: dict[str, Any]) -> FeedbackAck:
+        body = self._call("POST", f"/v1/collections/{collection}/feedback", feedback)
+        return FeedbackAck.model_validate(body)
+
+    def experiment(self, collection: str) -> ExperimentReport:
+        return ExperimentReport.model_validate(self._call("GET", f"/v1/collections/{collection}/experiment"))
+
+    def reset_experiment(self, collection: str) -> ExperimentReport:
+        body = self._call("POST", f"/v1/collections/{collection}/experiment/reset")
+        return ExperimentReport.model_validate(body)
 
     def traffic(self, collection: str) -> TrafficInfo:
         return TrafficInfo.model_validate(self._call("GET", f"/v1/collections/{collection}/traffic"))
@@ -191,6 +226,62 @@ class Client:
             EventOut.model_validate(e)
             for e in self._call("GET", f"/v1/collections/{collection}/events", params=params)
         ]
+
+    def evaluate(
+        self,
+        collection: str,
+        request: dict[str, Any] | BaseModel,
+        timeout_s: float | None = EVALUATE_TIMEOUT_S,
+    ) -> EvaluateResult:
+        """As ``Engine.evaluate``; the request may run long (every query, every version), hence
+        its own timeout (None: wait as long as it takes)."""
+        path = f"/v1/collections/{collection}/evaluate"
+        return EvaluateResult.model_validate(self._long_call(path, request, timeout_s))
+
+    def evaluate_candidate(
+        self,
+        collection: str,
+        version: str,
+        request: dict[str, Any] | BaseModel,
+        timeout_s: float | None = EVALUATE_TIMEOUT_S,
+    ) -> CandidateEvaluation:
+        """As ``Engine.evaluate_candidate``, with its own timeout like ``evaluate``."""
+        path = f"/v1/collections/{collection}/versions/{version}/evaluate"
+        return CandidateEvaluation.model_validate(self._long_call(path, request, timeout_s))
+
+    def _long_call(self, path: str, request: dict[str, Any] | BaseModel, timeout_s: float | None) -> Any:
+        body = (
+            request.model_dump(mode="json", exclude_none=True) if isinstance(request, BaseModel) else request
+        )
+        response = self._http.post(path, json=body, timeout=timeout_s)
+        _raise_for(response)
+        return response.json()
+
+    def start_rollout(self, collection: str, spec: dict[str, Any]) -> RolloutInfo:
+        body = self._call("POST", f"/v1/collections/{collection}/rollouts", spec)
+        return RolloutInfo.model_validate(body)
+
+    def list_rollouts(self, collection: str) -> list[RolloutInfo]:
+        body = self._call("GET", f"/v1/collections/{collection}/rollouts")
+        return [RolloutInfo.model_validate(r) for r in body]
+
+    def rollout(self, collection: str, id: int) -> RolloutInfo:
+        return RolloutInfo.model_validate(self._call("GET", f"/v1/collections/{collection}/rollouts/{id}"))
+
+    def stop_rollout(self, collection: str, id: int) -> RolloutInfo:
+        body = self._call("POST", f"/v1/collections/{collection}/rollouts/{id}/stop")
+        return RolloutInfo.model_validate(body)
+
+    def wait_rollout(self, collection: str, id: int, timeout_s: float = 600.0) -> RolloutInfo:
+        """Poll until the rollout is over (completed, rolled back or stopped)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            info = self.rollout(collection, id)
+            if info.status != "running":
+                return info
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"rollout #{id} of {collection!r} still running after {timeout_s} s")
+            time.sleep(0.2)
 
     def wait_ready(self, collection: str, version: str, timeout_s: float = 600.0) -> VersionInfo:
         """Poll until ``version`` is ready and has applied the collection head seen at the call."""

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,9 +32,11 @@ from ._errors import (
 from .backfill import BackfillConfig
 from .models import load_model, model_label, spec_to_dict
 from .models.base import l2_normalize
+from .request_stats import RequestStats
 from .results import (
     CollectionInfo,
     DeleteAck,
+    ExperimentReport,
     Hit,
     Progress,
     RecommendResult,
@@ -45,9 +48,20 @@ from .results import (
     WriteAck,
 )
 from .routing import Router
-from .specs import InteractionIn, RecommendRequest, RecordIn, SearchRequest, VectorRow, VersionSpec
+from .specs import (
+    InteractionIn,
+    RecommendRequest,
+    RecordIn,
+    SearchRequest,
+    TrainRequest,
+    VectorRow,
+    VersionSpec,
+)
 from .store.base import BackfillState, Store, TrafficRow, VersionRow
 from .version import BUILDING, READY, Version
+
+if TYPE_CHECKING:
+    from .experiment import Experiments
 
 
 class Collection:
@@ -61,6 +75,7 @@ class Collection:
         apply_batch: int,
         checkpoint_interval_s: float,
         backfill_config: BackfillConfig,
+        experiments: Experiments,
     ) -> None:
         self.name = name
         self.store = store
@@ -69,6 +84,7 @@ class Collection:
         self._checkpoint_interval_s = checkpoint_interval_s
         self._backfill_config = backfill_config
         self.wakeup = threading.Condition()
+        self.served = RequestStats()  # routed requests per version, for rollout gates
         self._lock = threading.RLock()
         self.versions: dict[str, Version] = {}
         self.kinds: set[str] = {"doc", *store.count_records(name)}
@@ -78,6 +94,7 @@ class Collection:
         self.router = self._router(self.traffic.weights)
         for version in self.versions.values():
             version.start()
+        self.experiment = experiments.attach(self)  # A/B, interleaving and shadow (experiment.py)
 
     def _runtime(self, row: VersionRow) -> Version:
         spec = VersionSpec.model_validate(row.spec)
@@ -124,10 +141,17 @@ class Collection:
             found = self.versions.get(name)
             if found is None or not found.try_acquire():
                 raise VersionNotFound(self.name, name, sorted(self.versions))
+        start = time.perf_counter()
+        error: Exception | None = None
         try:
             yield found
+        except Exception as exc:
+            error = exc
+            raise
         finally:
             found.release()
+            if version is None:  # routed by the traffic weights: this version's share of traffic
+                self.served.record(found.name, time.perf_counter() - start, error)
 
     def search(self, request: SearchRequest, min_seq_timeout_s: float) -> SearchResult:
         with self.pinned(request.version, request.key) as pinned:
@@ -237,10 +261,35 @@ class Collection:
         version.start()
         return self.version_info(spec.name)
 
+    def train(self, request: TrainRequest) -> VersionInfo:
+        """Train an ``als`` version on the interactions so far and deploy it as a ``building``
+        version (see ``training.py``); it takes no traffic until told."""
+        if request.version in self.versions:
+            raise VersionExists(
+                f"collection {self.name!r} already has a version {request.version!r}; pick another name",
+                collection=self.name,
+                version=request.version,
+            )
+        if not self.store.popular_items(self.name, 1):
+            raise InvalidRequest(
+                f"collection {self.name!r} has no interactions on existing items to train on; post "
+                f"some to /v1/collections/{self.name}/interactions first",
+                collection=self.name,
+            )
+        model = request.model.model_copy(update={"trained_seq": self.head_seq()})
+        spec = VersionSpec(name=request.version, model=model, index=request.index, source="vectors")
+        return self.add_version(spec)
+
     def put_vectors(self, name: str, rows: Sequence[VectorRow]) -> VectorAck:
         """Load precomputed document vectors into a ``source="vectors"`` version (all or nothing)."""
         version = self.get_version(name)
         state = version.backfill.state if version.backfill is not None else None
+        if version.training is not None:
+            raise Conflict(
+                f"version {name!r} is trained by embedswitch; it loads its own vectors",
+                collection=self.name,
+                version=name,
+            )
         if state is None or not state.awaiting_vectors:
             raise Conflict(
                 f"version {name!r} does not take vectors: only a version created with "
@@ -260,7 +309,7 @@ class Collection:
             raise InvalidRequest(
                 "vectors contain NaN, infinity or values beyond float32", collection=self.name, version=name
             )
-        if not np.linalg.norm(raw, axis=1).all():
+        if version.normalized and not np.linalg.norm(raw, axis=1).all():
             raise InvalidRequest("a vector is all zeros; it can't be normalised", collection=self.name)
         keys = [(row.kind, row.id) for row in rows]
         if len(set(keys)) != len(keys):
@@ -278,7 +327,9 @@ class Collection:
                 collection=self.name,
                 version=name,
             )
-        vectors = l2_normalize(raw.astype(np.float32))
+        vectors = raw.astype(np.float32)
+        if version.normalized:
+            vectors = l2_normalize(vectors)
         written = 0
         by_kind: dict[str, list[int]] = {}
         for i, row in enumerate(rows):
@@ -292,7 +343,7 @@ class Collection:
     def commit_vectors(self, name: str) -> VersionInfo:
         version = self.get_version(name)
         state = version.backfill.state if version.backfill is not None else None
-        if state is None or not state.awaiting_vectors:
+        if version.training is not None or state is None or not state.awaiting_vectors:
             raise Conflict(
                 f"version {name!r} has no vector load to commit", collection=self.name, version=name
             )
@@ -305,7 +356,16 @@ class Collection:
         spec = VersionSpec.model_validate(version.row.spec)
         by_kind = version.records_by_kind()
         progress = None
-        if version.backfill is not None:
+        training = version.training
+        if training is not None and version.awaiting_vectors():
+            progress = Progress(
+                done=training.done,
+                total=training.total,
+                rate=round(training.rate, 2),
+                eta_s=training.eta_s(),
+                phase="loading" if training.phase == "loading" else "training",
+            )
+        elif version.backfill is not None:
             state = version.backfill.state
             progress = Progress(
                 done=state.done,
@@ -412,7 +472,13 @@ class Collection:
         return TrafficInfo(
             weights=dict(self.traffic.weights),
             history=[_entry(row) for row in history],
+            shadow=self.experiment.shadow,
+            interleave=self.experiment.interleave,
         )
+
+    def experiment_report(self) -> ExperimentReport:
+        """The current experiment: A/B per version, interleaving and shadow (see experiment.py)."""
+        return self.experiment.report()
 
     def retire(self, name: str) -> None:
         with self._lock:
@@ -435,6 +501,7 @@ class Collection:
             self.router = self._router(self.traffic.weights)
             self.store.delete_version(self.name, name)
             self.store.add_event(self.name, name, "retired", {})
+            self.experiment.forget_version(name)
         version.retire()
 
     # -- maintenance -------------------------------------------------------------------------

@@ -19,36 +19,54 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ._errors import CollectionNotFound, EmbedswitchError, InvalidRequest, RecordNotFound
 from .backfill import Activity, BackfillConfig
 from .collection import Collection
+from .comparison import compare
+from .evaluation import evaluate_versions
+from .experiment import Experiments
 from .metrics import Metrics
 from .models import load_model, set_torch_threads
+from .querylog import QueryLog
 from .results import (
+    CandidateEvaluation,
     CollectionInfo,
     DeleteAck,
+    EvaluateResult,
     EventOut,
+    ExperimentReport,
+    FeedbackAck,
     RecommendResult,
     RecordOut,
+    RolloutInfo,
     SearchResult,
     TrafficInfo,
     VectorAck,
     VersionInfo,
     WriteAck,
 )
+from .rollouts import Rollouts
 from .specs import (
+    CandidateEvaluateRequest,
+    EvaluateRequest,
+    FeedbackIn,
     InteractionBatch,
     InteractionIn,
+    InterleaveSpec,
     Kind,
     Name,
     RecommendRequest,
     RecordBatch,
     RecordIn,
+    RolloutSpec,
     SearchRequest,
+    ShadowSpec,
+    TrafficSpec,
+    TrainRequest,
     VectorBatch,
     VectorRow,
     VersionSpec,
@@ -86,6 +104,15 @@ class EngineConfig(BaseModel):
         0.05, ge=0, description="How long a backfill batch waits for in-flight queries to finish"
     )
     maintenance_interval_s: float = Field(10.0, gt=0, description="Log pruning period")
+    query_log_size: int = Field(
+        0, ge=0, description="Searches kept per collection for evaluating candidates on real traffic; 0: off"
+    )
+    query_log_retention_s: float = Field(
+        7 * 86_400.0, gt=0, description="How long a logged search is kept, at most"
+    )
+    experiment_retention_days: float = Field(
+        30.0, gt=0, description="How long request assignments, feedback and shadow observations are kept"
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> EngineConfig:
@@ -128,12 +155,21 @@ class Engine:
         self._lock = threading.RLock()
         self._collections: dict[str, Collection] = {}
         self.metrics = Metrics(lambda: list(self._collections.values()))
+        self.query_log = QueryLog(data_dir, config.query_log_size, config.query_log_retention_s)
+        self.experiments = Experiments(
+            data_dir / "experiments.db",
+            self.metrics.registry,
+            config.experiment_retention_days * 86_400,
+            self.activity,
+        )
         for row in store.list_collections():
             self._collections[row.name] = self._runtime(row.name)
         self._stop = threading.Event()
         self._maintenance = threading.Thread(target=self._maintain, name="maintenance", daemon=True)
         self._maintenance.start()
         self._lock_file: Any = None
+        self.rollouts = Rollouts(self)
+        self.rollouts.resume()  # finish transitions a crash interrupted; restart running rollouts
 
     @classmethod
     def open(cls, path: str | Path, config: EngineConfig | None = None) -> Engine:
@@ -167,6 +203,7 @@ class Engine:
             self.config.apply_batch,
             self.config.checkpoint_interval_s,
             self._backfill_config,
+            self.experiments,
         )
 
     def list_collection_runtimes(self) -> list[Collection]:
@@ -201,9 +238,12 @@ class Engine:
     def delete_collection(self, name: str) -> None:
         with self._lock:
             found = self.collection(name)
+            self.rollouts.forget(name)
             del self._collections[name]
             self.store.delete_collection(name)
         found.destroy()
+        self.experiments.forget(name)
+        self.query_log.forget(name)
 
     # -- records -----------------------------------------------------------------------------
 
@@ -268,8 +308,9 @@ class Engine:
         request = parse(SearchRequest, {**fields, "key": key, "min_seq": min_seq})
         target = self.collection(collection)
         with self._timed(collection, "search") as labels:
-            result = target.search(request, self.config.min_seq_timeout_s)
+            result = target.experiment.search(request, self.config.min_seq_timeout_s)
             labels["version"] = result.version
+            self.query_log.record(collection, request, result.version)
             return result
 
     def recommend(
@@ -292,7 +333,7 @@ class Engine:
         )
         target = self.collection(collection)
         with self._timed(collection, "recommend") as labels:
-            result = target.recommend(request)
+            result = target.experiment.recommend(request)
             labels["version"] = result.version
             return result
 
@@ -310,6 +351,11 @@ class Engine:
         """Add a version that backfills from the current records and gets no traffic until told."""
         return self.collection(collection).add_version(parse(VersionSpec, version))
 
+    def train(self, collection: str, request: TrainRequest | dict[str, Any]) -> VersionInfo:
+        """Train an ``als`` version on the interactions so far, in the background; it loads its
+        item factors, folds users in and becomes ready, with no traffic until told."""
+        return self.collection(collection).train(parse(TrainRequest, request))
+
     def put_vectors(
         self, collection: str, version: str, vectors: Sequence[VectorRow | dict[str, Any]]
     ) -> VectorAck:
@@ -324,8 +370,33 @@ class Engine:
     def describe_version(self, collection: str, version: str) -> VersionInfo:
         return self.collection(collection).version_info(version)
 
-    def set_traffic(self, collection: str, weights: dict[str, int]) -> TrafficInfo:
-        return self.collection(collection).set_traffic(weights)
+    def set_traffic(
+        self,
+        collection: str,
+        weights: dict[str, int] | None = None,
+        shadow: ShadowSpec | dict[str, Any] | Literal["off"] | None = None,
+        interleave: InterleaveSpec | dict[str, Any] | Literal["off"] | None = None,
+    ) -> TrafficInfo:
+        """Set any of: the weights, the shadow mirror (``{"version", "percent"}``), the interleaving
+        (``{"versions": [a, b], "percent"}``). None leaves a part as it is; ``"off"`` turns a setting off."""
+        body: dict[str, Any] = {} if weights is None else {"weights": weights}
+        for name, value in (("shadow", shadow), ("interleave", interleave)):
+            if value is not None:
+                body[name] = None if value == "off" else value
+        return self.collection(collection).experiment.set_traffic(parse(TrafficSpec, body))
+
+    def feedback(self, collection: str, feedback: FeedbackIn | dict[str, Any]) -> FeedbackAck:
+        """Count a click or conversion on a hit of a recorded response; duplicates count once."""
+        event = parse(FeedbackIn, feedback)
+        return self.collection(collection).experiment.feedback(event)
+
+    def experiment(self, collection: str) -> ExperimentReport:
+        """The current experiment's A/B, interleaving and shadow report."""
+        return self.collection(collection).experiment_report()
+
+    def reset_experiment(self, collection: str) -> ExperimentReport:
+        """Start a new experiment now (earlier data is kept, but no longer reported)."""
+        return self.collection(collection).experiment.reset()
 
     def traffic(self, collection: str) -> TrafficInfo:
         return self.collection(collection).traffic_info()
@@ -362,6 +433,52 @@ class Engine:
             time.sleep(0.05)
         raise TimeoutError(f"version {version!r} of {collection!r} not ready after {timeout_s} s")
 
+    # -- gated rollouts (rollouts.py) ----------------------------------------------------------
+
+    def start_rollout(self, collection: str, spec: RolloutSpec | dict[str, Any]) -> RolloutInfo:
+        """Move traffic from the live version to ``spec["to"]`` step by step, in the background,
+        while the gates pass; roll back on its own when one fails."""
+        return self.rollouts.start(collection, spec)
+
+    def list_rollouts(self, collection: str) -> list[RolloutInfo]:
+        """The collection's rollouts, newest first."""
+        return self.rollouts.history(collection)
+
+    def rollout(self, collection: str, id: int) -> RolloutInfo:
+        return self.rollouts.get(collection, id)
+
+    def stop_rollout(self, collection: str, id: int) -> RolloutInfo:
+        """Stop a running rollout; the live version gets all traffic back."""
+        return self.rollouts.stop(collection, id)
+
+    def wait_rollout(self, collection: str, id: int, timeout_s: float = 600.0) -> RolloutInfo:
+        """Block until the rollout is over (completed, rolled back or stopped)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            info = self.rollout(collection, id)
+            if info.status != "running":
+                return info
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"rollout #{id} of {collection!r} still running after {timeout_s} s")
+            time.sleep(0.1)
+
+    # -- evaluation (evaluation.py, comparison.py) ---------------------------------------------
+
+    def evaluate(self, collection: str, request: EvaluateRequest | dict[str, Any]) -> EvaluateResult:
+        """nDCG@k, recall@100, MRR@k and latency of each named version on judged queries, every
+        query run through that version's serving search."""
+        body = parse(EvaluateRequest, request)
+        return evaluate_versions(self.collection(collection), body)
+
+    def evaluate_candidate(
+        self, collection: str, version: str, request: CandidateEvaluateRequest | dict[str, Any]
+    ) -> CandidateEvaluation:
+        """Compare ``version`` (building or ready) with the live version on a sample of logged
+        searches, over the records both have embedded; needs the query log (``query_log_size``)."""
+        body = parse(CandidateEvaluateRequest, request)
+        target = self.collection(collection)
+        return compare(target, version, body, self.query_log, self.config.encode_workers)
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     def _maintain(self) -> None:
@@ -375,8 +492,11 @@ class Engine:
     def close(self) -> None:
         """Checkpoint every version and release the data dir."""
         self._stop.set()
+        self.rollouts.close()
         for target in list(self._collections.values()):
             target.close()
+        self.experiments.close()
+        self.query_log.close()
         self.store.close()
         if self._lock_file is not None:
             self._lock_file.close()

@@ -1,4 +1,6 @@
-"""Retrieval quality: BEIR data sets and the standard ranking metrics, in pure Python and numpy.
+"""Retrieval quality: BEIR data sets, the standard ranking metrics, agreement between rankings
+(Jaccard, rank-biased overlap), and offline evaluation of versions on judged queries through their
+serving search (``evaluate_versions``, behind ``Engine.evaluate``).
 
 The metrics follow the definitions of ``pytrec_eval`` (trec_eval) as used by BEIR and MTEB, so a
 score computed here can be compared with published figures:
@@ -16,9 +18,18 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .results import EvaluateResult, VersionInfo, VersionScores
+from .specs import EvaluateRequest
+
+if TYPE_CHECKING:
+    from .collection import Collection
 
 Corpus = dict[str, dict[str, str]]
 Queries = dict[str, str]
@@ -40,6 +51,14 @@ def load_beir(directory: str | Path, split: str = "test") -> tuple[Corpus, Queri
     corpus: Corpus = {}
     for row in _jsonl(root / "corpus.jsonl"):
         corpus[str(row["_id"])] = {"title": row.get("title") or "", "text": row.get("text") or ""}
+    queries, qrels = load_judgments(root, split)
+    return corpus, queries, qrels
+
+
+def load_judgments(directory: str | Path, split: str = "test") -> tuple[Queries, Qrels]:
+    """The judged queries of a BEIR data set without its corpus: ``(queries, qrels)`` as
+    ``load_beir`` returns them, with the same errors."""
+    root = Path(directory)
     qrels = _qrels(root / "qrels" / f"{split}.tsv")
     all_queries = {str(row["_id"]): str(row["text"]) for row in _jsonl(root / "queries.jsonl")}
     missing = sorted(set(qrels) - set(all_queries))
@@ -48,8 +67,7 @@ def load_beir(directory: str | Path, split: str = "test") -> tuple[Corpus, Queri
             f"{len(missing)} queries judged in qrels/{split}.tsv are not in queries.jsonl "
             f"(e.g. {', '.join(missing[:3])}); the data set is incomplete"
         )
-    queries = {qid: text for qid, text in all_queries.items() if qid in qrels}
-    return corpus, queries, qrels
+    return {qid: text for qid, text in all_queries.items() if qid in qrels}, qrels
 
 
 def document_text(doc: Mapping[str, str]) -> str:
@@ -151,3 +169,154 @@ def evaluate_run(
             total = sum(function(run.get(qid, []), rels, k) for qid, rels in qrels.items())
             scores[f"{metric}@{k}"] = total / len(qrels)
     return scores
+
+
+# -- agreement between two rankings --------------------------------------------------------------
+
+RBO_P = 0.9
+"""Persistence of rank-biased overlap: the top 10 ranks carry about 65% of the weight."""
+
+
+def jaccard(a: Sequence[str], b: Sequence[str]) -> float:
+    """``|A ∩ B| / |A ∪ B|`` of the two rankings' id sets; 1.0 when both are empty."""
+    left, right = set(a), set(b)
+    union = left | right
+    return len(left & right) / len(union) if union else 1.0
+
+
+def rank_biased_overlap(a: Sequence[str], b: Sequence[str], p: float = RBO_P) -> float:
+    """Extrapolated rank-biased overlap of two rankings of distinct ids (Webber, Moffat and Zobel,
+    "A similarity measure for indefinite rankings", TOIS 2010, equation 32, which also covers lists
+    of different lengths). 1.0 for identical lists, 0.0 for disjoint ones, and 1.0 when both are
+    empty; agreement near the top weighs more, ``p`` being the weight kept from one rank to the next.
+    """
+    if not 0 < p < 1:
+        raise ValueError(f"p must be between 0 and 1, exclusive, got {p}")
+    short, long_ = (list(a), list(b)) if len(a) <= len(b) else (list(b), list(a))
+    s, length = len(short), len(long_)
+    if s == 0:
+        return 1.0 if length == 0 else 0.0
+    seen_short: set[str] = set()
+    seen_long: set[str] = set()
+    overlap = 0
+    overlaps = [0]  # overlaps[d]: ids in common between the first d of each list (short one cut at s)
+    for d in range(1, length + 1):
+        x = long_[d - 1]
+        if x in seen_short:
+            overlap += 1
+        seen_long.add(x)
+        if d <= s:
+            y = short[d - 1]
+            if y in seen_long:
+                overlap += 1
+            seen_short.add(y)
+        overlaps.append(overlap)
+    x_s, x_l = overlaps[s], overlaps[length]
+    total = sum(overlaps[d] / d * p**d for d in range(1, length + 1))
+    total += sum(x_s * (d - s) / (s * d) * p**d for d in range(s + 1, length + 1))
+    return (1 - p) / p * total + ((x_l - x_s) / length + x_s / s) * p**length
+
+
+# -- per-query scores and summaries --------------------------------------------------------------
+
+RECALL_DEPTH = 100
+"""Recall is always reported at 100, whatever the cutoff ``k`` of nDCG and MRR."""
+
+
+def metric_names(k: int) -> tuple[str, str, str]:
+    """The keys of ``score_query``: ``("ndcg@k", "recall@100", "mrr@k")``."""
+    return f"ndcg@{k}", f"recall@{RECALL_DEPTH}", f"mrr@{k}"
+
+
+def score_query(ranked: Sequence[str], rels: Mapping[str, int], k: int) -> dict[str, float]:
+    """nDCG@k, recall@100 and MRR@k of one ranking, keyed as ``metric_names(k)`` says."""
+    ndcg, recall, mrr = metric_names(k)
+    return {
+        ndcg: ndcg_at_k(ranked, rels, k),
+        recall: recall_at_k(ranked, rels, RECALL_DEPTH),
+        mrr: mrr_at_k(ranked, rels, k),
+    }
+
+
+def percentile_ms(seconds: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (linear interpolation) of durations in seconds, in milliseconds."""
+    return round(float(np.percentile(np.asarray(seconds, dtype=np.float64), q)) * 1000, 3)
+
+
+def distribution(values: Sequence[float]) -> dict[str, float | int | None]:
+    """``n``, ``mean``, ``p10``, ``p50`` and ``p90`` of ``values`` (None but ``n`` when empty)."""
+    if not values:
+        return {"n": 0, "mean": None, "p10": None, "p50": None, "p90": None}
+    array = np.asarray(values, dtype=np.float64)
+    p10, p50, p90 = (float(v) for v in np.percentile(array, [10, 50, 90]))
+    return {"n": len(values), "mean": float(array.mean()), "p10": p10, "p50": p50, "p90": p90}
+
+
+def summarize(per_query: Mapping[str, Mapping[str, float]], k: int) -> dict[str, Any]:
+    """Per-query rows (``score_query`` keys plus ``latency_ms``) averaged: each metric's mean,
+    ``latency_ms`` as ``{"p50", "p99"}`` and the number of ``queries``."""
+    if not per_query:
+        raise ValueError("no queries to summarize")
+    rows = list(per_query.values())
+    summary: dict[str, Any] = {name: sum(row[name] for row in rows) / len(rows) for name in metric_names(k)}
+    latencies = [row["latency_ms"] / 1000 for row in rows]
+    summary["latency_ms"] = {"p50": percentile_ms(latencies, 50), "p99": percentile_ms(latencies, 99)}
+    summary["queries"] = len(rows)
+    return summary
+
+
+# -- offline evaluation of versions --------------------------------------------------------------
+
+
+def evaluate_versions(collection: Collection, request: EvaluateRequest) -> EvaluateResult:
+    """Every judged query of ``request`` through each version's serving search, scored against
+    the judgments. Each query pins the version with ``Collection.pinned`` and runs
+    ``Version.search`` on it, the query embedding and index search that ``POST /search`` runs
+    (``max(k, 100)`` deep); only the lookup of the hits' fields, which never changes a ranking, is
+    left out, and the latency is that of the embedding and the search. A ``building`` version is
+    evaluated over the records it holds so far, with a warning. ``VersionNotFound`` comes before
+    any query is run, ``UnknownKind`` at the first query."""
+    for name in request.versions:
+        collection.get_version(name)
+    return EvaluateResult(
+        k=request.k,
+        kind=request.kind,
+        versions={name: _evaluate_version(collection, name, request) for name in request.versions},
+    )
+
+
+def _evaluate_version(collection: Collection, name: str, request: EvaluateRequest) -> VersionScores:
+    info = collection.version_info(name)
+    depth = max(request.k, RECALL_DEPTH)
+    per_query: dict[str, dict[str, float]] = {}
+    for qid, rels in request.qrels.items():
+        with collection.pinned(name, None) as pinned:
+            start = time.perf_counter()
+            hits = pinned.search(request.queries[qid], depth, request.kind, collection.kinds)
+            elapsed = time.perf_counter() - start
+        row = score_query([hit_id for hit_id, _ in hits], rels, request.k)
+        row["latency_ms"] = elapsed * 1000
+        per_query[qid] = row
+    records = info.records_by_kind.get(request.kind, 0)
+    return VersionScores.model_validate(
+        {
+            **summarize(per_query, request.k),
+            "state": info.state,
+            "model_label": info.model_label,
+            "records": records,
+            "warning": building_warning(info, records),
+            "per_query": per_query if request.per_query else None,
+        }
+    )
+
+
+def building_warning(info: VersionInfo, records: int) -> str | None:
+    """Says that a ``building`` version answers over part of the records; None when it is ready."""
+    if info.state != "building":
+        return None
+    progress = info.progress
+    done = f" ({100 * progress.done // max(1, progress.total)}% backfilled)" if progress else ""
+    return (
+        f"version {info.name!r} is building{done}: its results cover only the {records} records it "
+        "holds so far; evaluate again once it is ready"
+    )

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Out(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+def _is_none(value: object) -> bool:
+    return value is None
+
+
 class Hit(_Out):
     id: str
     score: float
     fields: dict[str, Any] = {}
+    # in an interleaved answer: the version that contributed this hit (absent from other answers)
+    version: str | None = Field(default=None, exclude_if=_is_none)
 
 
 class SearchResult(_Out):
@@ -22,6 +28,9 @@ class SearchResult(_Out):
     applied_seq: int
     request_id: str
     hits: list[Hit]
+    # an interleaved answer names both versions (``version`` is then the first) and each hit its own;
+    # absent from other answers, so they keep their shape
+    interleaved: list[str] | None = Field(default=None, exclude_if=_is_none)
 
 
 class RecommendResult(_Out):
@@ -35,8 +44,9 @@ class RecommendResult(_Out):
 class Progress(_Out):
     done: int
     total: int
-    rate: float  # records per second over the recent past
+    rate: float  # per second over the recent past: records, or iterations while training
     eta_s: float | None
+    phase: Literal["training", "loading", "backfill"] = "backfill"
 
 
 class VersionInfo(_Out):
@@ -97,9 +107,21 @@ class TrafficEntry(_Out):
     created_at: float
 
 
+class ShadowSetting(_Out):
+    version: str  # the candidate that a share of live requests is mirrored to
+    percent: float
+
+
+class InterleaveSetting(_Out):
+    versions: list[str]  # two ready versions; the first is the one the report compares against
+    percent: float
+
+
 class TrafficInfo(_Out):
     weights: dict[str, int]
     history: list[TrafficEntry]
+    shadow: ShadowSetting | None = None
+    interleave: InterleaveSetting | None = None
 
 
 class EventOut(_Out):
@@ -108,3 +130,226 @@ class EventOut(_Out):
     event: str
     detail: dict[str, Any]
     at: float
+
+
+# -- experiments (embedswitch/experiment.py) -------------------------------------------------------
+
+Outcome = Literal["better", "worse", "not_significant"]
+
+
+class ArmStats(_Out):
+    """One version's routed, non-interleaved requests in the current experiment, with 95% CIs."""
+
+    version: str
+    requests: int
+    clicks: int  # requests with at least one click
+    conversions: int  # requests with at least one conversion
+    ctr: float
+    ctr_ci: tuple[float, float]  # Wilson score interval
+    conversion_rate: float
+    conversion_ci: tuple[float, float]  # Wilson score interval
+    mrr: float  # mean over requests of 1/rank of the first clicked hit (0 without a click)
+    mrr_ci: tuple[float, float]  # normal approximation
+
+
+class Comparison(_Out):
+    """A candidate's CTR against the control's: two-proportion z-test at the 5% level."""
+
+    candidate: str
+    control: str
+    metric: Literal["ctr"] = "ctr"
+    difference: float  # candidate CTR minus control CTR
+    ci: tuple[float, float]  # 95% interval of the difference
+    p_value: float
+    outcome: Outcome
+    verdict: str  # "v2 better", "v2 worse", or "not significant yet, about N more requests needed"
+    more_requests_needed: int | None  # at the current split, for 80% power at the observed effect
+
+
+class AbReport(_Out):
+    control: str | None
+    arms: dict[str, ArmStats]
+    comparisons: dict[str, Comparison]  # by candidate
+
+
+class InterleavingReport(_Out):
+    """Team-draft interleaving of two versions: per impression, the version whose hits got more
+    clicks wins; equal credit (at least one click) is a tie; impressions without clicks are neither."""
+
+    versions: tuple[str, str]
+    impressions: int
+    wins: dict[str, int]
+    ties: int
+    p_value: float  # two-sided sign test of wins against losses
+    outcome: Outcome  # of versions[1] against versions[0]
+    verdict: str
+    more_impressions_needed: int | None = None  # for 80% power at the observed win rate
+
+
+class LatencyMs(_Out):
+    p50: float
+    p99: float
+
+
+class ShadowReport(_Out):
+    """Requests mirrored to a candidate in the current experiment (the user got the live answer)."""
+
+    candidate: str
+    mirrored: int
+    errors: int
+    latency_ms: LatencyMs  # the candidate's, measured in the background mirror worker
+    live_latency_ms: LatencyMs  # the live answers of the same requests
+    overlap_at_10: float  # mean Jaccard overlap of the top-10 ids with the live answer's
+    last_error: str | None = None
+
+
+class ExperimentReport(_Out):
+    collection: str
+    experiment: int  # 1 for the first experiment, +1 at every reset
+    started_at: float
+    ab: AbReport
+    interleaving: InterleavingReport | None
+    shadow: list[ShadowReport]
+
+
+class FeedbackAck(_Out):
+    request_id: str
+    counted: bool  # False when the same (request_id, id, event) was already counted
+    version: str  # the version credited: the answering one, or an interleaved hit's contributor
+    rank: int  # the hit's 1-based position in that response
+
+
+class VersionScores(_Out):
+    """One version's scores on judged queries. The metrics are extra keys named by their cutoff
+    (``ndcg@10``, ``recall@100``, ``mrr@10``): read them as ``scores["ndcg@10"]``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    latency_ms: LatencyMs  # of each query through the version's serving search
+    queries: int
+    state: str  # "building": the scores cover only the records the version holds so far
+    model_label: str
+    records: int  # vectors the version held of the evaluated kind when the evaluation started
+    warning: str | None = None
+    per_query: dict[str, dict[str, float]] | None = None  # with "per_query": true
+
+    def __getitem__(self, key: str) -> Any:
+        extra = self.model_extra or {}
+        return extra[key] if key in extra else getattr(self, key)
+
+
+class EvaluateResult(_Out):
+    k: int
+    kind: str
+    versions: dict[str, VersionScores]
+
+
+class Distribution(_Out):
+    n: int
+    mean: float | None
+    p10: float | None
+    p50: float | None
+    p90: float | None
+
+
+class SampleScores(_Out):
+    """One version's answers to the sampled queries, restricted to the shared records."""
+
+    state: str
+    model_label: str
+    latency_ms: LatencyMs  # query embedding + unrestricted index search, as /search does it
+    top1: Distribution  # the best hit's score per query
+    topk: Distribution  # every score of every query's top k, pooled
+    ndcg: float | None = None  # nDCG@k on the judged queries of the sample, if any
+
+
+class Overlap(_Out):
+    k: int
+    jaccard: float  # mean over the sampled queries of |A ∩ B| / |A ∪ B| of the top-k ids
+    rbo: float  # mean extrapolated rank-biased overlap of the top-k lists
+    p: float  # RBO persistence
+
+
+class Coverage(_Out):
+    shared: int  # records both versions had embedded when the comparison started
+    records: int  # live records of the sampled queries' kinds
+    ratio: float  # shared / records
+    candidate: int
+    against: int
+
+
+class SampleInfo(_Out):
+    requested: int
+    logged: int  # queries in the log (within retention) to sample from
+    used: int
+    skipped: int  # e.g. a "like" query whose record the candidate has no vector for yet
+    seed: int
+
+
+class BackfillSampleInfo(_Out):
+    requested: int
+    embedded: int  # records written into the candidate (the rest it already had, or vanished)
+
+
+class CandidateEvaluation(_Out):
+    collection: str
+    candidate: str
+    against: str
+    sample: SampleInfo
+    coverage: Coverage
+    overlap: Overlap
+    versions: dict[str, SampleScores]
+    judged: int  # sampled queries with judgments on the shared records (the nDCG subset)
+    backfill_sample: BackfillSampleInfo | None = None
+    warnings: list[str] = []
+
+
+# -- gated rollouts (embedswitch/rollouts.py) ------------------------------------------------------
+
+RolloutStatus = Literal["running", "completed", "rolled_back", "stopped"]
+
+
+class GateCheck(_Out):
+    """One gate's verdict at the end of a step."""
+
+    gate: Literal["error_rate", "p99_ratio", "offline", "ab", "interleaving"]
+    passed: bool
+    value: float | str | None  # what was measured (an outcome for the experiment gates)
+    limit: float | str | None
+    detail: str
+
+
+class RolloutTransition(_Out):
+    at: float
+    outcome: Literal["started", "advanced", "completed", "rolled_back", "stopped", "resumed"]
+    step: int  # percent of traffic on the candidate after the transition
+    weights: dict[str, int]
+    reason: str
+    gates: list[GateCheck] = []
+
+
+class RolloutWindow(_Out):
+    """Routed requests per version since the current step began (in this process)."""
+
+    since: float
+    requests: dict[str, int]
+    errors: dict[str, int]
+
+
+class RolloutInfo(_Out):
+    id: int
+    collection: str
+    live: str  # the version that had all traffic when the rollout started
+    to: str
+    steps: list[int]
+    min_requests: int
+    step_interval_s: float
+    gates: dict[str, Any]
+    status: RolloutStatus
+    step: int  # percent on the candidate now (0 before the first step)
+    weights: dict[str, int]
+    reason: str  # why it is where it is: the last transition, or what the current step waits for
+    created_at: float
+    updated_at: float
+    transitions: list[RolloutTransition]
+    window: RolloutWindow | None = None  # while running

@@ -17,7 +17,7 @@ from pydantic import (
 
 from ._errors import InvalidRequest
 from .index.registry import IndexSpec
-from .models.registry import ModelSpec, parse_model_spec
+from .models.registry import AlsSpec, ModelSpec, parse_model_spec
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -101,6 +101,29 @@ class VersionSpec(_Strict):
     def _model(cls, value: Any) -> ModelSpec:
         return parse_model_spec(value)
 
+    @model_validator(mode="after")
+    def _als_loads_vectors(self) -> VersionSpec:
+        if isinstance(self.model, AlsSpec) and self.source != "vectors":
+            raise ValueError(
+                "an als model embeds no text: train it (POST /v1/collections/{c}/train) or create it "
+                'with "source": "vectors" and load its item factors'
+            )
+        return self
+
+
+class TrainRequest(_Strict):
+    """Train a collaborative model on the interactions so far; deploy it as ``version`` (building)."""
+
+    version: Name
+    model: AlsSpec = Field(default_factory=AlsSpec)
+    index: IndexSpec = Field(default_factory=IndexSpec)
+
+    @model_validator(mode="after")
+    def _not_trained_yet(self) -> TrainRequest:
+        if self.model.trained_seq is not None:
+            raise ValueError("model.trained_seq is set by training itself; leave it out")
+        return self
+
 
 RoutingKey = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_CHARS)]
 
@@ -181,8 +204,193 @@ class CollectionSpec(_Strict):
     version: VersionSpec
 
 
+Percent = Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)]
+
+
+class ShadowSpec(_Strict):
+    """Mirror ``percent`` of routed requests to ``version`` (building or ready) in the background."""
+
+    version: Name
+    percent: Percent
+
+
+class InterleaveSpec(_Strict):
+    """Answer ``percent`` of routed searches with a team-draft interleaving of two ready versions."""
+
+    versions: list[Name] = Field(min_length=2, max_length=2)
+    percent: Percent
+
+    @field_validator("versions")
+    @classmethod
+    def _two_distinct(cls, value: list[str]) -> list[str]:
+        if value[0] == value[1]:
+            raise ValueError('interleave two different versions, e.g. ["v1", "v2"]')
+        return value
+
+
 class TrafficSpec(_Strict):
-    weights: dict[Name, Annotated[int, Field(ge=0, le=1_000_000)]] = Field(min_length=1)
+    """Any of: new ``weights``; ``shadow`` / ``interleave`` settings (``null`` turns one off).
+    What a request leaves out stays as it is."""
+
+    weights: dict[Name, Annotated[int, Field(ge=0, le=1_000_000)]] | None = Field(None, min_length=1)
+    shadow: ShadowSpec | None = None
+    interleave: InterleaveSpec | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> TrafficSpec:
+        if not self.model_fields_set:
+            raise ValueError('"weights" is required, or "shadow" or "interleave" (or several)')
+        if "weights" in self.model_fields_set and self.weights is None:
+            raise ValueError('"weights" must be an object such as {"v1": 90}; leave it out to keep them')
+        return self
+
+
+MAX_FEEDBACK_VALUE = 1e12
+
+
+class FeedbackIn(_Strict):
+    """A user clicked (or converted on) hit ``id`` of the response ``request_id``."""
+
+    request_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    id: RecordId
+    event: Literal["click", "convert"]
+    value: Annotated[float, Field(ge=0, le=MAX_FEEDBACK_VALUE, allow_inf_nan=False)] | None = None
+
+
+MAX_EVAL_QUERIES = 10_000
+MAX_EVAL_VERSIONS = 16
+MAX_BACKFILL_SAMPLE = 100_000
+
+QueryTexts = dict[RecordId, str]
+Judgments = dict[RecordId, dict[RecordId, int]]
+
+
+def check_query_texts(queries: QueryTexts | None) -> QueryTexts | None:
+    """Every query text passes ``check_text``; the message names the first bad query id."""
+    for qid, text in (queries or {}).items():
+        try:
+            check_text(text)
+        except ValueError as exc:
+            raise ValueError(f"query {qid!r}: {exc}") from None
+    return queries
+
+
+def check_judgments(queries: QueryTexts | None, qrels: Judgments | None) -> None:
+    """Both or neither; every judged query has a text."""
+    if (queries is None) != (qrels is None):
+        raise ValueError('give both "queries" ({qid: text}) and "qrels" ({qid: {doc_id: grade}}), or neither')
+    missing = sorted(set(qrels or {}) - set(queries or {}))
+    if missing:
+        raise ValueError(
+            f'{len(missing)} judged queries have no text in "queries" (e.g. {", ".join(missing[:3])}); '
+            "send the text of every query in qrels"
+        )
+
+
+class EvaluateRequest(_Strict):
+    """Judged queries run through each version's serving search. Only the queries of ``qrels`` are
+    run; nDCG and MRR are cut at ``k``, recall at 100. ``per_query`` adds every query's scores."""
+
+    versions: list[Name] = Field(min_length=1, max_length=MAX_EVAL_VERSIONS)
+    queries: QueryTexts = Field(min_length=1, max_length=MAX_EVAL_QUERIES)
+    qrels: Judgments = Field(min_length=1, max_length=MAX_EVAL_QUERIES)
+    k: Annotated[int, Field(ge=1, le=MAX_K)] = 10
+    kind: Kind = "doc"
+    per_query: bool = False
+
+    @field_validator("versions")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("a version is named twice; name each version once")
+        return value
+
+    _texts = field_validator("queries")(check_query_texts)
+
+    @model_validator(mode="after")
+    def _judged(self) -> EvaluateRequest:
+        check_judgments(self.queries, self.qrels)
+        return self
+
+
+class CandidateEvaluateRequest(_Strict):
+    """Compare a (possibly building) version with the live one on ``sample`` logged queries, over
+    the records both have embedded. ``backfill_sample`` records are embedded into the candidate
+    first; ``queries`` + ``qrels`` are judgments matched to logged queries by their exact text."""
+
+    sample: Annotated[int, Field(ge=1, le=MAX_EVAL_QUERIES)]
+    against: Name | None = None
+    k: Annotated[int, Field(ge=1, le=MAX_K)] = 10
+    backfill_sample: Annotated[int, Field(ge=0, le=MAX_BACKFILL_SAMPLE)] = 0
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] | None = None
+    queries: QueryTexts | None = Field(None, max_length=MAX_EVAL_QUERIES)
+    qrels: Judgments | None = Field(None, max_length=MAX_EVAL_QUERIES)
+
+    _texts = field_validator("queries")(check_query_texts)
+
+    @model_validator(mode="after")
+    def _judged(self) -> CandidateEvaluateRequest:
+        check_judgments(self.queries, self.qrels)
+        return self
+
+
+MAX_ROLLOUT_STEPS = 20
+OFFLINE_METRICS = ("ndcg@10", "recall@100", "mrr@10")
+
+
+class OfflineGate(_Strict):
+    """Before the first step, the candidate's ``metric`` on judged queries must be at least ``min``.
+
+    The judgments are ``queries`` + ``qrels`` in the request, or ``beir``: a BEIR directory
+    (``queries.jsonl``, ``qrels/test.tsv``) on the server's machine, read when the gate runs."""
+
+    metric: Literal["ndcg@10", "recall@100", "mrr@10"] = "ndcg@10"
+    min: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+    queries: QueryTexts | None = Field(None, max_length=MAX_EVAL_QUERIES)
+    qrels: Judgments | None = Field(None, max_length=MAX_EVAL_QUERIES)
+    beir: Annotated[str, StringConstraints(min_length=1, max_length=4096)] | None = None
+
+    _texts = field_validator("queries")(check_query_texts)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> OfflineGate:
+        check_judgments(self.queries, self.qrels)
+        if (self.qrels is None) == (self.beir is None):
+            raise ValueError('give the judged queries as "queries" + "qrels", or as "beir": a directory')
+        return self
+
+
+class RolloutGates(_Strict):
+    """What must hold at every step before the next one. ``max_error_rate``: share of the
+    candidate's routed requests that failed with a server error; ``max_p99_ratio``: its p99
+    latency over the live version's, same window; ``experiment``: the A/B or interleaving outcome
+    of the current experiment must not be "worse". ``null`` turns a gate off."""
+
+    max_error_rate: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] | None = 0.01
+    max_p99_ratio: Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False)] | None = None
+    offline: OfflineGate | None = None
+    experiment: Literal["ab", "interleaving", "none"] = "none"
+
+
+class RolloutSpec(_Strict):
+    """Move traffic from the live version to ``to`` through ``steps`` (percent on ``to``, rising,
+    ending at 100), each held until ``to`` has answered ``min_requests`` routed requests in it (and
+    at least ``step_interval_s`` seconds) and every gate passes; a failing gate rolls back."""
+
+    to: Name
+    steps: list[Annotated[int, Field(ge=1, le=100)]] = Field(
+        default_factory=lambda: [1, 10, 50, 100], min_length=1, max_length=MAX_ROLLOUT_STEPS
+    )
+    min_requests: Annotated[int, Field(ge=1, le=100_000_000)] = 200
+    gates: RolloutGates = Field(default_factory=RolloutGates)
+    step_interval_s: Annotated[float, Field(ge=0, le=7 * 86_400, allow_inf_nan=False)] = 0.0
+
+    @field_validator("steps")
+    @classmethod
+    def _rising_to_100(cls, value: list[int]) -> list[int]:
+        if any(b <= a for a, b in zip(value, value[1:], strict=False)) or value[-1] != 100:
+            raise ValueError(f"steps {value} must rise strictly and end at 100, e.g. [1, 10, 50, 100]")
+        return value
 
 
 def describe_errors(exc: ValidationError) -> str:

@@ -10,6 +10,7 @@ so the saved position never runs ahead of what the indexes hold.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import threading
 import time
@@ -24,13 +25,16 @@ from .backfill import Backfill, BackfillConfig
 from .index import IndexMeta, IndexSpec, VectorIndex, open_index
 from .index.base import Hit
 from .models import EmbeddingModel
-from .models.history_mean import HistoryMeanModel
+from .models.als import AlsModel
+from .models.base import UserModel
 from .store.base import BackfillState, Change, Store, VersionRow
+from .training import Training
 
 log = logging.getLogger("embedswitch")
 
 BUILDING, READY = "building", "ready"
 MIN_CHUNK = 16  # texts per parallel encoding chunk, at least
+GRAM_FILE = "item_gram.npy"
 
 
 class Version:
@@ -66,29 +70,41 @@ class Version:
         self._applied = threading.Condition(self._lock)
         self._checkpoint_lock = threading.Lock()
         self.apply_lock = threading.RLock()
-        self.user_model = model if isinstance(model, HistoryMeanModel) else None
+        self.user_model = model if isinstance(model, UserModel) and model.derives_users else None
         self.derives_users = self.user_model is not None
+        self.embeds_text: bool = getattr(model, "embeds_text", True)
+        self.normalized: bool = getattr(model, "normalized", True)
+        self._gram: np.ndarray | None = None
         self._inflight = 0
         self._retired = False
         self._stop = threading.Event()
         self.error: str | None = None
+        self.encode_workers = backfill_config.workers
         root.mkdir(parents=True, exist_ok=True)
         for path in sorted(p for p in root.iterdir() if p.is_dir()):
             self.index(path.name, create=True)
         self.backfill: Backfill | None = None
         if row.backfill is not None:
             self.backfill = Backfill(self, row.backfill, backfill_config)
+        self.training: Training | None = None
+        if isinstance(model, AlsModel) and model.spec.trained_seq is not None and self.awaiting_vectors():
+            self.training = Training(self, model.spec)
         self._thread = threading.Thread(
             target=self._run, name=f"applier-{self.collection}-{self.name}", daemon=True
         )
-        self._workers = backfill_config.workers
-        self._encoders = ThreadPoolExecutor(self._workers, thread_name_prefix=f"apply-{self.name}")
+        self._encoders = ThreadPoolExecutor(self.encode_workers, thread_name_prefix=f"apply-{self.name}")
 
     def start(self) -> None:
         self._thread.start()
         state = self.backfill.state if self.backfill is not None else None
         if self.backfill is not None and state is not None and not (state.finished or state.awaiting_vectors):
             self.backfill.start()
+        if self.training is not None:
+            self.training.start()
+
+    def awaiting_vectors(self) -> bool:
+        """Whether this version waits for its vectors to be loaded and committed."""
+        return self.backfill is not None and self.backfill.state.awaiting_vectors
 
     # -- indexes -----------------------------------------------------------------------------
 
@@ -154,11 +170,12 @@ class Version:
         index = self.index(kind)
         found = index.get([id]).get(id) if index is not None else None
         if found is None:
-            fix = (
-                "post interactions of this user with existing items"
-                if self.derives_users and kind == "user"
-                else f"upsert it as a record of kind {kind!r}"
-            )
+            if self.derives_users and kind == "user":
+                fix = "post interactions of this user with items this version holds"
+            elif not self.embeds_text:
+                fix = "items created after this version was trained have no vector until the next retrain"
+            else:
+                fix = f"upsert it as a record of kind {kind!r}"
             raise RecordNotFound(
                 f"version {self.name!r} of {self.collection!r} has no vector for {kind} {id!r}; "
                 f"{fix} (or wait for the version to apply it)",
@@ -215,6 +232,11 @@ class Version:
             self.applied_seq = changes[-1].seq
             self._applied.notify_all()
 
+    def embeds(self, kind: str) -> bool:
+        """Whether records of ``kind`` get their vector from their text: not derived users, and
+        nothing for a model that embeds no text (its item vectors are loaded)."""
+        return self.embeds_text and not (self.derives_users and kind == "user")
+
     def users_live(self) -> bool:
         """Whether derived user vectors follow the stream: once the items are backfilled."""
         return self.backfill is None or self.backfill.state.finished
@@ -235,27 +257,64 @@ class Version:
         histories = self.store.user_histories(self.collection, users)
         keep_ids, keep_vectors, drop = [], [], []
         for user in users:
-            history = histories.get(user, [])
-            stored = items.get([item for item, _, _ in history])
-            rows = [(stored[item], w, ts) for item, w, ts in history if item in stored]
-            if not rows:
+            vector = self.derive_user(items, histories.get(user, []))
+            if vector is None:
                 drop.append(user)
-                continue
-            keep_ids.append(user)
-            vectors = np.stack([r[0] for r in rows])
-            keep_vectors.append(
-                self.user_model.user_vector(vectors, [r[1] for r in rows], [r[2] for r in rows])
-            )
+            else:
+                keep_ids.append(user)
+                keep_vectors.append(vector)
         if keep_ids:
             index.upsert(keep_ids, np.stack(keep_vectors), [seq] * len(keep_ids))
         if drop:
             index.delete(drop, [seq] * len(drop))
 
+    def derive_user(self, items: VectorIndex, history: list[tuple[str, float, float]]) -> np.ndarray | None:
+        """A user's vector from their ``(item, weight, ts)`` history over the items this version
+        holds, or None when it holds none of them."""
+        assert self.user_model is not None
+        stored = items.get([item for item, _, _ in history])
+        rows = [(item, w, ts) for item, w, ts in history if item in stored]
+        if not rows:
+            return None
+        vectors = np.stack([stored[item] for item, _, _ in rows])
+        return self.user_model.user_vector(
+            [r[0] for r in rows], vectors, [r[1] for r in rows], [r[2] for r in rows], self.item_gram
+        )
+
+    def item_gram(self) -> np.ndarray:
+        """``YᵀY`` over the item vectors: as committed, for a version whose item vectors are loaded
+        (the trained model's; an item deleted since keeps its share until the next retrain, so a
+        delete re-derives only the users who had it), else over the items held now."""
+        gram = self._gram
+        if gram is None:
+            path = self.root / GRAM_FILE
+            gram = self._gram = np.load(path) if path.exists() else self._compute_gram()
+        return gram
+
+    def _compute_gram(self) -> np.ndarray:
+        items = self.index("item")
+        vectors = items.get(items.ids()) if items is not None else {}
+        y = np.stack(list(vectors.values())).astype(np.float64) if vectors else np.zeros((0, self.model.dim))
+        return y.T @ y
+
+    def _freeze_item_gram(self) -> None:
+        """Persist ``YᵀY`` of the loaded items (written whole, then renamed, then fsynced)."""
+        gram = self._gram = self._compute_gram()
+        partial = self.root / (GRAM_FILE + ".partial")
+        with partial.open("wb") as out:
+            np.save(out, gram)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(partial, self.root / GRAM_FILE)
+
     def _apply_records(self, changes: list[Change]) -> None:
         latest: dict[tuple[str, str], Change] = {}
         for change in changes:
-            # interactions don't change text embeddings; derived user vectors ignore user records
-            if change.op != "interact" and not (self.derives_users and change.kind == "user"):
+            # interactions don't change record vectors; derived user vectors ignore user records;
+            # a model without text keeps its loaded vectors until a delete
+            if change.op == "interact" or (self.derives_users and change.kind == "user"):
+                continue
+            if change.op == "delete" or self.embeds(change.kind):
                 latest[(change.kind, change.id)] = change
         by_kind: dict[str, list[Change]] = {}
         for change in latest.values():
@@ -263,10 +322,9 @@ class Version:
         for kind, group in by_kind.items():
             ups = [c for c in group if c.op == "upsert"]
             dels = [c for c in group if c.op == "delete"]
-            index = self.index(kind, create=bool(ups))
-            if ups and index is not None:
+            if ups:
                 vectors = self._encode([c.text or "" for c in ups])
-                index.upsert([c.id for c in ups], vectors, [c.seq for c in ups])
+                self.write_vectors(kind, [c.id for c in ups], vectors, [c.seq for c in ups])
             if dels:
                 index = self.index(kind, create=True)
                 assert index is not None
@@ -275,6 +333,8 @@ class Version:
     def commit_vectors(self) -> None:
         """End the vector load of a ``source="vectors"`` version: fill the gaps with the model."""
         assert self.backfill is not None
+        if not self.embeds_text and self.derives_users:
+            self._freeze_item_gram()
         self.backfill.state = replace(self.backfill.state, awaiting_vectors=False)
         self.checkpoint()
         self.backfill.start()
@@ -282,7 +342,7 @@ class Version:
     def _encode(self, texts: list[str]) -> np.ndarray:
         """Documents embedded in up to ``encode_workers`` parallel chunks (torch runs one thread
         per call, see ``EngineConfig.torch_threads``), in order."""
-        chunks = min(self._workers, len(texts) // MIN_CHUNK)
+        chunks = min(self.encode_workers, len(texts) // MIN_CHUNK)
         if chunks <= 1:
             return self.model.encode(texts, purpose="document")
         size = -(-len(texts) // chunks)
@@ -292,7 +352,10 @@ class Version:
     def write_vectors(self, kind: str, ids: list[str], vectors: np.ndarray, seqs: list[int]) -> int:
         index = self.index(kind, create=True)
         assert index is not None
-        return index.upsert(ids, vectors, seqs)
+        written = index.upsert(ids, vectors, seqs)
+        if written and kind == "item":
+            self._gram = None
+        return written
 
     # -- durability ---------------------------------------------------------------------------
 
@@ -339,6 +402,8 @@ class Version:
 
     def stop(self, checkpoint: bool = True) -> None:
         self._stop.set()
+        if self.training is not None:
+            self.training.stop()
         if self.backfill is not None:
             self.backfill.stop()
         with self._wakeup:
@@ -354,5 +419,6 @@ class Version:
 
     @property
     def problem(self) -> str | None:
-        """The applier's or the backfill's last error while it retries, else None."""
-        return self.error or (self.backfill.error if self.backfill is not None else None)
+        """The applier's, the training's or the backfill's last error while it retries, else None."""
+        training = self.training.error if self.training is not None and self.awaiting_vectors() else None
+        return self.error or training or (self.backfill.error if self.backfill is not None else None)

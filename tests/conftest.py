@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -132,3 +133,27 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def run_cli_block(block: str, url: str, cwd: Path) -> list[str]:
+    """Run each ``embedswitch ...`` line of a documented shell block against the server at ``url``
+    (``#`` comments ignored), in ``cwd``; fails on the first line that exits non-zero. Returns each
+    line's stdout."""
+    env = {**os.environ, "EMBEDSWITCH_URL": url, "COLUMNS": "200"}
+    outputs = []
+    for line in block.splitlines():
+        args = shlex.split(line, comments=True)
+        if not args:
+            continue
+        assert args[0] == "embedswitch", f"not an embedswitch command: {line}"
+        done = subprocess.run(
+            [sys.executable, "-m", "embedswitch.cli", *args[1:]],
+            env=env,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, f"{line}\n{done.stdout}\n{done.stderr}"
+        outputs.append(done.stdout)
+    return outputs

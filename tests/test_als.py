@@ -1,4 +1,4 @@
-"""ALS training and fold-in (not yet deployed through the engine)."""
+"""ALS training and fold-in, the building blocks of `als` versions (served: tests/test_als_serving.py)."""
 
 from __future__ import annotations
 

@@ -111,3 +111,86 @@ def test_unknown_benchmark_is_refused(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "invalid choice" in done.stderr
     assert not list(tmp_path.iterdir())
+
+
+def test_quick_recommend_quality_and_serving(tmp_path: Path) -> None:
+    done = run_bench(
+        "--quick", "--only", "recommend_quality", "recommend_serving", "--results", str(tmp_path)
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    quality = {
+        row["version"]: row
+        for row in rows(load(tmp_path, "recommend_quality"), "leave-last-out on generated data")
+    }
+    assert set(quality) == {"-", "v1", "als"}
+    assert all(0 <= row["recall@10"] <= 1 for row in quality.values())
+
+    serving = load(tmp_path, "recommend_serving")
+    latency = rows(serving, "recommend latency, k=10")
+    assert [row["version"] for row in latency] == ["v1", "v2", "v3"]
+    assert [row["model"] for row in latency] == ["history-mean", "history-mean", "als"]
+    for row in latency:
+        assert row["engine p99_ms"] >= row["engine p50_ms"] > 0 and row["index p50_ms"] > 0
+    (rebuild,) = rows(serving, "history-mean user rebuild after the item-model upgrade")
+    assert rebuild["users"] == 200 and rebuild["users/s"] > 0
+    (fold,) = rows(serving, "ALS: fold one user in online vs retrain")
+    assert fold["fold-in online p50_ms"] > 0 and fold["full retrain s"] > 0
+
+
+@needs_scifact
+def test_quick_shadow(tmp_path: Path) -> None:
+    done = run_bench("--quick", "--only", "shadow", "--results", str(tmp_path))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    record = load(tmp_path, "shadow")
+    off, on = rows(record, "live search latency, shadow off vs 100% to the candidate (ms)")
+    assert off["phase"] == "shadow off" and off["n"] == on["n"] == 150
+    assert on["p99 on/off"] > 0 and on["p99_ms"] >= on["p50_ms"] > 0
+    (candidate,) = rows(record, "the candidate, as the shadow report gives it")
+    assert candidate["mirrored"] + candidate["dropped (queue full)"] == 150 and candidate["errors"] == 0
+    assert 0 <= candidate["overlap@10 with live"] <= 1
+    recording = rows(record, "recording one assignment (µs per request)")
+    assert [row["how"] for row in recording][0] == "buffered (ExperimentLog.record)"
+    assert all(row["us_per_call"] > 0 for row in recording)
+    assert {"p50 shadow on/off", "p99 shadow on/off"} <= set(record["summary"])
+
+
+@needs_scifact
+def test_quick_evaluation(tmp_path: Path) -> None:
+    done = run_bench("--quick", "--only", "evaluation", "--results", str(tmp_path))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    record = load(tmp_path, "evaluation")
+    table = rows(record, "offline evaluation throughput (queries/s)")
+    assert [row["model"] for row in table] == ["hashing", "minilm-static"]
+    for row in table:
+        assert row["queries"] == 300 and row["docs"] == 1000
+        assert row["evaluate_qps"] > 0 and row["raw batch encode_qps"] > 0
+        assert row["evaluate/raw batch"] == pytest.approx(
+            row["evaluate_qps"] / row["raw batch encode_qps"], rel=0.01
+        )
+        assert row["search p99_ms"] >= row["search p50_ms"] > 0
+        assert 0 < row["nDCG@10"] < 1
+    assert set(record["summary"]) == {"hashing evaluate/raw encode", "minilm-static evaluate/raw encode"}
+
+
+@needs_scifact
+def test_quick_sensitivity(tmp_path: Path) -> None:
+    done = run_bench("--quick", "--only", "sensitivity", "--results", str(tmp_path))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    record = load(tmp_path, "sensitivity")
+    control, candidate = rows(record, "offline quality of the two versions (through engine.search)")
+    assert (control["model"], candidate["model"]) == ("hashing", "minilm-static")
+    assert candidate["nDCG@10"] > control["nDCG@10"]
+    methods = rows(record, "sessions to call minilm-static better than hashing (p < 0.05)")
+    assert [row["method"].split(" (")[0] for row in methods] == [
+        "A/B, 50/50",
+        "A/B, 10% on the candidate",
+        "team-draft interleaving",
+    ]
+    for row in methods:
+        assert row["seeds"] == row["reached"] == 5
+        assert 0 < row["p25"] <= row["median sessions"] <= row["p75"] <= row["max sessions"]
+        assert row["median first significant (checked often)"] > 0
+    summary = record["summary"]
+    ab, interleaving = methods[0]["median sessions"], methods[2]["median sessions"]
+    assert summary["A/B 50/50 / interleaving"] == round(ab / interleaving, 1)

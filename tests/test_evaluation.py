@@ -11,10 +11,15 @@ import pytest
 from embedswitch.evaluation import (
     document_text,
     evaluate_run,
+    jaccard,
     load_beir,
+    load_judgments,
     mrr_at_k,
     ndcg_at_k,
+    rank_biased_overlap,
     recall_at_k,
+    score_query,
+    summarize,
 )
 
 SCIFACT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "scifact"
@@ -213,6 +218,8 @@ def test_load_beir(tmp_path: Path) -> None:
     _, train_queries, train_qrels = load_beir(tmp_path, split="train")
     assert train_queries == {"q2": "second?"}
     assert train_qrels == {"q2": {"d2": 1}}
+    (tmp_path / "corpus.jsonl").unlink()
+    assert load_judgments(tmp_path) == (queries, qrels)  # the same, without the corpus
 
 
 def test_document_text_joins_title_and_text_like_mteb() -> None:
@@ -238,3 +245,91 @@ def test_load_scifact() -> None:
     assert len(queries) == len(qrels) == 300
     assert sum(len(rels) for rels in qrels.values()) == 339
     assert all(doc_id in corpus for rels in qrels.values() for doc_id in rels)
+
+
+# -- agreement between rankings: Jaccard and rank-biased overlap ---------------------------------
+
+
+def test_jaccard() -> None:
+    assert jaccard(["a", "b", "c"], ["c", "b", "a"]) == 1.0
+    assert jaccard(["a", "b"], ["b", "c"]) == pytest.approx(1 / 3)
+    assert jaccard(["a"], ["b"]) == 0.0
+    assert jaccard([], []) == 1.0
+
+
+def test_rbo_identical_disjoint_and_empty() -> None:
+    for k in (1, 3, 10):
+        ranking = [f"d{i}" for i in range(k)]
+        assert rank_biased_overlap(ranking, ranking) == pytest.approx(1.0)
+        assert rank_biased_overlap(ranking, [f"x{i}" for i in range(k)]) == 0.0
+    assert rank_biased_overlap([], []) == 1.0
+    assert rank_biased_overlap(["a"], []) == 0.0
+
+
+def test_rbo_hand_computed() -> None:
+    # [a, b, c] vs [a, c, b], p = 0.9: overlaps X1 = 1, X2 = 1, X3 = 3;
+    # RBO_ext = (1-p)/p * (1/1 p + 1/2 p^2 + 3/3 p^3) + (3/3) p^3
+    expected = (0.1 / 0.9) * (0.9 + 0.81 / 2 + 0.729) + 0.729
+    assert rank_biased_overlap(["a", "b", "c"], ["a", "c", "b"]) == pytest.approx(expected)
+    assert expected == pytest.approx(0.955)
+    # a swap at the top costs more than the same swap lower down
+    top = rank_biased_overlap(["a", "b", "c", "d"], ["b", "a", "c", "d"])
+    low = rank_biased_overlap(["a", "b", "c", "d"], ["a", "b", "d", "c"])
+    assert top < low < 1.0
+
+
+def test_rbo_of_lists_of_different_lengths() -> None:
+    # Webber et al. eq. 32: a list that is a prefix of the other agrees with it all the way
+    assert rank_biased_overlap(["a", "b"], ["a", "b", "c", "d"]) == pytest.approx(1.0)
+    assert rank_biased_overlap(["a", "x"], ["a", "b", "c"]) == pytest.approx(
+        rank_biased_overlap(["a", "b", "c"], ["a", "x"])
+    )
+    assert 0.0 < rank_biased_overlap(["a", "x"], ["a", "b", "c"]) < 1.0
+
+
+def reference_rbo(a: list[str], b: list[str], p: float) -> float:
+    """Equal lengths k: the infinite RBO sum with the agreement at depth k carried on forever."""
+    k = len(a)
+    agreement = [len(set(a[:d]) & set(b[:d])) / d for d in range(1, k + 1)]
+    head = (1 - p) * sum(p ** (d - 1) * agreement[d - 1] for d in range(1, k + 1))
+    return head + p**k * agreement[-1]
+
+
+def test_rbo_matches_a_reference_on_random_rankings() -> None:
+    rng = random.Random(99)
+    docs = [f"d{i}" for i in range(30)]
+    for _ in range(200):
+        k = rng.randint(1, 15)
+        a, b = rng.sample(docs, k), rng.sample(docs, k)
+        for p in (0.5, 0.9, 0.98):
+            assert rank_biased_overlap(a, b, p) == pytest.approx(reference_rbo(a, b, p))
+            assert rank_biased_overlap(a, b, p) == pytest.approx(rank_biased_overlap(b, a, p))
+            assert 0.0 <= rank_biased_overlap(a, b, p) <= 1.0 + 1e-12
+
+
+def test_rbo_rejects_a_bad_persistence() -> None:
+    with pytest.raises(ValueError, match="p must be"):
+        rank_biased_overlap(["a"], ["a"], 1.0)
+
+
+# -- per-query scores and their summary ----------------------------------------------------------
+
+
+def test_score_query_cuts_ndcg_and_mrr_at_k_and_recall_at_100() -> None:
+    ranked = [f"x{i}" for i in range(50)] + ["a"]  # a at rank 51
+    scores = score_query(ranked, {"a": 1}, 10)
+    assert scores == {"ndcg@10": 0.0, "recall@100": 1.0, "mrr@10": 0.0}
+    assert score_query(["a"], {"a": 1}, 5) == {"ndcg@5": 1.0, "recall@100": 1.0, "mrr@5": 1.0}
+
+
+def test_summarize_means_and_latency_percentiles() -> None:
+    rows = {
+        "q1": {"ndcg@10": 1.0, "recall@100": 1.0, "mrr@10": 1.0, "latency_ms": 1.0},
+        "q2": {"ndcg@10": 0.5, "recall@100": 0.0, "mrr@10": 0.25, "latency_ms": 3.0},
+    }
+    summary = summarize(rows, 10)
+    assert summary["ndcg@10"] == 0.75 and summary["recall@100"] == 0.5 and summary["mrr@10"] == 0.625
+    assert summary["queries"] == 2
+    assert summary["latency_ms"] == {"p50": 2.0, "p99": pytest.approx(2.98)}
+    with pytest.raises(ValueError, match="no queries"):
+        summarize({}, 10)

@@ -126,10 +126,10 @@ def test_upgrade_rebuilds_users_after_items_under_streaming(tmp_path: Path) -> N
 
 def test_recommender_rollout_under_load(engine: Engine) -> None:
     """Concurrent recommend calls over HTTP while interactions stream and v2 (another text model)
-    backfills, ramps and takes over. Probe users get no new interactions, so their vectors are
-    stable per version and every returned score can be checked against the answering version's own
-    user and item vectors: a user vector from one version scored against the other version's items
-    (nearly orthogonal hashing spaces) would not reproduce it."""
+    backfills, ramps and takes over, and then v3 (ALS, trained on the stream so far) does. Probe
+    users get no new interactions, so their vectors are stable per version and every returned score
+    can be checked against the answering version's own user and item vectors: a user vector from
+    one version scored against another version's items would not reproduce it."""
     import httpx
     from conftest import ServerThread
 
@@ -175,12 +175,18 @@ def test_recommender_rollout_under_load(engine: Engine) -> None:
             for weights in ({"v1": 90, "v2": 10}, {"v1": 50, "v2": 50}, {"v2": 100}):
                 engine.set_traffic("shop", weights)
                 time.sleep(0.4)
+            # then a collaborative model trained on the stream so far takes over the same way
+            engine.train("shop", {"version": "v3", "model": {"type": "als", "factors": 16, "iterations": 5}})
+            engine.wait_ready("shop", "v3", 60)
+            for weights in ({"v2": 50, "v3": 50}, {"v3": 100}):
+                engine.set_traffic("shop", weights)
+                time.sleep(0.4)
         finally:
             stop.set()
             for th in threads:
                 th.join(30)
     assert errors == [] and len(answers) > 100
-    assert {v for _, v, _ in answers} == {"v1", "v2"}
+    assert {v for _, v, _ in answers} == {"v1", "v2", "v3"}
     _caught_up(engine)
     for user, name, hits in answers:
         version = engine.collection("shop").versions[name]

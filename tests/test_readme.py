@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import re
-import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO, ServerProcess
+from conftest import REPO, ServerProcess, run_cli_block
 
 README = (REPO / "README.md").read_text()
 SAMPLE = REPO / "embedswitch" / "data" / "sample_corpus.jsonl"
@@ -85,23 +83,17 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
 
 def test_upgrade_walkthrough(demo: DemoServer) -> None:
     walkthrough = next(b for b in blocks("bash") if "versions add scifact v2" in b)
-    env = {**os.environ, "EMBEDSWITCH_URL": demo.url, "COLUMNS": "200"}
-    for line in walkthrough.splitlines():
-        args = shlex.split(line, comments=True)
-        if not args:
-            continue
-        assert args[0] == "embedswitch"
-        done = subprocess.run(
-            [sys.executable, "-m", "embedswitch.cli", *args[1:]],
-            env=env,
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert done.returncode == 0, f"{line}\n{done.stdout}\n{done.stderr}"
-    final = done.stdout
+    final = run_cli_block(walkthrough, demo.url, REPO)[-1]
     assert "v2" in final and "v1" not in final.split("scifact", 1)[-1].replace("v1/", "")
+
+
+def test_recommendation_walkthrough(demo: DemoServer, tmp_path: Path) -> None:
+    walkthrough = next(b for b in blocks("bash") if "train als shop --version v2" in b)
+    outputs = run_cli_block(walkthrough, demo.url, tmp_path)
+    assert "answered by version v1" in outputs[4] and "answered by version v2" in outputs[6]
+    assert "version 'v3' is ready" in outputs[9]
+    status = outputs[-1]
+    assert "v3" in status and "als" in status
 
 
 def test_curl_example(demo: DemoServer) -> None:

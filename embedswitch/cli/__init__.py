@@ -1,15 +1,32 @@
 """The ``embedswitch`` command: serve the API, or drive a running server over HTTP.
 
 Each noun has its module: ``serve``, ``demo``, ``collections``, ``records`` (ingest, get, delete),
-``search``, ``recommend`` (recommend, interactions), ``versions``, ``traffic`` (traffic, promote,
-rollback, retire) and ``status``.
+``search``, ``recommend`` (recommend, interactions, generate-data), ``train``, ``versions``,
+``traffic`` (traffic, promote, rollback, retire), ``rollouts`` (start, show, stop), ``simulate``,
+``status``, ``evaluate`` (evaluate, evaluate-candidate) and ``experiment`` (experiment show|reset,
+feedback).
 """
 
 from __future__ import annotations
 
 import typer
 
-from . import collections, demo, recommend, records, search, serve, status, traffic, versions
+from . import (
+    collections,
+    demo,
+    evaluate,
+    experiment,
+    recommend,
+    records,
+    rollouts,
+    search,
+    serve,
+    simulate,
+    status,
+    traffic,
+    train,
+    versions,
+)
 
 __all__ = ["app", "main"]
 
@@ -29,12 +46,20 @@ app.command("delete")(records.delete)
 app.command("search")(search.search)
 app.command("recommend")(recommend.recommend)
 app.command("interactions")(recommend.interactions)
+app.command("generate-data")(recommend.generate_data)
+app.add_typer(train.app, name="train")
 app.add_typer(versions.app, name="versions")
 app.command("traffic")(traffic.traffic)
 app.command("promote")(traffic.promote)
 app.command("rollback")(traffic.rollback)
 app.command("retire")(traffic.retire)
 app.command("status")(status.status)
+app.add_typer(experiment.app, name="experiment")
+app.command("feedback")(experiment.feedback)
+app.command("evaluate")(evaluate.evaluate)
+app.command("evaluate-candidate")(evaluate.evaluate_candidate)
+app.add_typer(rollouts.app, name="rollouts")
+app.command("simulate")(simulate.simulate)
 
 
 def main() -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import csv
+import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from ..interactions import load_csv
+from ..interactions import generate, load_csv
 from ..specs import MAX_BATCH, MAX_K
 from ._common import DEFAULT_URL, JsonOption, UrlOption, connect, console, print_json, progress_bar, text
 from .search import hits_table
@@ -67,3 +69,31 @@ def interactions(
             seq = client.add_interactions(collection, rows[start : start + batch]).seq
             bar.update(task, completed=min(len(rows), start + batch))
     out.print(text(f"{len(rows)} interactions; seq {seq}"))
+
+
+def generate_data(
+    directory: Annotated[Path, typer.Argument(help="Where to write items.jsonl and interactions.csv.")],
+    users: Annotated[int, typer.Option(min=1, help="Users.")] = 1_000,
+    items: Annotated[int, typer.Option(min=1, help="Items.")] = 5_000,
+    per_user: Annotated[int, typer.Option(min=1, help="Interactions per user.")] = 30,
+    topics: Annotated[int, typer.Option(min=1, help="Item topics (users have tastes over them).")] = 20,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Write a generated recommendation data set with planted structure (user tastes over item
+    topics, item texts that reflect the topics, popularity skew), ready for `ingest` and
+    `interactions`."""
+    data = generate(users, items, topics, per_user, seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / "items.jsonl").open("w", encoding="utf-8") as out:
+        for item, body in data.items.items():
+            out.write(json.dumps({"id": item, "kind": "item", "text": body}) + "\n")
+    with (directory / "interactions.csv").open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["user", "item", "weight", "ts"])
+        writer.writerows((x.user, x.item, x.weight, x.ts) for x in data.interactions)
+    console().print(
+        text(
+            f"wrote {len(data.items)} items to {directory / 'items.jsonl'} and {len(data.interactions)} "
+            f"interactions of {len(data.users)} users to {directory / 'interactions.csv'}"
+        )
+    )

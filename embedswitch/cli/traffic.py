@@ -11,6 +11,7 @@ from rich.table import Table
 from .._errors import InvalidRequest
 from ..results import TrafficInfo
 from ._common import DEFAULT_URL, JsonOption, UrlOption, connect, console, print_json, reported, table, text
+from .experiment import InterleaveOption, ShadowOption, parse_interleave, parse_shadow
 
 CollectionArgument = Annotated[str, typer.Argument(help="Collection name.", show_default=False)]
 VersionArgument = Annotated[str, typer.Argument(help="Version name.", show_default=False)]
@@ -38,14 +39,21 @@ def traffic(
             help="New weights as VERSION=WEIGHT pairs; none shows the current ones.", show_default=False
         ),
     ] = None,
+    shadow: ShadowOption = None,
+    interleave: InterleaveOption = None,
     url: UrlOption = DEFAULT_URL,
     as_json: JsonOption = False,
 ) -> None:
     """Show the traffic split and its history, or set it: embedswitch traffic docs v1=90 v2=10."""
     with reported(url):
         weights = parse_weights(pairs or [])
+        mirror = parse_shadow(shadow) if shadow is not None else None
+        mixed = parse_interleave(interleave) if interleave is not None else None
     with connect(url) as client:
-        info = client.set_traffic(collection, weights) if weights else client.traffic(collection)
+        if weights or mirror is not None or mixed is not None:
+            info = client.set_traffic(collection, weights or None, mirror, mixed)
+        else:
+            info = client.traffic(collection)
     show_traffic(info, collection, as_json)
 
 
@@ -83,6 +91,12 @@ def show_traffic(info: TrafficInfo, collection: str, as_json: bool) -> None:
         return
     out = console()
     out.print(weights_table(info.weights, title=f"traffic of {collection}"))
+    if info.shadow is not None:
+        shadow = info.shadow
+        out.print(text(f"shadow: {shadow.percent:g}% of routed requests mirrored to {shadow.version}"))
+    if info.interleave is not None:
+        pair = " and ".join(info.interleave.versions)
+        out.print(text(f"interleave: {info.interleave.percent:g}% of routed searches interleave {pair}"))
     out.print(history_table(info, title="history (latest first)"))
 
 

@@ -69,16 +69,25 @@ def versions_table(versions: Sequence[VersionInfo], title: str | None = None) ->
     return out
 
 
+PHASES = {
+    "training": ("training", "iterations/s"),
+    "loading": ("loading", "items"),
+    "backfill": ("backfilling", "records/s"),
+}
+
+
 def progress_line(info: VersionInfo) -> str:
-    """``done/total (pct%), rate records/s, eta`` of a backfill, or ``-`` when there is none."""
+    """``[phase] done/total (pct%), rate, eta`` of a training or backfill, or ``-`` when there is none."""
     progress = info.progress
     if progress is None:
         return "-"
     pct = 100 * progress.done // max(1, progress.total)
     if info.state == "ready":
         return f"{progress.done}/{progress.total} ({pct}%), finished"
+    verb, unit = PHASES[progress.phase]
+    prefix = "" if progress.phase == "backfill" else f"{verb}: "
     return (
-        f"{progress.done}/{progress.total} ({pct}%), {progress.rate:,.0f} records/s, "
+        f"{prefix}{progress.done}/{progress.total} ({pct}%), {progress.rate:,.1f} {unit}, "
         f"eta {duration(progress.eta_s)}"
     )
 
@@ -133,7 +142,8 @@ def add(
 
 
 def follow_backfill(client: Client, collection: str, name: str, out: Console) -> VersionInfo:
-    """Show the backfill of ``name`` as a live progress bar until its state is ``ready``."""
+    """Show the training (if any) and backfill of ``name`` as a live progress bar until its state
+    is ``ready``."""
     rate = TextColumn("{task.fields[rate]}", style="cyan", markup=False)
     try:
         with progress_bar(out, rate) as bar:
@@ -142,11 +152,16 @@ def follow_backfill(client: Client, collection: str, name: str, out: Console) ->
                 info = client.describe_version(collection, name)
                 progress = info.progress
                 if progress is not None:
-                    detail = f"{progress.rate:,.0f} records/s, eta {duration(progress.eta_s)}"
+                    verb, unit = PHASES[progress.phase]
+                    detail = f"{progress.rate:,.1f} {unit}, eta {duration(progress.eta_s)}"
+                    if progress.phase == "loading":
+                        detail = f"{progress.done:,} {unit}"
                     if info.error:
                         detail += f" (retrying after: {info.error})"
                     total = max(progress.total, progress.done)
-                    bar.update(task, completed=progress.done, total=total, rate=detail)
+                    bar.update(
+                        task, description=f"{verb} {name}", completed=progress.done, total=total, rate=detail
+                    )
                 if info.state == "ready":
                     total = int(bar.tasks[0].total or 0)
                     bar.update(task, completed=total, total=total, rate="done")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Literal, TypeVar
 
 from fastapi import FastAPI, Query, Response
 from fastapi.responses import JSONResponse
@@ -11,11 +12,16 @@ from fastapi.responses import JSONResponse
 from .. import __version__
 from ..engine import Engine
 from ..results import (
+    CandidateEvaluation,
     CollectionInfo,
     DeleteAck,
+    EvaluateResult,
     EventOut,
+    ExperimentReport,
+    FeedbackAck,
     RecommendResult,
     RecordOut,
+    RolloutInfo,
     SearchResult,
     TrafficInfo,
     VectorAck,
@@ -23,17 +29,23 @@ from ..results import (
     WriteAck,
 )
 from ..specs import (
+    CandidateEvaluateRequest,
     CollectionSpec,
+    EvaluateRequest,
+    FeedbackIn,
     InteractionIn,
     RecommendRequest,
     RecordBatch,
+    RolloutSpec,
     SearchRequest,
     TrafficSpec,
+    TrainRequest,
     VectorBatch,
     VersionSpec,
 )
 from . import errors
 
+T = TypeVar("T")
 KIND_QUERY = Query("doc", description="record kind; ids are unique per (kind, id)")
 
 
@@ -125,6 +137,10 @@ def create_app(engine: Engine, close_engine: bool = True) -> FastAPI:
     def describe_version(c: str, v: str) -> VersionInfo:
         return engine.describe_version(c, v)
 
+    @app.post("/v1/collections/{c}/train", status_code=202, tags=["versions"])
+    def train(c: str, body: TrainRequest) -> VersionInfo:
+        return engine.train(c, body)
+
     @app.put("/v1/collections/{c}/versions/{v}/vectors", tags=["versions"])
     def put_vectors(c: str, v: str, body: VectorBatch) -> VectorAck:
         return engine.put_vectors(c, v, body.vectors)
@@ -148,7 +164,22 @@ def create_app(engine: Engine, close_engine: bool = True) -> FastAPI:
 
     @app.put("/v1/collections/{c}/traffic", tags=["traffic"])
     def set_traffic(c: str, body: TrafficSpec) -> TrafficInfo:
-        return engine.set_traffic(c, body.weights)
+        given = body.model_fields_set  # an explicit null turns a setting off; left out: unchanged
+        shadow = _setting(body.shadow, "shadow" in given)
+        interleave = _setting(body.interleave, "interleave" in given)
+        return engine.set_traffic(c, body.weights, shadow, interleave)
+
+    @app.post("/v1/collections/{c}/feedback", tags=["experiments"])
+    def feedback(c: str, body: FeedbackIn) -> FeedbackAck:
+        return engine.feedback(c, body)
+
+    @app.get("/v1/collections/{c}/experiment", tags=["experiments"])
+    def experiment(c: str) -> ExperimentReport:
+        return engine.experiment(c)
+
+    @app.post("/v1/collections/{c}/experiment/reset", tags=["experiments"])
+    def reset_experiment(c: str) -> ExperimentReport:
+        return engine.reset_experiment(c)
 
     @app.post("/v1/collections/{c}/rollback", tags=["traffic"])
     def rollback(c: str) -> TrafficInfo:
@@ -158,4 +189,35 @@ def create_app(engine: Engine, close_engine: bool = True) -> FastAPI:
     def events(c: str, version: str | None = None) -> list[EventOut]:
         return engine.events(c, version)
 
+    @app.post("/v1/collections/{c}/rollouts", status_code=201, tags=["rollouts"])
+    def start_rollout(c: str, body: RolloutSpec) -> RolloutInfo:
+        return engine.start_rollout(c, body)
+
+    @app.get("/v1/collections/{c}/rollouts", tags=["rollouts"])
+    def list_rollouts(c: str) -> list[RolloutInfo]:
+        return engine.list_rollouts(c)
+
+    @app.get("/v1/collections/{c}/rollouts/{id}", tags=["rollouts"])
+    def rollout(c: str, id: int) -> RolloutInfo:
+        return engine.rollout(c, id)
+
+    @app.post("/v1/collections/{c}/rollouts/{id}/stop", tags=["rollouts"])
+    def stop_rollout(c: str, id: int) -> RolloutInfo:
+        return engine.stop_rollout(c, id)
+
+    @app.post("/v1/collections/{c}/evaluate", tags=["evaluation"])
+    def evaluate(c: str, body: EvaluateRequest) -> EvaluateResult:
+        return engine.evaluate(c, body)
+
+    @app.post("/v1/collections/{c}/versions/{v}/evaluate", tags=["evaluation"])
+    def evaluate_candidate(c: str, v: str, body: CandidateEvaluateRequest) -> CandidateEvaluation:
+        return engine.evaluate_candidate(c, v, body)
+
     return app
+
+
+def _setting(value: T | None, given: bool) -> T | Literal["off"] | None:
+    """A traffic setting as the engine takes it: None if left out, "off" if sent as null."""
+    if not given:
+        return None
+    return "off" if value is None else value

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -28,7 +28,12 @@ class HistoryMeanModel:
         return self.text.encode(texts, purpose)
 
     def user_vector(
-        self, item_vectors: np.ndarray, weights: Sequence[float], ts: Sequence[float]
+        self,
+        item_ids: Sequence[str],
+        item_vectors: np.ndarray,
+        weights: Sequence[float],
+        ts: Sequence[float],
+        item_gram: Callable[[], np.ndarray],
     ) -> np.ndarray:
         """Unit mean of ``item_vectors`` weighted by ``weight * 0.5 ** (age / half_life)``, the age
         measured from the latest of ``ts``."""

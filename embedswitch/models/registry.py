@@ -112,6 +112,24 @@ class HistoryMeanSpec(_Spec):
         return value
 
 
+class AlsSpec(_Spec):
+    """For recommendations: collaborative filtering by implicit-feedback ALS (``implicit``).
+
+    Item vectors are the trained item factors, deployed through the precomputed-vectors path; a
+    user's vector is the exact ALS user step over the version's item factors and the user's history
+    (*fold-in*), recomputed when the history changes, so streaming works between retrains. The model
+    embeds no text: items created after training have no vector until the next retrain.
+    ``trained_seq`` is set by ``train``: the change-log seq whose interactions it trained on."""
+
+    type: Literal["als"] = "als"
+    factors: Annotated[int, Field(ge=2, le=1024)] = 64
+    regularization: Annotated[float, Field(ge=0)] = 0.05
+    alpha: Annotated[float, Field(gt=0)] = 20.0
+    iterations: Annotated[int, Field(ge=1, le=1000)] = 15
+    seed: int = 0
+    trained_seq: Annotated[int | None, Field(ge=0)] = None
+
+
 ModelSpec = Annotated[
     HashingSpec
     | MiniLMSpec
@@ -119,7 +137,8 @@ ModelSpec = Annotated[
     | SentenceTransformersSpec
     | Model2VecSpec
     | OpenAISpec
-    | HistoryMeanSpec,
+    | HistoryMeanSpec
+    | AlsSpec,
     Field(discriminator="type"),
 ]
 
@@ -131,6 +150,7 @@ SPEC_TYPES: dict[str, type[_Spec]] = {
     "model2vec": Model2VecSpec,
     "openai": OpenAISpec,
     "history-mean": HistoryMeanSpec,
+    "als": AlsSpec,
 }
 
 _SPEC_CLASSES = (
@@ -141,6 +161,7 @@ _SPEC_CLASSES = (
     Model2VecSpec,
     OpenAISpec,
     HistoryMeanSpec,
+    AlsSpec,
 )
 
 SHORT_NAMES: dict[str, ModelSpec] = {
@@ -277,6 +298,10 @@ def _build(spec: ModelSpec) -> EmbeddingModel:
         from .history_mean import HistoryMeanModel
 
         return HistoryMeanModel(load_model(spec.text), spec.half_life_days)
+    if isinstance(spec, AlsSpec):
+        from .als import AlsModel
+
+        return AlsModel(spec)
     from .openai import OpenAIModel
 
     return OpenAIModel.from_spec(spec)

@@ -82,6 +82,19 @@ class Event:
 
 
 @dataclass(frozen=True)
+class RolloutRow:
+    """A gated rollout: what was asked (``spec``) and where it stands (``state``), both as JSON."""
+
+    collection: str
+    id: int  # per collection, from 1
+    spec: dict[str, Any]
+    state: dict[str, Any]
+    status: str  # running, completed, rolled_back, stopped
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True)
 class WriteResult:
     count: int  # records accepted
     changed: int  # of which actually changed something (identical re-upserts are not logged)
@@ -127,6 +140,11 @@ class Store(Protocol):
     def users_of_items(self, collection: str, items: Sequence[str]) -> set[str]: ...
 
     def interaction_users(self, collection: str) -> list[str]: ...
+
+    def scan_interactions(self, collection: str, upto_seq: int) -> list[tuple[str, str, float, float]]:
+        """Every interaction with seq <= ``upto_seq`` on an item that exists now, as
+        ``(user, item, weight, ts)`` in seq order: the training data of a collaborative model."""
+        ...
 
     def popular_items(self, collection: str, limit: int) -> list[str]:
         """Existing items by total interaction weight, highest first (ties by id)."""
@@ -176,5 +194,21 @@ class Store(Protocol):
     def events(self, collection: str, version: str | None = None, limit: int = 200) -> list[Event]:
         """Newest first."""
         ...
+
+    def add_rollout(
+        self, collection: str, spec: dict[str, Any], state: dict[str, Any], status: str
+    ) -> RolloutRow:
+        """Store a new rollout with the next id of the collection (1, 2, ...)."""
+        ...
+
+    def save_rollout(self, collection: str, id: int, state: dict[str, Any], status: str) -> None:
+        """Replace a rollout's state and status, durably."""
+        ...
+
+    def rollouts(self, collection: str, limit: int = 100) -> list[RolloutRow]:
+        """Newest first."""
+        ...
+
+    def rollout(self, collection: str, id: int) -> RolloutRow | None: ...
 
     def close(self) -> None: ...

@@ -342,3 +342,20 @@ def test_recommend_and_interactions_csv(url: str, tmp_path: Path) -> None:
     bad.write_text("user,item\nu1,i404\n")
     result = cli(url, "interactions", "shop", str(bad))
     assert result.exit_code == 1 and "record_not_found" in result.output
+
+
+def test_train_als_deploys_a_version_and_follows_it(url: str, tmp_path: Path) -> None:
+    spec = '{"type": "history-mean", "text": "hashing"}'
+    ok(url, "collections", "create", "shop", "--version", "v1", "--model-spec", spec)
+    items = [{"id": f"i{n}", "kind": "item", "text": f"item number {n}"} for n in range(30)]
+    ok(url, "ingest", "shop", str(write_jsonl(tmp_path / "items.jsonl", items)))
+    csv = tmp_path / "events.csv"
+    csv.write_text("user,item\n" + "".join(f"u{n % 7},i{(n * 5) % 30}\n" for n in range(60)))
+    ok(url, "interactions", "shop", str(csv))
+    out = ok(url, "train", "als", "shop", "--version", "v2", "--factors", "4", "--iterations", "3")
+    assert "training version 'v2'" in out and "is ready" in out and "7 users" in out
+    assert "answered by version v2" in ok(url, "recommend", "shop", "--user", "u1", "--version", "v2")
+    result = cli(url, "train", "als", "shop", "--version", "v2")
+    assert result.exit_code == 1 and "version_exists" in result.output
+    empty = cli(url, "train", "als", "nope", "--version", "v9")
+    assert empty.exit_code == 1 and "collection_not_found" in empty.output

@@ -1,0 +1,127 @@
+"""Training: an ``als`` version trained on the collection's interactions and deployed as a version.
+
+``POST /v1/collections/{c}/train`` (``embedswitch train als``) creates a ``building`` version whose
+model spec carries ``trained_seq``, the change-log position whose interactions it trains on. The
+training runs in the background: it reads those interactions (on items that still exist), fits
+ALS with ``implicit``, loads the item factors through the precomputed-vectors path and commits the
+load. The version's backfill then folds every user in from their whole history, including what
+streamed in while it trained, and the version becomes ``ready``. Item deletes that stream in
+meanwhile win over the load (the load is written at ``trained_seq``, older than any such delete).
+
+A crash during training loses only the work: on restart the training starts again from the same
+interactions and seed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .als import train_als
+from .interactions import Interaction
+from .models.registry import AlsSpec
+
+if TYPE_CHECKING:
+    from .version import Version
+
+log = logging.getLogger("embedswitch")
+
+LOAD_BATCH = 10_000
+
+
+class _Stopped(Exception):
+    """Raised from the training callback to stop an engine that is closing."""
+
+
+class Training:
+    """Trains one ``als`` version once, then commits its vector load; see the module docstring."""
+
+    def __init__(self, version: Version, spec: AlsSpec) -> None:
+        assert spec.trained_seq is not None
+        self.version = version
+        self.spec = spec
+        self.phase = "training"
+        self.done = 0
+        self.total = spec.iterations
+        self.started = time.monotonic()
+        self.error: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"train-{version.collection}-{version.name}", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    @property
+    def rate(self) -> float:
+        """Iterations per second so far."""
+        return self.done / max(1e-9, time.monotonic() - self.started)
+
+    def eta_s(self) -> float | None:
+        return (self.total - self.done) / self.rate if self.done else None
+
+    def _tick(self, iteration: int) -> None:
+        self.done = iteration
+        if self._stop.is_set():
+            raise _Stopped
+
+    def _run(self) -> None:
+        version, spec = self.version, self.spec
+        while not self._stop.is_set():
+            try:
+                self.phase, self.done, self.total, self.started = (
+                    "training",
+                    0,
+                    spec.iterations,
+                    time.monotonic(),
+                )
+                rows = version.store.scan_interactions(version.collection, spec.trained_seq or 0)
+                factors = train_als(
+                    [Interaction(user, item, weight, ts) for user, item, weight, ts in rows],
+                    factors=spec.factors,
+                    regularization=spec.regularization,
+                    iterations=spec.iterations,
+                    alpha=spec.alpha,
+                    seed=spec.seed,
+                    on_iteration=self._tick,
+                )
+                self._load(factors.item_ids, factors.item_factors)
+                version.store.add_event(
+                    version.collection,
+                    version.name,
+                    "trained",
+                    {
+                        "interactions": len(rows),
+                        "users": len(factors.user_ids),
+                        "items": len(factors.item_ids),
+                    },
+                )
+                version.commit_vectors()
+                return
+            except _Stopped:
+                return
+            except Exception as exc:  # visible in status; retried, since the inputs are durable
+                self.error = f"{type(exc).__name__}: {exc}"
+                log.exception("training of %s/%s failed; retrying", version.collection, version.name)
+                self._stop.wait(5.0)
+
+    def _load(self, item_ids: list[str], item_factors: np.ndarray) -> None:
+        """Item factors written at ``trained_seq``, so an item deleted since then stays deleted."""
+        self.phase, self.done, self.total, self.started = "loading", 0, len(item_ids), time.monotonic()
+        seq = self.spec.trained_seq or 0
+        for start in range(0, len(item_ids), LOAD_BATCH):
+            ids = item_ids[start : start + LOAD_BATCH]
+            self.version.write_vectors(
+                "item", ids, item_factors[start : start + LOAD_BATCH], [seq] * len(ids)
+            )
+            self.done = start + len(ids)

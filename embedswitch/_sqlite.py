@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
 
 class Connections:
     """One connection per thread to ``path`` (WAL, autocommit, 30 s busy timeout), at the given
-    ``synchronous`` level; ``close`` closes every one of them."""
+    ``synchronous`` level, and one writer at a time (``write_lock``); ``close`` closes them all."""
 
     def __init__(self, path: Path, synchronous: Literal["FULL", "NORMAL"]) -> None:
         self.path = path
@@ -18,6 +20,7 @@ class Connections:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self.write_lock = threading.Lock()
 
     def get(self) -> sqlite3.Connection:
         """This thread's connection, opened on first use."""
@@ -31,6 +34,27 @@ class Connections:
             with self._lock:
                 self._all.append(db)
         return db
+
+    @contextmanager
+    def transaction(self, fsync: bool = False) -> Iterator[sqlite3.Connection]:
+        """One write transaction, rolled back if the block raises. ``fsync`` makes this commit
+        durable against a power cut too on a file opened with ``synchronous=NORMAL``."""
+        db = self.get()
+        with self.write_lock:
+            relax = fsync and self.synchronous != "FULL"
+            if relax:
+                db.execute("PRAGMA synchronous=FULL")
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            finally:
+                if relax:
+                    db.execute(f"PRAGMA synchronous={self.synchronous}")
 
     def close(self) -> None:
         with self._lock:

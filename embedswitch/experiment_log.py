@@ -16,11 +16,8 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -136,7 +133,8 @@ class ExperimentLog:
         self.dropped = 0  # rows not recorded because the buffer was full
         self._connections = Connections(path, "NORMAL")
         self._db = self._connections.get
-        self._write_lock = threading.Lock()
+        self._tx = self._connections.transaction
+        self._write_lock = self._connections.write_lock
         self._pending_lock = threading.Lock()
         self._pending: dict[str, Assignment] = {}
         self._pending_shadow: list[ShadowObservation] = []
@@ -146,25 +144,6 @@ class ExperimentLog:
         self._flusher.start()
 
     # -- connections --------------------------------------------------------------------------
-
-    @contextmanager
-    def _tx(self, fsync: bool = False) -> Iterator[sqlite3.Connection]:
-        """One write transaction; ``fsync`` makes its commit durable against a power cut as well."""
-        db = self._db()
-        with self._write_lock:
-            if fsync:
-                db.execute("PRAGMA synchronous=FULL")
-            try:
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield db
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
-                db.execute("COMMIT")
-            finally:
-                if fsync:
-                    db.execute("PRAGMA synchronous=NORMAL")
 
     # -- the buffered hot path ------------------------------------------------------------------
 

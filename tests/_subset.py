@@ -23,9 +23,6 @@ QUERIES = 80
 EXTRA_DOCS = 120
 VERSIONS = {"v1": "minilm-static", "twin": "minilm-static", "hash": "hashing", "mini": "minilm"}
 
-needs_scifact = pytest.mark.skipif(
-    not (SCIFACT / "corpus.jsonl").is_file(), reason=f"SciFact not found at {SCIFACT}"
-)
 
 _built: dict[str, Path] = {}
 

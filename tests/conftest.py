@@ -24,6 +24,18 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 SCIFACT = REPO.parent / "shared" / "data" / "scifact"
+_SCIFACT_MISSING = not (SCIFACT / "corpus.jsonl").is_file()
+# Outside CI a missing SciFact skips the tests that read it; in CI (CI set) they run and fail loudly.
+needs_scifact = pytest.mark.skipif(
+    _SCIFACT_MISSING and not os.environ.get("CI"), reason=f"SciFact not found at {SCIFACT}"
+)
+
+
+def require_scifact() -> None:
+    """For fixtures: skip like ``needs_scifact`` when SciFact is missing outside CI."""
+    if _SCIFACT_MISSING and not os.environ.get("CI"):
+        pytest.skip(f"SciFact not found at {SCIFACT}")
+
 
 FAST = EngineConfig(checkpoint_interval_s=0.2, maintenance_interval_s=0.5, min_seq_timeout_s=10)
 
@@ -72,6 +84,13 @@ class ServerThread:
 def server(engine: Engine) -> Iterator[ServerThread]:
     with ServerThread(engine) as running:
         yield running
+
+
+@pytest.fixture
+def http(server: ServerThread) -> Iterator[httpx.Client]:
+    """Raw HTTP against the ``server`` fixture."""
+    with httpx.Client(base_url=server.url, timeout=30) as h:
+        yield h
 
 
 @pytest.fixture

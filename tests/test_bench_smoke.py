@@ -10,13 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-SCIFACT = REPO.parent / "shared" / "data" / "scifact"
-
-needs_scifact = pytest.mark.skipif(
-    not (SCIFACT / "corpus.jsonl").is_file(), reason=f"SciFact not found at {SCIFACT}"
-)
+from conftest import REPO, needs_scifact
 
 
 def run_bench(*args: str) -> subprocess.CompletedProcess[str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 from _judged import BODY, DOCS, EXPECTED, MEANS, QRELS, QUERIES, V1, V2, toy
-from conftest import FAST, SCIFACT, ServerThread
+from conftest import FAST, SCIFACT, ServerThread, needs_scifact
 from typer.testing import CliRunner
 
 from embedswitch import Client, Engine, EngineConfig, InvalidRequest, UnknownKind, VersionNotFound
@@ -181,7 +181,7 @@ def test_a_building_version_is_evaluated_over_what_it_holds_with_a_warning(tmp_p
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (SCIFACT / "corpus.jsonl").is_file(), reason=f"SciFact not found at {SCIFACT}")
+@needs_scifact
 def test_scifact_minilm_reproduces_mteb_and_minilm_static_is_reported(tmp_path: Path) -> None:
     """MTEB publishes nDCG@10 = 0.64508 for all-MiniLM-L6-v2 on SciFact (test split). The only
     test that embeds SciFact with minilm; the CLI run below reuses its collection."""

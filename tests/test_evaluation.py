@@ -7,6 +7,7 @@ import random
 from pathlib import Path
 
 import pytest
+from conftest import SCIFACT, needs_scifact
 
 from embedswitch.evaluation import (
     document_text,
@@ -21,8 +22,6 @@ from embedswitch.evaluation import (
     score_query,
     summarize,
 )
-
-SCIFACT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "scifact"
 
 
 def log2(x: float) -> float:
@@ -238,7 +237,7 @@ def test_load_beir_errors_name_the_problem(tmp_path: Path) -> None:
         load_beir(tmp_path)
 
 
-@pytest.mark.skipif(not SCIFACT.is_dir(), reason=f"SciFact not found at {SCIFACT}")
+@needs_scifact
 def test_load_scifact() -> None:
     corpus, queries, qrels = load_beir(SCIFACT)
     assert len(corpus) == 5183

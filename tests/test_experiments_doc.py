@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import REPO, SCIFACT
+from conftest import REPO, needs_scifact
 from test_readme import expected_outputs, run_python
 
 PAGE = (REPO / "docs" / "experiments.md").read_text()
@@ -21,7 +21,7 @@ def test_the_walkthrough_has_the_steps() -> None:
         assert step in code, step
 
 
-@pytest.mark.skipif(not (SCIFACT / "corpus.jsonl").is_file(), reason=f"SciFact not found at {SCIFACT}")
+@needs_scifact
 def test_the_walkthrough_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPO)  # the page reads ../shared/data/scifact from the repository root
     (code,) = walkthrough_blocks()

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import uvicorn
 from _subset import COLLECTION, subset, subset_data_dir
-from conftest import FAST, SCIFACT, ServerProcess, ServerThread
+from conftest import FAST, ServerProcess, ServerThread, require_scifact
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
@@ -39,8 +39,7 @@ C = COLLECTION
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    if not (SCIFACT / "corpus.jsonl").is_file():
-        pytest.skip(f"SciFact not found at {SCIFACT}")
+    require_scifact()
     with Engine.open(subset_data_dir(tmp_path_factory), FAST) as opened:
         yield opened
 

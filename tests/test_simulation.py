@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _subset import COLLECTION, needs_scifact, subset, subset_data_dir
-from conftest import FAST, SCIFACT, ServerThread
+from _subset import COLLECTION, subset, subset_data_dir
+from conftest import FAST, SCIFACT, ServerThread, needs_scifact, require_scifact
 
 from embedswitch import Client, Engine
 from embedswitch.results import InterleavingReport
@@ -144,8 +144,7 @@ def test_a_stop_condition_ends_the_run(split_engine: Engine) -> None:
 
 @pytest.fixture(scope="module")
 def sci(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    if not (SCIFACT / "corpus.jsonl").is_file():
-        pytest.skip(f"SciFact not found at {SCIFACT}")
+    require_scifact()
     with Engine.open(subset_data_dir(tmp_path_factory), FAST) as engine:
         yield engine
 

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -103,23 +101,11 @@ class SqliteStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._connections = Connections(path, "FULL")
         self._db = self._connections.get
-        self._write_lock = threading.Lock()
-        with self._write_lock:
+        self._tx = self._connections.transaction
+        with self._connections.write_lock:
             self._db().executescript(SCHEMA)
 
     # -- connections -------------------------------------------------------------------------
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        db = self._db()
-        with self._write_lock:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
 
     def close(self) -> None:
         self._connections.close()

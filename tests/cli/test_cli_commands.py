@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from click.testing import Result
+from _cli import cli, ok
 from typer.testing import CliRunner
 
 from embedswitch import Client, Engine
@@ -39,20 +39,6 @@ def url(tmp_path: Path) -> Iterator[str]:
     server.should_exit = True
     thread.join(10)
     sock.close()
-
-
-def cli(url: str, *args: str) -> Result:
-    """Run ``embedswitch ARGS --url URL`` in a wide terminal so that tables are not cut."""
-    result = CliRunner().invoke(app, [*args, "--url", url], env={"COLUMNS": "250"})
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
-
-
-def ok(url: str, *args: str) -> str:
-    result = cli(url, *args)
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 def write_jsonl(path: Path, rows: list[dict[str, object]]) -> Path:

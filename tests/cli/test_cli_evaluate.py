@@ -8,13 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _cli import cli
 from _judged import MEANS, toy, write_beir
-from click.testing import Result
 from conftest import FAST, ServerThread
-from typer.testing import CliRunner
 
 from embedswitch import Engine
-from embedswitch.cli import app
 
 
 @pytest.fixture
@@ -23,13 +21,6 @@ def url(tmp_path: Path) -> Iterator[str]:
         toy(engine)
         with ServerThread(engine) as server:
             yield server.url
-
-
-def cli(url: str, *args: str) -> Result:
-    result = CliRunner().invoke(app, [*args, "--url", url], env={"COLUMNS": "250"})
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
 
 
 def test_evaluate_a_beir_folder_in_chunks_gives_the_hand_checked_metrics(url: str, tmp_path: Path) -> None:

@@ -5,25 +5,10 @@ from __future__ import annotations
 
 import json
 
-from click.testing import Result
+from _cli import cli, ok
 from conftest import ServerThread
-from typer.testing import CliRunner
 
 from embedswitch import Engine
-from embedswitch.cli import app
-
-
-def cli(url: str, *args: str) -> Result:
-    result = CliRunner().invoke(app, [*args, "--url", url], env={"COLUMNS": "250"})
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
-
-
-def ok(url: str, *args: str) -> str:
-    result = cli(url, *args)
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 def test_experiment_commands(engine: Engine) -> None:

@@ -7,12 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _cli import cli as run_cli
+from _cli import ok as cli_ok
 from click.testing import Result
 from conftest import FAST, ServerThread
-from typer.testing import CliRunner
 
 from embedswitch import Engine
-from embedswitch.cli import app
 
 
 @pytest.fixture
@@ -27,16 +27,11 @@ def url(tmp_path: Path) -> Iterator[str]:
 
 
 def cli(url: str, *args: str) -> Result:
-    result = CliRunner().invoke(app, ["rollouts", *args, "--url", url], env={"COLUMNS": "250"})
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
+    return run_cli(url, "rollouts", *args)
 
 
 def ok(url: str, *args: str) -> str:
-    result = cli(url, *args)
-    assert result.exit_code == 0, result.output
-    return result.output
+    return cli_ok(url, "rollouts", *args)
 
 
 def test_start_wait_show_and_stop(url: str, tmp_path: Path) -> None:

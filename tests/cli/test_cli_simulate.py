@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-from conftest import FAST, SCIFACT, ServerThread
+from conftest import FAST, SCIFACT, ServerThread, needs_scifact
 from typer.testing import CliRunner
 
 from embedswitch import Engine
@@ -14,7 +13,7 @@ from embedswitch.cli import app
 from embedswitch.simulation import judged_subset
 
 
-@pytest.mark.skipif(not (SCIFACT / "corpus.jsonl").is_file(), reason=f"SciFact not found at {SCIFACT}")
+@needs_scifact
 def test_simulate_sends_searches_and_clicks(tmp_path: Path) -> None:
     data = judged_subset(SCIFACT, queries=300, extra_docs=0)
     with Engine.open(tmp_path / "data", FAST) as engine, ServerThread(engine) as server:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
+from _http import error, ok
 from conftest import ServerThread
 
 from embedswitch import EmbedswitchError, Engine, EngineConfig, specs
@@ -17,25 +16,6 @@ from embedswitch import EmbedswitchError, Engine, EngineConfig, specs
 V1 = {"name": "v1", "model": "hashing"}
 V2 = {"name": "v2", "model": {"type": "hashing", "seed": 1}}
 VERSION_KEYS = {"name", "model", "dim", "state", "applied_seq", "records"}
-
-
-@pytest.fixture
-def http(server: ServerThread) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=30) as h:
-        yield h
-
-
-def ok(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json()
-
-
-def error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["code"] == code, body
-    assert set(body) <= {"code", "message", "context"}, body
-    return body
 
 
 def create(http: httpx.Client, name: str = "docs", version: dict[str, Any] = V1) -> dict[str, Any]:

@@ -4,36 +4,18 @@ and accepted feedback surviving kill -9."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from _http import error, ok
 from conftest import ServerProcess, ServerThread
 
 from embedswitch import Client, Engine, RequestNotFound
 
 V2 = {"name": "v2", "model": {"type": "hashing", "seed": 1, "dim": 128}}
 TEXTS = [f"record {i} about {['cats', 'dogs', 'birds', 'fish'][i % 4]} and {i % 7} toys" for i in range(60)]
-
-
-@pytest.fixture
-def http(server: ServerThread) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=30) as h:
-        yield h
-
-
-def ok(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json()
-
-
-def error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["code"] == code and body["message"], body
-    return body
 
 
 def setup(http: httpx.Client) -> None:

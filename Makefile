@@ -25,10 +25,11 @@ run: install  ## serve the scifact demo on the embedded default
 test: install  ## the whole suite
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
-lint: install
+lint: install  ## ruff, mypy and the layer contracts of .importlinter
 	$(BIN)/ruff check embedswitch tests bench
 	$(BIN)/ruff format --check embedswitch tests bench
 	$(BIN)/mypy embedswitch
+	$(BIN)/lint-imports
 
 check: lint test  ## what CI runs, plus lint
 

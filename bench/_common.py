@@ -23,7 +23,7 @@ import numpy as np
 import uvicorn
 
 from embedswitch import Engine, EngineConfig
-from embedswitch.evaluation import Qrels, document_text, load_beir
+from embedswitch.evaluation.beir import Qrels, document_text, load_beir
 from embedswitch.http import create_app
 from embedswitch.models import EmbeddingModel
 

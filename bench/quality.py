@@ -1,7 +1,7 @@
 """Retrieval quality on SciFact through embedswitch, next to the published figure.
 
 The corpus goes into a collection whose version ``v1`` uses the model; the 300 test queries go
-through ``engine.search(k=100)`` and are scored with ``embedswitch.evaluation`` (nDCG@10,
+through ``engine.search(k=100)`` and are scored with ``embedswitch.evaluation.metrics`` (nDCG@10,
 recall@100, MRR@10, as MTEB/BEIR compute them). MTEB publishes nDCG@10 = 0.64508 for
 all-MiniLM-L6-v2 on SciFact; for the distilled static model there is no published figure and about
 0.40 is expected. As a check of the search path itself, the same queries are also run as an exact
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from embedswitch import Engine, EngineConfig
-from embedswitch.evaluation import evaluate_run
+from embedswitch.evaluation.metrics import evaluate_run
 from embedswitch.models import load_model
 
 from ._common import Scifact, load_scifact, stopwatch, temp_engine, upsert_all, wait_applied

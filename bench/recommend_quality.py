@@ -1,11 +1,11 @@
 """Offline recommender quality on generated data with planted structure.
 
-``embedswitch.interactions.generate`` plants user tastes over item topics and item texts that reflect
-the topics. Each user's last interaction is held out; the rest streams into a collection through
-``add_interactions``. Each version (a ``history-mean`` over a text model, and an ``als`` version
-trained by ``engine.train``) then recommends 10 items per user, seen items excluded, through the
-real serving path (``engine.recommend`` pinned to that version), next to the popularity baseline.
-Reported: recall@10 and nDCG@10.
+``embedswitch.evaluation.interactions.generate`` plants user tastes over item topics and item
+texts that reflect the topics. Each user's last interaction is held out; the rest streams into a
+collection through ``add_interactions``. Each version (a ``history-mean`` over a text model, and
+an ``als`` version trained by ``engine.train``) then recommends 10 items per user, seen items
+excluded, through the real serving path (``engine.recommend`` pinned to that version), next to
+the popularity baseline. Reported: recall@10 and nDCG@10.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from embedswitch import EngineConfig
-from embedswitch.interactions import (
+from embedswitch.evaluation.interactions import (
     Interaction,
     evaluate_recommendations,
     generate,

@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from embedswitch import Engine, EngineConfig
-from embedswitch.als import train_als
-from embedswitch.interactions import Interaction, generate
+from embedswitch.evaluation.interactions import Interaction, generate
+from embedswitch.models.als import train_als
 
 from ._common import latency_stats, ratio, stopwatch, temp_engine
 

@@ -36,11 +36,12 @@ from typing import Any
 
 import numpy as np
 
-from embedswitch import EngineConfig, stats
-from embedswitch.evaluation import evaluate_run
-from embedswitch.experiment import team_draft
+from embedswitch import EngineConfig
+from embedswitch.evaluation.metrics import evaluate_run
+from embedswitch.evaluation.simulation import ClickModel, JudgedSet, judged_subset
+from embedswitch.experiments import stats
+from embedswitch.experiments.interleaving import team_draft
 from embedswitch.results import Hit
-from embedswitch.simulation import ClickModel, JudgedSet, judged_subset
 
 from ._common import SCIFACT, stopwatch, temp_engine, upsert_all, wait_applied
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from embedswitch import Engine, EngineConfig
-from embedswitch.experiment_log import Assignment, ExperimentLog
+from embedswitch.experiments.log import Assignment, ExperimentLog
 
 from ._common import cycled, latency_stats, load_scifact, ratio, temp_engine, upsert_all, wait_applied
 

@@ -1,8 +1,6 @@
 """embedswitch: serve embedding search and recommendations, and make model upgrades routine."""
 
-__version__ = "0.1.0"
-
-from ._errors import (  # noqa: E402
+from ._errors import (
     CollectionExists,
     CollectionNotFound,
     Conflict,
@@ -28,9 +26,11 @@ from ._errors import (  # noqa: E402
     VersionNotFound,
     VersionNotReady,
 )
-from .client import Client  # noqa: E402
-from .engine import Engine, EngineConfig  # noqa: E402
-from .specs import FeedbackIn, RecordIn, RolloutSpec, VersionSpec  # noqa: E402
+from ._version import __version__
+from .client import Client
+from .config import EngineConfig
+from .engine import Engine
+from .specs import FeedbackIn, RecordIn, RolloutSpec, VersionSpec
 
 __all__ = [
     "Client",

@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,14 +28,11 @@ from ._errors import (
     VersionNotFound,
     VersionNotReady,
 )
-from .backfill import BackfillConfig
-from .models import load_model, model_label, spec_to_dict
-from .models.base import l2_normalize
+from .models import l2_normalize, load_model, model_label, spec_to_dict
 from .request_stats import RequestStats
 from .results import (
     CollectionInfo,
     DeleteAck,
-    ExperimentReport,
     Hit,
     Progress,
     RecommendResult,
@@ -56,12 +52,10 @@ from .specs import (
     TrainRequest,
     VectorRow,
     VersionSpec,
+    stored_version_spec,
 )
 from .store.base import BackfillState, Store, TrafficRow, VersionRow
-from .version import BUILDING, READY, Version
-
-if TYPE_CHECKING:
-    from .experiment import Experiments
+from .version import BUILDING, READY, Version, VersionConfig
 
 
 class Collection:
@@ -72,18 +66,12 @@ class Collection:
         name: str,
         store: Store,
         root: Path,
-        apply_batch: int,
-        checkpoint_interval_s: float,
-        backfill_config: BackfillConfig,
-        experiments: Experiments,
+        config: VersionConfig,
     ) -> None:
         self.name = name
         self.store = store
         self.root = root
-        self._apply_batch = apply_batch
-        self._checkpoint_interval_s = checkpoint_interval_s
-        self._backfill_config = backfill_config
-        self.wakeup = threading.Condition()
+        self._config = config
         self.served = RequestStats()  # routed requests per version, for rollout gates
         self._lock = threading.RLock()
         self.versions: dict[str, Version] = {}
@@ -94,21 +82,9 @@ class Collection:
         self.router = self._router(self.traffic.weights)
         for version in self.versions.values():
             version.start()
-        self.experiment = experiments.attach(self)  # A/B, interleaving and shadow (experiment.py)
 
     def _runtime(self, row: VersionRow) -> Version:
-        spec = VersionSpec.model_validate(row.spec)
-        return Version(
-            row,
-            load_model(spec.model),
-            spec.index,
-            self.root / row.name,
-            self.store,
-            self.wakeup,
-            self._apply_batch,
-            self._checkpoint_interval_s,
-            self._backfill_config,
-        )
+        return Version(row, stored_version_spec(row.spec), self.root / row.name, self.store, self._config)
 
     def _router(self, weights: dict[str, int]) -> Router:
         order = sorted(self.versions.values(), key=lambda v: v.row.created_at, reverse=True)
@@ -119,17 +95,11 @@ class Collection:
     def upsert(self, records: Sequence[RecordIn]) -> WriteAck:
         result = self.store.write(self.name, records, [])
         self.kinds.update(r.kind for r in records)
-        self._notify()
         return WriteAck(count=result.count, changed=result.changed, seq=result.seq)
 
     def delete(self, kind: str, id: str) -> DeleteAck:
         result = self.store.write(self.name, [], [(kind, id)])
-        self._notify()
         return DeleteAck(seq=result.seq)
-
-    def _notify(self) -> None:
-        with self.wakeup:
-            self.wakeup.notify_all()
 
     # -- search ------------------------------------------------------------------------------
 
@@ -212,7 +182,6 @@ class Collection:
 
     def add_interactions(self, rows: Sequence[InteractionIn]) -> WriteAck:
         result = self.store.add_interactions(self.name, rows)
-        self._notify()
         return WriteAck(count=result.count, changed=result.changed, seq=result.seq)
 
     def _with_fields(self, kind: str, hits: list[tuple[str, float]]) -> list[Hit]:
@@ -335,7 +304,7 @@ class Collection:
         for i, row in enumerate(rows):
             by_kind.setdefault(row.kind, []).append(i)
         for kind, idx in by_kind.items():
-            written += version.write_vectors(
+            written += version.write(
                 kind, [rows[i].id for i in idx], vectors[idx], [state.upto_seq] * len(idx)
             )
         return VectorAck(count=len(rows), written=written)
@@ -353,7 +322,7 @@ class Collection:
 
     def version_info(self, name: str) -> VersionInfo:
         version = self.get_version(name)
-        spec = VersionSpec.model_validate(version.row.spec)
+        spec = version.spec
         by_kind = version.records_by_kind()
         progress = None
         training = version.training
@@ -404,15 +373,13 @@ class Collection:
         )
 
     def head_seq(self) -> int:
-        row = self.store.get_collection(self.name)
-        return row.head_seq if row else 0
+        return self.store.head_seq(self.name)
 
     # -- traffic -----------------------------------------------------------------------------
 
-    def set_traffic(self, weights: dict[str, int], reason: str = "set") -> TrafficInfo:
+    def set_traffic(self, weights: dict[str, int], reason: str = "set") -> None:
         with self._lock:
             self._apply_traffic(weights, reason, parent=self.traffic.id)
-        return self.traffic_info()
 
     def _apply_traffic(self, weights: dict[str, int], reason: str, parent: int | None) -> None:
         if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
@@ -444,10 +411,10 @@ class Collection:
         state = version.backfill.state
         return f" ({100 * state.done // max(1, state.total)}% backfilled)"
 
-    def promote(self, name: str) -> TrafficInfo:
-        return self.set_traffic({name: 100}, reason=f"promote {name}")
+    def promote(self, name: str) -> None:
+        self.set_traffic({name: 100}, reason=f"promote {name}")
 
-    def rollback(self) -> TrafficInfo:
+    def rollback(self) -> None:
         with self._lock:
             current = self.traffic
             target = self.store.traffic_row(self.name, current.parent) if current.parent else None
@@ -465,20 +432,11 @@ class Collection:
                     collection=self.name,
                 )
             self._apply_traffic(target.weights, f"rollback to #{target.id}", parent=target.parent)
-        return self.traffic_info()
 
     def traffic_info(self) -> TrafficInfo:
+        """The weights and their history (the engine adds the experiment's settings)."""
         history = self.store.traffic_history(self.name)
-        return TrafficInfo(
-            weights=dict(self.traffic.weights),
-            history=[_entry(row) for row in history],
-            shadow=self.experiment.shadow,
-            interleave=self.experiment.interleave,
-        )
-
-    def experiment_report(self) -> ExperimentReport:
-        """The current experiment: A/B per version, interleaving and shadow (see experiment.py)."""
-        return self.experiment.report()
+        return TrafficInfo(weights=dict(self.traffic.weights), history=[_entry(row) for row in history])
 
     def retire(self, name: str) -> None:
         with self._lock:
@@ -501,7 +459,6 @@ class Collection:
             self.router = self._router(self.traffic.weights)
             self.store.delete_version(self.name, name)
             self.store.add_event(self.name, name, "retired", {})
-            self.experiment.forget_version(name)
         version.retire()
 
     # -- maintenance -------------------------------------------------------------------------

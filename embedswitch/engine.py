@@ -1,19 +1,20 @@
-"""The one orchestration layer: collections, versions, routing, writes and search.
+"""The one orchestration layer: collections, versions, routing, writes, search and judging.
 
 ``Engine.open(path)`` is the embedded default: one process, a SQLite store and the index files in
-one data dir. The HTTP server is a thin layer over one Engine.
+one data dir; ``store=`` names another store backend by URI. The HTTP server is a thin layer over
+one Engine. Every method takes its request as the API's request model (or a dict from Python
+callers), validated once.
 
 Limits of the embedded default: one process serves a data dir (a second one is refused by a lock);
 indexes are held in memory (exact search up to ~20k records per kind, HNSW beyond, a few million
-384-d vectors per machine). Past that, the store and index seams are where the scale-out backends
-(PostgreSQL for the store, pgvector or Milvus for indexes) plug in; they are not part of this release.
+384-d vectors per machine). Past that, the store and index seams (``store/registry.py``,
+``index/registry.py``) are where server backends plug in.
 """
 
 from __future__ import annotations
 
 import fcntl
 import logging
-import os
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -21,17 +22,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from ._errors import CollectionNotFound, EmbedswitchError, InvalidRequest, RecordNotFound
-from .backfill import Activity, BackfillConfig
+from .activity import Activity
+from .backfill import BackfillConfig
 from .collection import Collection
-from .comparison import compare
-from .evaluation import evaluate_versions
-from .experiment import Experiments
+from .config import EngineConfig
+from .evaluation.comparison import compare
+from .evaluation.offline import evaluate_versions
+from .evaluation.querylog import QueryLog
+from .experiments import Experiment, Experiments
 from .metrics import Metrics
 from .models import load_model, set_torch_threads
-from .querylog import QueryLog
 from .results import (
     CandidateEvaluation,
     CollectionInfo,
@@ -72,58 +75,11 @@ from .specs import (
     VersionSpec,
     parse,
 )
-from .store.base import Store, VersionRow
-from .store.sqlite import SqliteStore
-from .version import READY
+from .store import Store, open_store
+from .store.base import VersionRow
+from .version import READY, VersionConfig
 
 log = logging.getLogger("embedswitch")
-
-
-class EngineConfig(BaseModel):
-    """Tuning knobs; the defaults suit the embedded default on a small machine."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    min_seq_timeout_s: float = Field(5.0, ge=0, description="How long search waits for min_seq")
-    apply_batch: int = Field(256, ge=1, description="Log entries an applier embeds per step")
-    checkpoint_interval_s: float = Field(2.0, gt=0, description="How often indexes are made durable")
-    backfill_batch: int = Field(256, ge=1)
-    encode_workers: int = Field(
-        default_factory=lambda: os.cpu_count() or 1,
-        ge=1,
-        description="Threads that embed in parallel, per applier step and per backfill",
-    )
-    torch_threads: int | None = Field(
-        1,
-        ge=1,
-        description="Intra-op threads per torch forward pass; 1 lets backfill encoders and queries "
-        "run side by side on separate cores (None: torch's default)",
-    )
-    backfill_max_rate: float | None = Field(None, gt=0, description="Records/s cap per backfill")
-    backfill_yield_max_wait_s: float = Field(
-        0.05, ge=0, description="How long a backfill batch waits for in-flight queries to finish"
-    )
-    maintenance_interval_s: float = Field(10.0, gt=0, description="Log pruning period")
-    query_log_size: int = Field(
-        0, ge=0, description="Searches kept per collection for evaluating candidates on real traffic; 0: off"
-    )
-    query_log_retention_s: float = Field(
-        7 * 86_400.0, gt=0, description="How long a logged search is kept, at most"
-    )
-    experiment_retention_days: float = Field(
-        30.0, gt=0, description="How long request assignments, feedback and shadow observations are kept"
-    )
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> EngineConfig:
-        """Defaults overridden by ``EMBEDSWITCH_<FIELD>`` variables, e.g. EMBEDSWITCH_BACKFILL_MAX_RATE."""
-        env = os.environ if environ is None else environ
-        values = {
-            name: env[f"EMBEDSWITCH_{name.upper()}"]
-            for name in cls.model_fields
-            if f"EMBEDSWITCH_{name.upper()}" in env
-        }
-        return parse(cls, values)
 
 
 class _Name(BaseModel):
@@ -145,13 +101,14 @@ class Engine:
         self.config = config
         self.activity = Activity()
         set_torch_threads(config.torch_threads)
-        self._backfill_config = BackfillConfig(
+        backfill = BackfillConfig(
             batch=config.backfill_batch,
             workers=config.encode_workers,
             max_rate=config.backfill_max_rate,
             yield_max_wait_s=config.backfill_yield_max_wait_s,
             activity=self.activity,
         )
+        self._version_config = VersionConfig(config.apply_batch, config.checkpoint_interval_s, backfill)
         self._lock = threading.RLock()
         self._collections: dict[str, Collection] = {}
         self.metrics = Metrics(lambda: list(self._collections.values()))
@@ -163,17 +120,21 @@ class Engine:
             self.activity,
         )
         for row in store.list_collections():
-            self._collections[row.name] = self._runtime(row.name)
+            self._load(row.name)
         self._stop = threading.Event()
+        self._closed = False
         self._maintenance = threading.Thread(target=self._maintain, name="maintenance", daemon=True)
         self._maintenance.start()
         self._lock_file: Any = None
-        self.rollouts = Rollouts(self)
+        self.rollouts = Rollouts(
+            store, self.metrics.registry, self.collection, self.list_collection_runtimes, self.experiments
+        )
         self.rollouts.resume()  # finish transitions a crash interrupted; restart running rollouts
 
     @classmethod
-    def open(cls, path: str | Path, config: EngineConfig | None = None) -> Engine:
-        """Open (or create) the embedded engine in ``path``: SQLite store and index files there."""
+    def open(cls, path: str | Path, config: EngineConfig | None = None, store: str = "sqlite") -> Engine:
+        """Open (or create) the engine in the data dir ``path``: index files there, and the store
+        ``store`` names (``"sqlite"``, the default: ``embedswitch.db`` in ``path``)."""
         data_dir = Path(path)
         data_dir.mkdir(parents=True, exist_ok=True)
         lock_file = open(data_dir / "LOCK", "w")  # noqa: SIM115 - held for the engine's lifetime
@@ -186,25 +147,19 @@ class Engine:
                 "--data dir (several API processes need a shared store, which this release does not have)"
             ) from None
         try:
-            engine = cls(
-                data_dir, SqliteStore(data_dir / "embedswitch.db"), config or EngineConfig.from_env()
-            )
+            engine = cls(data_dir, open_store(store, data_dir), config or EngineConfig.from_env())
         except BaseException:
             lock_file.close()
             raise
         engine._lock_file = lock_file
         return engine
 
-    def _runtime(self, name: str) -> Collection:
-        return Collection(
-            name,
-            self.store,
-            self.data_dir / "indexes" / name,
-            self.config.apply_batch,
-            self.config.checkpoint_interval_s,
-            self._backfill_config,
-            self.experiments,
-        )
+    def _load(self, name: str) -> Collection:
+        """Bring a stored collection to life, with its experiment."""
+        found = Collection(name, self.store, self.data_dir / "indexes" / name, self._version_config)
+        self._collections[name] = found
+        self.experiments.attach(found)
+        return found
 
     def list_collection_runtimes(self) -> list[Collection]:
         return list(self._collections.values())
@@ -214,6 +169,11 @@ class Engine:
         if found is None:
             raise CollectionNotFound(name)
         return found
+
+    def _experiment(self, collection: str) -> Experiment:
+        """The experiment of a collection (``CollectionNotFound`` if there is none)."""
+        self.collection(collection)
+        return self.experiments.of(collection)
 
     # -- collections -------------------------------------------------------------------------
 
@@ -226,7 +186,7 @@ class Engine:
         with self._lock:
             self.store.create_collection(name, row, {spec.name: 100})
             self.store.add_event(name, spec.name, "created", {"seq": 0})
-            self._collections[name] = self._runtime(name)
+            self._load(name)
         return self.describe(name)
 
     def list_collections(self) -> list[CollectionInfo]:
@@ -247,10 +207,12 @@ class Engine:
 
     # -- records -----------------------------------------------------------------------------
 
-    def upsert(self, collection: str, records: Sequence[RecordIn | dict[str, Any]]) -> WriteAck:
+    def upsert(self, collection: str, records: RecordBatch | Sequence[RecordIn | dict[str, Any]]) -> WriteAck:
         """Durably append a batch (all or nothing); every version applies it in seq order."""
         target = self.collection(collection)
-        batch = parse(RecordBatch, {"records": list(records)})
+        batch = (
+            records if isinstance(records, RecordBatch) else parse(RecordBatch, {"records": list(records)})
+        )
         return target.upsert(batch.records)
 
     def delete(self, collection: str, id: str, kind: str = "doc") -> DeleteAck:
@@ -294,7 +256,7 @@ class Engine:
     def search(
         self,
         collection: str,
-        text: str | None = None,
+        text: str | SearchRequest | Mapping[str, Any] | None = None,
         k: int = 10,
         kind: str = "doc",
         version: str | None = None,
@@ -303,20 +265,26 @@ class Engine:
         like: dict[str, str] | None = None,
     ) -> SearchResult:
         """Embed ``text`` with one version's model (or take that version's vector of the record
-        ``like`` = ``{"kind", "id"}``) and search that version's index of ``kind``."""
-        fields = {"text": text, "like": like, "k": k, "kind": kind, "version": version}
-        request = parse(SearchRequest, {**fields, "key": key, "min_seq": min_seq})
-        target = self.collection(collection)
+        ``like`` = ``{"kind", "id"}``) and search that version's index of ``kind``. The whole
+        request may come as a ``SearchRequest`` (or its dict) in place of ``text``."""
+        if isinstance(text, SearchRequest | Mapping):
+            request = parse(SearchRequest, text)
+        else:
+            fields = {"text": text, "like": like, "k": k, "kind": kind, "version": version}
+            request = parse(SearchRequest, {**fields, "key": key, "min_seq": min_seq})
+        experiment = self._experiment(collection)
         with self._timed(collection, "search") as labels:
-            result = target.experiment.search(request, self.config.min_seq_timeout_s)
+            result = experiment.search(request, self.config.min_seq_timeout_s)
             labels["version"] = result.version
-            self.query_log.record(collection, request, result.version)
+            if request.version is None:  # routed: recorded once, for the experiment and the query log
+                experiment.record("search", request.key, result)
+                self.query_log.record(collection, request, result.version)
             return result
 
     def recommend(
         self,
         collection: str,
-        user: str | None = None,
+        user: str | RecommendRequest | Mapping[str, Any] | None = None,
         item: str | None = None,
         k: int = 10,
         exclude_seen: bool = True,
@@ -325,24 +293,34 @@ class Engine:
         fallback: str | None = None,
     ) -> RecommendResult:
         """Items for ``user`` (that version's user vector against that version's item index), or
-        items like ``item``; ``fallback="popular"`` answers users without a vector with popular items."""
-        request = parse(
-            RecommendRequest,
-            {"user": user, "item": item, "k": k, "exclude_seen": exclude_seen, "key": key}
-            | {"version": version, "fallback": fallback},
-        )
-        target = self.collection(collection)
+        items like ``item``; ``fallback="popular"`` answers users without a vector with popular
+        items. The whole request may come as a ``RecommendRequest`` (or its dict) in place of ``user``."""
+        if isinstance(user, RecommendRequest | Mapping):
+            request = parse(RecommendRequest, user)
+        else:
+            request = parse(
+                RecommendRequest,
+                {"user": user, "item": item, "k": k, "exclude_seen": exclude_seen, "key": key}
+                | {"version": version, "fallback": fallback},
+            )
+        experiment = self._experiment(collection)
         with self._timed(collection, "recommend") as labels:
-            result = target.experiment.recommend(request)
+            result = experiment.recommend(request)
             labels["version"] = result.version
+            if request.version is None:  # routed: recorded once, for the experiment
+                experiment.record("recommend", request.key, result)
             return result
 
     def add_interactions(
-        self, collection: str, interactions: Sequence[InteractionIn | dict[str, Any]]
+        self, collection: str, interactions: InteractionBatch | Sequence[InteractionIn | dict[str, Any]]
     ) -> WriteAck:
         """Durably append user–item interactions to the change log (all or nothing)."""
         target = self.collection(collection)
-        batch = parse(InteractionBatch, {"interactions": list(interactions)})
+        batch = (
+            interactions
+            if isinstance(interactions, InteractionBatch)
+            else parse(InteractionBatch, {"interactions": list(interactions)})
+        )
         return target.add_interactions(batch.interactions)
 
     # -- versions and traffic -----------------------------------------------------------------
@@ -357,10 +335,12 @@ class Engine:
         return self.collection(collection).train(parse(TrainRequest, request))
 
     def put_vectors(
-        self, collection: str, version: str, vectors: Sequence[VectorRow | dict[str, Any]]
+        self, collection: str, version: str, vectors: VectorBatch | Sequence[VectorRow | dict[str, Any]]
     ) -> VectorAck:
         """Load precomputed vectors into a version created with ``source="vectors"``."""
-        batch = parse(VectorBatch, {"vectors": list(vectors)})
+        batch = (
+            vectors if isinstance(vectors, VectorBatch) else parse(VectorBatch, {"vectors": list(vectors)})
+        )
         return self.collection(collection).put_vectors(version, batch.vectors)
 
     def commit_vectors(self, collection: str, version: str) -> VersionInfo:
@@ -373,42 +353,54 @@ class Engine:
     def set_traffic(
         self,
         collection: str,
-        weights: dict[str, int] | None = None,
+        weights: TrafficSpec | dict[str, int] | None = None,
         shadow: ShadowSpec | dict[str, Any] | Literal["off"] | None = None,
         interleave: InterleaveSpec | dict[str, Any] | Literal["off"] | None = None,
     ) -> TrafficInfo:
         """Set any of: the weights, the shadow mirror (``{"version", "percent"}``), the interleaving
-        (``{"versions": [a, b], "percent"}``). None leaves a part as it is; ``"off"`` turns a setting off."""
-        body: dict[str, Any] = {} if weights is None else {"weights": weights}
-        for name, value in (("shadow", shadow), ("interleave", interleave)):
-            if value is not None:
-                body[name] = None if value == "off" else value
-        return self.collection(collection).experiment.set_traffic(parse(TrafficSpec, body))
+        (``{"versions": [a, b], "percent"}``). None leaves a part as it is; ``"off"`` turns a setting
+        off. A whole ``TrafficSpec`` may come in place of ``weights``."""
+        if isinstance(weights, TrafficSpec):
+            spec = weights
+        else:
+            body: dict[str, Any] = {} if weights is None else {"weights": weights}
+            for name, value in (("shadow", shadow), ("interleave", interleave)):
+                if value is not None:
+                    body[name] = None if value == "off" else value
+            spec = parse(TrafficSpec, body)
+        self._experiment(collection).set_traffic(spec)
+        return self.traffic(collection)
 
     def feedback(self, collection: str, feedback: FeedbackIn | dict[str, Any]) -> FeedbackAck:
         """Count a click or conversion on a hit of a recorded response; duplicates count once."""
         event = parse(FeedbackIn, feedback)
-        return self.collection(collection).experiment.feedback(event)
+        return self._experiment(collection).feedback(event)
 
     def experiment(self, collection: str) -> ExperimentReport:
         """The current experiment's A/B, interleaving and shadow report."""
-        return self.collection(collection).experiment_report()
+        return self._experiment(collection).report()
 
     def reset_experiment(self, collection: str) -> ExperimentReport:
         """Start a new experiment now (earlier data is kept, but no longer reported)."""
-        return self.collection(collection).experiment.reset()
+        return self._experiment(collection).reset()
 
     def traffic(self, collection: str) -> TrafficInfo:
-        return self.collection(collection).traffic_info()
+        """The weights, their history and the experiment's shadow and interleave settings."""
+        info = self.collection(collection).traffic_info()
+        experiment = self._experiment(collection)
+        return info.model_copy(update={"shadow": experiment.shadow, "interleave": experiment.interleave})
 
     def promote(self, collection: str, version: str) -> TrafficInfo:
-        return self.collection(collection).promote(version)
+        self.collection(collection).promote(version)
+        return self.traffic(collection)
 
     def rollback(self, collection: str) -> TrafficInfo:
-        return self.collection(collection).rollback()
+        self.collection(collection).rollback()
+        return self.traffic(collection)
 
     def retire(self, collection: str, version: str) -> None:
         self.collection(collection).retire(version)
+        self.experiments.of(collection).forget_version(version)
 
     def events(self, collection: str, version: str | None = None) -> list[EventOut]:
         """History, newest first: created, backfill_finished, ready, traffic changes, retired."""
@@ -433,7 +425,7 @@ class Engine:
             time.sleep(0.05)
         raise TimeoutError(f"version {version!r} of {collection!r} not ready after {timeout_s} s")
 
-    # -- gated rollouts (rollouts.py) ----------------------------------------------------------
+    # -- gated rollouts (rollouts/) ----------------------------------------------------------
 
     def start_rollout(self, collection: str, spec: RolloutSpec | dict[str, Any]) -> RolloutInfo:
         """Move traffic from the live version to ``spec["to"]`` step by step, in the background,
@@ -462,7 +454,7 @@ class Engine:
                 raise TimeoutError(f"rollout #{id} of {collection!r} still running after {timeout_s} s")
             time.sleep(0.1)
 
-    # -- evaluation (evaluation.py, comparison.py) ---------------------------------------------
+    # -- evaluation (evaluation/offline.py, evaluation/comparison.py) ---------------------------
 
     def evaluate(self, collection: str, request: EvaluateRequest | dict[str, Any]) -> EvaluateResult:
         """nDCG@k, recall@100, MRR@k and latency of each named version on judged queries, every
@@ -490,7 +482,10 @@ class Engine:
                     log.exception("log pruning of %s failed", target.name)
 
     def close(self) -> None:
-        """Checkpoint every version and release the data dir."""
+        """Checkpoint every version and release the data dir; a second call does nothing."""
+        if self._closed:
+            return
+        self._closed = True
         self._stop.set()
         self.rollouts.close()
         for target in list(self._collections.values()):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +30,14 @@ def is_server_error(error: BaseException | None) -> bool:
     if error is None:
         return False
     return not isinstance(error, EmbedswitchError) or error.status >= 500
+
+
+def percentile_ms(seconds: Sequence[float] | np.ndarray, q: float) -> float | None:
+    """The ``q``-th percentile (numpy's linear interpolation) of durations in seconds, in
+    milliseconds rounded to the microsecond; None when there are none."""
+    if not len(seconds):
+        return None
+    return round(float(np.percentile(np.asarray(seconds, dtype=np.float64), q)) * 1000, 3)
 
 
 @dataclass(frozen=True)
@@ -53,9 +62,7 @@ class Window:
 
     def percentile_ms(self, q: float) -> float | None:
         """The ``q``-th latency percentile in milliseconds; None without a successful request."""
-        if not len(self.latencies_s):
-            return None
-        return float(np.percentile(self.latencies_s, q)) * 1000
+        return percentile_ms(self.latencies_s, q)
 
 
 class RequestStats:

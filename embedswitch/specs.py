@@ -16,8 +16,8 @@ from pydantic import (
 )
 
 from ._errors import InvalidRequest
-from .index.registry import IndexSpec
-from .models.registry import AlsSpec, ModelSpec, parse_model_spec
+from .index.specs import AutoSpec, IndexSpec, parse_index_spec
+from .models.specs import AlsSpec, ModelSpec, parse_model_spec
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -93,13 +93,15 @@ class VersionSpec(_Strict):
 
     name: Name
     model: ModelSpec
-    index: IndexSpec = Field(default_factory=IndexSpec)
+    index: IndexSpec = Field(default_factory=AutoSpec)
     source: Literal["model", "vectors"] = "model"
 
     @field_validator("model", mode="before")
     @classmethod
     def _model(cls, value: Any) -> ModelSpec:
         return parse_model_spec(value)
+
+    _index = field_validator("index", mode="before")(parse_index_spec)
 
     @model_validator(mode="after")
     def _als_loads_vectors(self) -> VersionSpec:
@@ -111,12 +113,19 @@ class VersionSpec(_Strict):
         return self
 
 
+def stored_version_spec(raw: dict[str, Any]) -> VersionSpec:
+    """A spec as a store holds it (``VersionSpec`` as JSON), also as an earlier release wrote it."""
+    return VersionSpec.model_validate({**raw, "index": parse_index_spec(raw.get("index", {}), lenient=True)})
+
+
 class TrainRequest(_Strict):
     """Train a collaborative model on the interactions so far; deploy it as ``version`` (building)."""
 
     version: Name
     model: AlsSpec = Field(default_factory=AlsSpec)
-    index: IndexSpec = Field(default_factory=IndexSpec)
+    index: IndexSpec = Field(default_factory=AutoSpec)
+
+    _index = field_validator("index", mode="before")(parse_index_spec)
 
     @model_validator(mode="after")
     def _not_trained_yet(self) -> TrainRequest:

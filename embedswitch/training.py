@@ -17,16 +17,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import numpy as np
 
-from .als import train_als
-from .interactions import Interaction
-from .models.registry import AlsSpec
-
-if TYPE_CHECKING:
-    from .version import Version
+from .backfill.base import VectorSink
+from .models.als import train_als
+from .models.specs import AlsSpec
+from .store.base import Store
 
 log = logging.getLogger("embedswitch")
 
@@ -40,19 +38,31 @@ class _Stopped(Exception):
 class Training:
     """Trains one ``als`` version once, then commits its vector load; see the module docstring."""
 
-    def __init__(self, version: Version, spec: AlsSpec) -> None:
+    def __init__(
+        self,
+        collection: str,
+        version: str,
+        spec: AlsSpec,
+        store: Store,
+        sink: VectorSink,
+        on_loaded: Callable[[], None],
+    ) -> None:
+        """Trains ``version`` of ``collection`` on its interactions up to ``spec.trained_seq``,
+        writes the item factors through ``sink`` and calls ``on_loaded`` (the commit)."""
         assert spec.trained_seq is not None
+        self.collection = collection
         self.version = version
         self.spec = spec
+        self._store = store
+        self._sink = sink
+        self._on_loaded = on_loaded
         self.phase = "training"
         self.done = 0
         self.total = spec.iterations
         self.started = time.monotonic()
         self.error: str | None = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name=f"train-{version.collection}-{version.name}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name=f"train-{collection}-{version}", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -76,7 +86,7 @@ class Training:
             raise _Stopped
 
     def _run(self) -> None:
-        version, spec = self.version, self.spec
+        spec = self.spec
         while not self._stop.is_set():
             try:
                 self.phase, self.done, self.total, self.started = (
@@ -85,9 +95,9 @@ class Training:
                     spec.iterations,
                     time.monotonic(),
                 )
-                rows = version.store.scan_interactions(version.collection, spec.trained_seq or 0)
+                rows = self._store.scan_interactions(self.collection, spec.trained_seq or 0)
                 factors = train_als(
-                    [Interaction(user, item, weight, ts) for user, item, weight, ts in rows],
+                    rows,
                     factors=spec.factors,
                     regularization=spec.regularization,
                     iterations=spec.iterations,
@@ -96,9 +106,9 @@ class Training:
                     on_iteration=self._tick,
                 )
                 self._load(factors.item_ids, factors.item_factors)
-                version.store.add_event(
-                    version.collection,
-                    version.name,
+                self._store.add_event(
+                    self.collection,
+                    self.version,
                     "trained",
                     {
                         "interactions": len(rows),
@@ -106,13 +116,13 @@ class Training:
                         "items": len(factors.item_ids),
                     },
                 )
-                version.commit_vectors()
+                self._on_loaded()
                 return
             except _Stopped:
                 return
             except Exception as exc:  # visible in status; retried, since the inputs are durable
                 self.error = f"{type(exc).__name__}: {exc}"
-                log.exception("training of %s/%s failed; retrying", version.collection, version.name)
+                log.exception("training of %s/%s failed; retrying", self.collection, self.version)
                 self._stop.wait(5.0)
 
     def _load(self, item_ids: list[str], item_factors: np.ndarray) -> None:
@@ -121,7 +131,5 @@ class Training:
         seq = self.spec.trained_seq or 0
         for start in range(0, len(item_ids), LOAD_BATCH):
             ids = item_ids[start : start + LOAD_BATCH]
-            self.version.write_vectors(
-                "item", ids, item_factors[start : start + LOAD_BATCH], [seq] * len(ids)
-            )
+            self._sink.write("item", ids, item_factors[start : start + LOAD_BATCH], [seq] * len(ids))
             self.done = start + len(ids)

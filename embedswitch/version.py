@@ -1,10 +1,14 @@
-"""A version at run time: its model, one index per record kind, and the applier that keeps them current.
+"""A version at run time: its model, one index per record kind, and the workers that fill them.
 
-The applier consumes the collection's change log in seq order, embeds with this version's model and
-writes this version's indexes. Index writes are guarded by per-record seq, so replaying the log from
-the last persisted ``applied_seq`` after a crash is a no-op for everything already applied.
+A ``Version`` owns its indexes and is their only writer: the applier (``applier.py``) streams the
+change log into them, the backfill (``backfill/``) the snapshot of records that existed when the
+version was created, and for an ``als`` version the training (``training.py``) its item factors;
+all three write through the version's seq-guarded sink (``write``/``delete``). Requests pin a
+version (``try_acquire``/``release``), embed with its model and search its indexes.
+
 Durability order: indexes checkpoint first, then ``applied_seq`` (and backfill progress) is saved,
-so the saved position never runs ahead of what the indexes hold.
+so the saved position never runs ahead of what the indexes hold, and replaying the log from it
+after a crash is a no-op for everything already applied.
 """
 
 from __future__ import annotations
@@ -13,89 +17,95 @@ import logging
 import os
 import shutil
 import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from ._errors import RecordNotFound, UnknownKind
-from .backfill import Backfill, BackfillConfig
-from .index import IndexMeta, IndexSpec, VectorIndex, open_index
+from .applier import Applier
+from .backfill import Backfill, BackfillConfig, EmbedStep, ThreadExecutor
+from .index import IndexMeta, VectorIndex, open_index
 from .index.base import Hit
-from .models import EmbeddingModel
-from .models.als import AlsModel
-from .models.base import UserModel
-from .store.base import BackfillState, Change, Store, VersionRow
+from .models import AlsSpec, UserModel, load_model
+from .specs import VersionSpec
+from .store.base import Store, VersionRow
 from .training import Training
 
 log = logging.getLogger("embedswitch")
 
 BUILDING, READY = "building", "ready"
-MIN_CHUNK = 16  # texts per parallel encoding chunk, at least
 GRAM_FILE = "item_gram.npy"
+
+
+@dataclass(frozen=True)
+class VersionConfig:
+    """How a version applies and checkpoints (from ``EngineConfig``)."""
+
+    apply_batch: int
+    checkpoint_interval_s: float
+    backfill: BackfillConfig
 
 
 class Version:
     """One version of one collection, alive in this process."""
 
-    def __init__(
-        self,
-        row: VersionRow,
-        model: EmbeddingModel,
-        index_spec: IndexSpec,
-        root: Path,
-        store: Store,
-        wakeup: threading.Condition,
-        apply_batch: int,
-        checkpoint_interval_s: float,
-        backfill_config: BackfillConfig,
-    ) -> None:
+    def __init__(self, row: VersionRow, spec: VersionSpec, root: Path, store: Store, config: VersionConfig):
         self.collection = row.collection
         self.name = row.name
         self.row = row
-        self.model = model
-        self.index_spec = index_spec
+        self.spec = spec
+        self.model = load_model(spec.model)
         self.root = root
         self.store = store
         self.state = row.state
         self.applied_seq = row.applied_seq
-        self.caught_up = False
-        self._wakeup = wakeup
-        self._apply_batch = apply_batch
-        self._checkpoint_interval_s = checkpoint_interval_s
         self._indexes: dict[str, VectorIndex] = {}
         self._lock = threading.RLock()
-        self._applied = threading.Condition(self._lock)
+        self._idle = threading.Condition(self._lock)  # notified when the last request in flight ends
         self._checkpoint_lock = threading.Lock()
-        self.apply_lock = threading.RLock()
-        self.user_model = model if isinstance(model, UserModel) and model.derives_users else None
+        self.user_model = (
+            self.model if isinstance(self.model, UserModel) and self.model.derives_users else None
+        )
         self.derives_users = self.user_model is not None
-        self.embeds_text: bool = getattr(model, "embeds_text", True)
-        self.normalized: bool = getattr(model, "normalized", True)
+        self.embeds_text = self.model.embeds_text
+        self.normalized = self.model.normalized
         self._gram: np.ndarray | None = None
         self._inflight = 0
         self._retired = False
-        self._stop = threading.Event()
-        self.error: str | None = None
-        self.encode_workers = backfill_config.workers
         root.mkdir(parents=True, exist_ok=True)
         for path in sorted(p for p in root.iterdir() if p.is_dir()):
             self.index(path.name, create=True)
+        step = EmbedStep.of(spec.model)
+        self.applier = Applier(
+            self, store, step, config.apply_batch, config.checkpoint_interval_s, config.backfill.workers
+        )
         self.backfill: Backfill | None = None
         if row.backfill is not None:
-            self.backfill = Backfill(self, row.backfill, backfill_config)
+            bf = config.backfill
+            self.backfill = Backfill(
+                self.collection,
+                self.name,
+                row.backfill,
+                store,
+                self,
+                self.embeds,
+                step,
+                lambda: ThreadExecutor(
+                    bf.workers, bf.activity, bf.yield_max_wait_s, bf.nice, f"encode-{row.name}"
+                ),
+                bf,
+                self._finish_backfill,
+            )
         self.training: Training | None = None
-        if isinstance(model, AlsModel) and model.spec.trained_seq is not None and self.awaiting_vectors():
-            self.training = Training(self, model.spec)
-        self._thread = threading.Thread(
-            target=self._run, name=f"applier-{self.collection}-{self.name}", daemon=True
-        )
-        self._encoders = ThreadPoolExecutor(self.encode_workers, thread_name_prefix=f"apply-{self.name}")
+        model_spec = spec.model
+        if isinstance(model_spec, AlsSpec) and model_spec.trained_seq is not None and self.awaiting_vectors():
+            self.training = Training(self.collection, self.name, model_spec, store, self, self.commit_vectors)
+        store.publish_applied(self.collection, self.name, self.applied_seq)
 
     def start(self) -> None:
-        self._thread.start()
+        self.applier.start()
         state = self.backfill.state if self.backfill is not None else None
         if self.backfill is not None and state is not None and not (state.finished or state.awaiting_vectors):
             self.backfill.start()
@@ -113,7 +123,7 @@ class Version:
             found = self._indexes.get(kind)
             if found is None and create:
                 meta = IndexMeta(self.collection, self.name, kind, self.model.fingerprint, self.model.dim)
-                found = open_index(self.index_spec, self.root / kind, meta)
+                found = open_index(self.spec.index, self.root / kind, meta)
                 self._indexes[kind] = found
             return found
 
@@ -129,6 +139,42 @@ class Version:
         with self._lock:
             return sum(index.nbytes() for index in self._indexes.values())
 
+    # -- the sink: the only way vectors get in ------------------------------------------------
+
+    def write(self, kind: str, ids: Sequence[str], vectors: np.ndarray, seqs: Sequence[int]) -> int:
+        """Seq-guarded upserts into the ``kind`` index; returns how many vectors changed."""
+        index = self.index(kind, create=True)
+        assert index is not None
+        written = index.upsert(ids, vectors, seqs)
+        if written and kind == "item":
+            self._gram = None
+        return written
+
+    def delete(self, kind: str, ids: Sequence[str], seqs: Sequence[int]) -> int:
+        """Seq-guarded deletes (tombstones) in the ``kind`` index; returns how many were present."""
+        index = self.index(kind, create=True)
+        assert index is not None
+        return index.delete(ids, seqs)
+
+    def seq_of(self, kind: str, id: str) -> int | None:
+        index = self.index(kind)
+        return index.seq_of(id) if index is not None else None
+
+    def embeds(self, kind: str) -> bool:
+        """Whether records of ``kind`` get their vector from their text: not derived users, and
+        nothing for a model that embeds no text (its item vectors are loaded)."""
+        return self.embeds_text and not (self.derives_users and kind == "user")
+
+    def mark_applied(self, seq: int) -> None:
+        self.applied_seq = seq
+        self.store.publish_applied(self.collection, self.name, seq)
+
+    def wait_applied(self, seq: int, timeout_s: float) -> bool:
+        """True once this version has applied ``seq`` (read-your-writes), False after the timeout."""
+        if self.applied_seq >= seq:
+            return True
+        return self.store.wait_applied(self.collection, self.name, seq, timeout_s)
+
     # -- serving -----------------------------------------------------------------------------
 
     def try_acquire(self) -> bool:
@@ -143,7 +189,7 @@ class Version:
         with self._lock:
             self._inflight -= 1
             if self._inflight == 0:
-                self._applied.notify_all()
+                self._idle.notify_all()
 
     def search(self, text: str, k: int, kind: str, known_kinds: set[str]) -> list[Hit]:
         """``text`` embedded by this version's model, searched in this version's ``kind`` index."""
@@ -186,56 +232,7 @@ class Version:
             )
         return found
 
-    def wait_applied(self, seq: int, timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        with self._applied:
-            while self.applied_seq < seq:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._applied.wait(left)
-            return True
-
-    # -- applying the change log ----------------------------------------------------------------
-
-    def _run(self) -> None:
-        last_checkpoint = time.monotonic()
-        while not self._stop.is_set():
-            try:
-                changes = self.store.read_log(self.collection, self.applied_seq, self._apply_batch)
-                if changes:
-                    self.apply(changes)
-                self.caught_up = len(changes) < self._apply_batch
-                if time.monotonic() - last_checkpoint >= self._checkpoint_interval_s:
-                    self.checkpoint()
-                    last_checkpoint = time.monotonic()
-                if self.caught_up:
-                    with self._wakeup:
-                        self._wakeup.wait(0.2)
-            except Exception as exc:  # keep serving; the error is visible in status and logs
-                self.error = f"{type(exc).__name__}: {exc}"
-                log.exception("applier %s/%s failed; retrying", self.collection, self.name)
-                self._stop.wait(1.0)
-
-    def apply(self, changes: list[Change]) -> None:
-        """Apply log entries (in seq order) to this version's indexes."""
-        with self.apply_lock:
-            self._apply_records(changes)
-            if self.derives_users and self.users_live():
-                users = {c.id for c in changes if c.op == "interact"}
-                items = [c.id for c in changes if c.kind == "item" and c.op != "interact"]
-                if items:
-                    users |= self.store.users_of_items(self.collection, items)
-                self._write_users(sorted(users), changes[-1].seq)
-        self.error = None
-        with self._applied:
-            self.applied_seq = changes[-1].seq
-            self._applied.notify_all()
-
-    def embeds(self, kind: str) -> bool:
-        """Whether records of ``kind`` get their vector from their text: not derived users, and
-        nothing for a model that embeds no text (its item vectors are loaded)."""
-        return self.embeds_text and not (self.derives_users and kind == "user")
+    # -- derived user vectors ------------------------------------------------------------------
 
     def users_live(self) -> bool:
         """Whether derived user vectors follow the stream: once the items are backfilled."""
@@ -243,17 +240,15 @@ class Version:
 
     def rebuild_users(self) -> None:
         """Derive every user's vector from the items this version holds now (the backfill's last step)."""
-        with self.apply_lock:
-            self._write_users(self.store.interaction_users(self.collection), max(1, self.applied_seq))
+        with self.applier.lock:
+            self.write_users(self.store.interaction_users(self.collection), max(1, self.applied_seq))
 
-    def _write_users(self, users: list[str], seq: int) -> None:
+    def write_users(self, users: list[str], seq: int) -> None:
         """Each user's vector from their history over the items this version holds (a user with none
         of them loses their vector); written with ``seq``."""
         items = self.index("item")
         if not users or items is None or self.user_model is None:
             return
-        index = self.index("user", create=True)
-        assert index is not None
         histories = self.store.user_histories(self.collection, users)
         keep_ids, keep_vectors, drop = [], [], []
         for user in users:
@@ -264,9 +259,9 @@ class Version:
                 keep_ids.append(user)
                 keep_vectors.append(vector)
         if keep_ids:
-            index.upsert(keep_ids, np.stack(keep_vectors), [seq] * len(keep_ids))
+            self.write("user", keep_ids, np.stack(keep_vectors), [seq] * len(keep_ids))
         if drop:
-            index.delete(drop, [seq] * len(drop))
+            self.delete("user", drop, [seq] * len(drop))
 
     def derive_user(self, items: VectorIndex, history: list[tuple[str, float, float]]) -> np.ndarray | None:
         """A user's vector from their ``(item, weight, ts)`` history over the items this version
@@ -307,28 +302,21 @@ class Version:
             os.fsync(out.fileno())
         os.replace(partial, self.root / GRAM_FILE)
 
-    def _apply_records(self, changes: list[Change]) -> None:
-        latest: dict[tuple[str, str], Change] = {}
-        for change in changes:
-            # interactions don't change record vectors; derived user vectors ignore user records;
-            # a model without text keeps its loaded vectors until a delete
-            if change.op == "interact" or (self.derives_users and change.kind == "user"):
-                continue
-            if change.op == "delete" or self.embeds(change.kind):
-                latest[(change.kind, change.id)] = change
-        by_kind: dict[str, list[Change]] = {}
-        for change in latest.values():
-            by_kind.setdefault(change.kind, []).append(change)
-        for kind, group in by_kind.items():
-            ups = [c for c in group if c.op == "upsert"]
-            dels = [c for c in group if c.op == "delete"]
-            if ups:
-                vectors = self._encode([c.text or "" for c in ups])
-                self.write_vectors(kind, [c.id for c in ups], vectors, [c.seq for c in ups])
-            if dels:
-                index = self.index(kind, create=True)
-                assert index is not None
-                index.delete([c.id for c in dels], [c.seq for c in dels])
+    # -- backfill and vector loads -------------------------------------------------------------
+
+    def _finish_backfill(self) -> None:
+        """The snapshot is in: users are derived after items (every item vector is in place now,
+        under the applier's lock, so a user vector never mixes two states); only then is the
+        backfill finished, so a checkpoint can't call the version ready before its users are."""
+        assert self.backfill is not None
+        with self.applier.lock:
+            if self.derives_users:
+                self.rebuild_users()
+            self.backfill.mark_finished()
+        self.store.add_event(
+            self.collection, self.name, "backfill_finished", {"done": self.backfill.state.done}
+        )
+        self.checkpoint()
 
     def commit_vectors(self) -> None:
         """End the vector load of a ``source="vectors"`` version: fill the gaps with the model."""
@@ -338,24 +326,6 @@ class Version:
         self.backfill.state = replace(self.backfill.state, awaiting_vectors=False)
         self.checkpoint()
         self.backfill.start()
-
-    def _encode(self, texts: list[str]) -> np.ndarray:
-        """Documents embedded in up to ``encode_workers`` parallel chunks (torch runs one thread
-        per call, see ``EngineConfig.torch_threads``), in order."""
-        chunks = min(self.encode_workers, len(texts) // MIN_CHUNK)
-        if chunks <= 1:
-            return self.model.encode(texts, purpose="document")
-        size = -(-len(texts) // chunks)
-        parts = [texts[i : i + size] for i in range(0, len(texts), size)]
-        return np.concatenate(list(self._encoders.map(self.model.encode, parts)))
-
-    def write_vectors(self, kind: str, ids: list[str], vectors: np.ndarray, seqs: list[int]) -> int:
-        index = self.index(kind, create=True)
-        assert index is not None
-        written = index.upsert(ids, vectors, seqs)
-        if written and kind == "item":
-            self._gram = None
-        return written
 
     # -- durability ---------------------------------------------------------------------------
 
@@ -369,7 +339,7 @@ class Version:
             for index in indexes:
                 index.checkpoint()
             state = self.state
-            if state == BUILDING and (backfill is None or backfill.finished) and self.caught_up:
+            if state == BUILDING and (backfill is None or backfill.finished) and self.applier.caught_up:
                 state = READY
             if backfill is None or backfill.finished:
                 for index in indexes:
@@ -381,18 +351,13 @@ class Version:
             self.row = replace(self.row, applied_seq=applied, backfill=backfill, state=state)
             self.state = state
 
-    def progress_state(self) -> BackfillState | None:
-        return self.backfill.state if self.backfill is not None else None
-
     # -- lifecycle ----------------------------------------------------------------------------
 
     def retire(self, drain_timeout_s: float = 30.0) -> None:
-        """Refuse new requests, wait for those in flight, stop the applier, delete the index files."""
-        with self._applied:
+        """Refuse new requests, wait for those in flight, stop the workers, delete the index files."""
+        with self._idle:
             self._retired = True
-            deadline = time.monotonic() + drain_timeout_s
-            while self._inflight > 0 and time.monotonic() < deadline:
-                self._applied.wait(deadline - time.monotonic())
+            self._idle.wait_for(lambda: self._inflight == 0, timeout=drain_timeout_s)
         self.stop(checkpoint=False)
         with self._lock:
             for index in self._indexes.values():
@@ -401,16 +366,11 @@ class Version:
         shutil.rmtree(self.root, ignore_errors=True)
 
     def stop(self, checkpoint: bool = True) -> None:
-        self._stop.set()
         if self.training is not None:
             self.training.stop()
         if self.backfill is not None:
             self.backfill.stop()
-        with self._wakeup:
-            self._wakeup.notify_all()
-        if self._thread.is_alive():
-            self._thread.join()
-        self._encoders.shutdown()
+        self.applier.stop()
         if checkpoint:
             self.checkpoint()
         with self._lock:
@@ -421,4 +381,5 @@ class Version:
     def problem(self) -> str | None:
         """The applier's, the training's or the backfill's last error while it retries, else None."""
         training = self.training.error if self.training is not None and self.awaiting_vectors() else None
-        return self.error or training or (self.backfill.error if self.backfill is not None else None)
+        error = self.applier.error
+        return error or training or (self.backfill.error if self.backfill is not None else None)

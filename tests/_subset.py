@@ -16,7 +16,7 @@ import pytest
 from conftest import FAST, SCIFACT
 
 from embedswitch import Engine
-from embedswitch.simulation import JudgedSet, judged_subset
+from embedswitch.evaluation.simulation import JudgedSet, judged_subset
 
 COLLECTION = "sci"
 QUERIES = 80

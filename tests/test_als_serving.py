@@ -10,8 +10,8 @@ from conftest import ServerThread
 
 from embedswitch import Client, Engine, EngineConfig, RecordNotFound
 from embedswitch._errors import Conflict, InvalidRequest, TextNotSupported, VersionExists
-from embedswitch.als import fold_in, gram, train_als
-from embedswitch.interactions import Interaction, evaluate_recommendations, generate, split_last
+from embedswitch.evaluation.interactions import Interaction, evaluate_recommendations, generate, split_last
+from embedswitch.models.als import fold_in, gram, train_als
 
 FAST = EngineConfig(checkpoint_interval_s=0.2, backfill_batch=128)
 V1 = {"type": "history-mean", "text": "hashing"}
@@ -59,7 +59,7 @@ def test_retrain_loop_trains_deploys_ramps_and_beats_history_mean(engine: Engine
 
     # the item vectors are exactly ALS's factors over the same interactions (training is deterministic)
     trained = engine.store.scan_interactions("shop", ready.model["trained_seq"])
-    reference = train_als([Interaction(*row) for row in trained], factors=32, iterations=8)
+    reference = train_als(trained, factors=32, iterations=8)
     v2 = engine.collection("shop").versions["v2"]
     served = v2.index("item").get(reference.item_ids)
     assert np.allclose(np.stack([served[i] for i in reference.item_ids]), reference.item_factors, atol=1e-6)
@@ -154,7 +154,7 @@ def test_training_survives_a_restart(tmp_path) -> None:  # type: ignore[no-untyp
 def test_factors_trained_elsewhere_load_through_the_vectors_path(engine: Engine) -> None:
     _load(engine, users=60, items=300)
     rows = engine.store.scan_interactions("shop", engine.collection("shop").head_seq())
-    factors = train_als([Interaction(*row) for row in rows], factors=16, iterations=5)
+    factors = train_als(rows, factors=16, iterations=5)
     engine.add_version("shop", {"name": "ext", "model": {"type": "als", "factors": 16}, "source": "vectors"})
     vectors = [
         {"id": item, "kind": "item", "vector": factors.item_factors[n].tolist()}

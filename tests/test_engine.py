@@ -7,7 +7,6 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from _checks import assert_end_state
 
@@ -37,26 +36,6 @@ def test_search_is_pinned_and_names_its_version(engine: Engine) -> None:
     model = load_model(parse_model_spec("hashing"))
     q, d = model.encode(["document 7 revision 0"], "query"), model.encode(["document 7 revision 0"])
     assert result.hits[0].score == pytest.approx(float(q[0] @ d[0]), abs=1e-5)
-
-
-def test_applier_is_idempotent(engine: Engine) -> None:
-    engine.create_collection("c", {"name": "v1", "model": "hashing"})
-    ack = engine.upsert("c", _docs(20))
-    engine.upsert("c", [{"id": "d3", "text": "newer text"}])
-    engine.delete("c", "d4")
-    version = engine.collection("c").get_version("v1")
-    head = engine.collection("c").head_seq()
-    assert version.wait_applied(head, 10)
-    index = version.index("doc")
-    before = index.get(index.ids())
-    # replay the whole log, twice: every entry is older than or equal to what the index holds
-    for _ in range(2):
-        version.apply(engine.store.read_log("c", 0, 1000))
-    after = index.get(index.ids())
-    assert before.keys() == after.keys() and "d4" not in after
-    assert all(np.array_equal(before[i], after[i]) for i in before)
-    assert index.seq_of("d3") == ack.seq + 1
-    assert_end_state(engine, "c")
 
 
 def test_restart_replays_from_checkpoint(tmp_path: Path) -> None:
@@ -150,3 +129,25 @@ def test_retire_waits_for_requests_in_flight(engine: Engine) -> None:
             engine.search("c", "document", version="v1")
     retirer.join(10)
     assert retired.is_set() and not (engine.data_dir / "indexes" / "c" / "v1").exists()
+
+
+def test_close_twice_is_harmless(tmp_path: Path) -> None:
+    engine = Engine.open(tmp_path, FAST)
+    engine.create_collection("c", {"name": "v1", "model": "hashing"})
+    engine.close()
+    engine.close()
+    with Engine.open(tmp_path, FAST) as again:  # the data dir was released once
+        assert [c.name for c in again.list_collections()] == ["c"]
+
+
+def test_specs_stored_by_an_earlier_release_still_open(tmp_path: Path) -> None:
+    """Earlier releases stored every index field whatever the type; today each type takes its own."""
+    with Engine.open(tmp_path, FAST) as engine:
+        engine.create_collection("c", {"name": "v1", "model": "hashing", "index": {"type": "exact"}})
+    db = sqlite3.connect(tmp_path / "embedswitch.db")
+    legacy = '{"type": "exact", "m": 16, "ef_construction": 128, "ef_search": 64, "auto_threshold": 20000}'
+    db.execute("UPDATE versions SET spec=json_set(spec, '$.index', json(?))", (legacy,))
+    db.commit()
+    db.close()
+    with Engine.open(tmp_path, FAST) as engine:
+        assert engine.describe("c").versions[0].index == {"type": "exact"}

@@ -13,7 +13,7 @@ import pytest
 from _checks import assert_end_state
 
 from embedswitch import Engine, EngineConfig, RecordNotFound
-from embedswitch.interactions import generate
+from embedswitch.evaluation.interactions import generate
 
 FAST = EngineConfig(checkpoint_interval_s=0.2, backfill_batch=64)
 V1 = {"type": "history-mean", "text": "hashing", "half_life_days": 7}

@@ -13,7 +13,9 @@ from rich.table import Table
 
 from .._errors import InvalidRequest
 from ..client import Client
-from ..evaluation import Qrels, Queries, load_judgments, metric_names, summarize
+from ..evaluation.beir import Qrels, Queries, load_judgments
+from ..evaluation.metrics import metric_names
+from ..evaluation.offline import summarize
 from ..results import CandidateEvaluation, Distribution, EvaluateResult, VersionScores
 from ..specs import MAX_BACKFILL_SAMPLE, MAX_EVAL_QUERIES, MAX_K
 from ._common import (

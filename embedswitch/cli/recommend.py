@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from ..interactions import generate, load_csv
+from ..evaluation.interactions import generate, load_csv
 from ..specs import MAX_BATCH, MAX_K
 from ._common import DEFAULT_URL, JsonOption, UrlOption, connect, console, print_json, progress_bar, text
 from .search import hits_table

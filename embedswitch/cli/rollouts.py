@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from .._errors import InvalidRequest
-from ..evaluation import load_judgments
+from ..evaluation.beir import load_judgments
 from ..results import RolloutInfo
 from ._common import (
     DEFAULT_URL,

@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ..evaluation import load_judgments
-from ..simulation import ClickModel, Simulation, SimulationReport
+from ..evaluation.beir import load_judgments
+from ..evaluation.simulation import ClickModel, Simulation, SimulationReport
 from ._common import DEFAULT_URL, JsonOption, UrlOption, connect, console, print_json, reported, table, text
 
 SCIFACT = Path("../shared/data/scifact")

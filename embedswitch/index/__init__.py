@@ -1,10 +1,20 @@
 """The vector-index seam: where the vectors of one (collection, version, kind) live and are searched.
 
-``open_index(IndexSpec(...), directory, meta)`` opens an embedded index; see ``registry`` for the
-types and their limits.
+``open_index(spec, directory, meta)`` opens an index; ``specs`` has one spec per type and
+``registry`` the types, their backends and their limits.
 """
 
 from embedswitch.index.base import IndexMeta, VectorIndex
-from embedswitch.index.registry import IndexSpec, open_index
+from embedswitch.index.registry import open_index
+from embedswitch.index.specs import AutoSpec, ExactSpec, HnswSpec, IndexSpec, index_spec
 
-__all__ = ["IndexMeta", "IndexSpec", "VectorIndex", "open_index"]
+__all__ = [
+    "AutoSpec",
+    "ExactSpec",
+    "HnswSpec",
+    "IndexMeta",
+    "IndexSpec",
+    "VectorIndex",
+    "index_spec",
+    "open_index",
+]

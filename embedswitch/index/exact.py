@@ -13,6 +13,8 @@ import numpy as np
 
 from embedswitch._errors import EmbedswitchError
 from embedswitch.index._local import LocalIndex, Snapshot, write_npy
+from embedswitch.index.base import IndexMeta
+from embedswitch.index.specs import ExactSpec
 
 _MIN_CAPACITY = 64
 _SCORE_BUDGET = 8_000_000
@@ -23,6 +25,10 @@ class ExactIndex(LocalIndex):
     """A ``VectorIndex`` that scores every stored vector on every query."""
 
     index_type = "exact"
+
+    @classmethod
+    def from_spec(cls, spec: ExactSpec, directory: Path, meta: IndexMeta) -> ExactIndex:
+        return cls(directory, meta)
 
     def _store_reset(self) -> None:
         self._mat = np.zeros((0, self.meta.dim), dtype=np.float32)

@@ -21,6 +21,7 @@ import numpy as np
 from embedswitch._errors import EmbedswitchError
 from embedswitch.index._local import LocalIndex, Snapshot
 from embedswitch.index.base import IndexMeta
+from embedswitch.index.specs import AutoSpec, HnswSpec
 
 _FILE = "index.hnswlib"
 _PARALLEL = 256
@@ -51,6 +52,20 @@ class HnswIndex(LocalIndex):
         self._ef_construction = ef_construction
         self._ef_search = ef_search
         super().__init__(directory, meta, snapshot=snapshot)
+
+    @classmethod
+    def from_spec(
+        cls, spec: HnswSpec | AutoSpec, directory: Path, meta: IndexMeta, snapshot: Snapshot | None = None
+    ) -> HnswIndex:
+        """The graph of ``spec`` (an ``auto`` spec's HNSW parameters too), from ``snapshot`` if given."""
+        return cls(
+            directory,
+            meta,
+            m=spec.m,
+            ef_construction=spec.ef_construction,
+            ef_search=spec.ef_search,
+            snapshot=snapshot,
+        )
 
     def _store_reset(self) -> None:
         self._graph = hnswlib.Index(space="ip", dim=self.meta.dim)

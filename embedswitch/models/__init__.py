@@ -1,30 +1,35 @@
 """The embedding-model seam: specs name a model, ``load_model`` gives an ``EmbeddingModel``.
 
-Adapters (hashing, sentence-transformers, model2vec, OpenAI-compatible HTTP) import their heavy
-libraries only when a model of their type is loaded.
+``specs.py`` holds every spec, ``registry.py`` maps a spec's type to its adapter module (imported
+only when a model of that type loads), ``base.py`` the protocols. One module per adapter: hashing,
+sentence-transformers, model2vec, OpenAI-compatible HTTP, history-mean and ALS.
 """
 
-from .base import EmbeddingModel, Purpose, l2_normalize
-from .registry import (
+from .base import EmbeddingModel, Purpose, UserModel, l2_normalize
+from .registry import load_model
+from .specs import (
     SHORT_NAMES,
+    AlsSpec,
     HashingSpec,
+    HistoryMeanSpec,
     MiniLMSpec,
     MiniLMStaticSpec,
     Model2VecSpec,
     ModelSpec,
     OpenAISpec,
     SentenceTransformersSpec,
-    load_model,
     model_label,
     parse_model_spec,
-    set_torch_threads,
     spec_to_dict,
 )
+from .threads import set_torch_threads
 
 __all__ = [
     "SHORT_NAMES",
+    "AlsSpec",
     "EmbeddingModel",
     "HashingSpec",
+    "HistoryMeanSpec",
     "MiniLMSpec",
     "MiniLMStaticSpec",
     "Model2VecSpec",
@@ -32,6 +37,7 @@ __all__ = [
     "OpenAISpec",
     "Purpose",
     "SentenceTransformersSpec",
+    "UserModel",
     "l2_normalize",
     "load_model",
     "model_label",

@@ -1,11 +1,17 @@
-"""The embedding-model seam."""
+"""The embedding-model seam: the model protocols, and the fingerprint and file helpers adapters share."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
+
+from .._errors import UnknownModel
 
 Purpose = Literal["document", "query"]
 
@@ -16,6 +22,9 @@ class EmbeddingModel(Protocol):
 
     Callers may rely on:
     - ``dim`` never changes for an instance;
+    - ``embeds_text``: False for a model whose ``encode`` raises ``TextNotSupported`` (its vectors
+      are loaded, not embedded); ``normalized``: False for a model whose vectors keep their norms
+      and are compared by plain inner product;
     - ``fingerprint`` is a stable hex digest of the weights/files and every parameter that changes
       the output, so two instances with the same fingerprint give the same vectors;
     - ``encode`` returns ``float32`` of shape ``[len(texts), dim]`` whose rows have L2 norm 1,
@@ -24,6 +33,8 @@ class EmbeddingModel(Protocol):
 
     dim: int
     fingerprint: str
+    embeds_text: bool
+    normalized: bool
 
     def encode(self, texts: Sequence[str], purpose: Purpose = "document") -> np.ndarray: ...
 
@@ -35,9 +46,7 @@ class UserModel(Protocol):
 
     Callers may rely on: ``user_vector`` is deterministic in its inputs. ``item_gram`` gives
     ``YᵀY`` over every item vector of the version, computed only if the model needs it.
-    A model may also set ``embeds_text = False`` (its ``encode`` raises ``TextNotSupported`` and its
-    item vectors are loaded, not embedded) and ``normalized = False`` (its vectors keep their norms
-    and are compared by plain inner product)."""
+    Such a model may also embed no text (``embeds_text = False``) and keep its norms."""
 
     derives_users: bool
 
@@ -57,3 +66,54 @@ def l2_normalize(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     return vectors / norms
+
+
+def local_model_dir(path: str, kind: str) -> Path:
+    """``path`` as an existing directory, or ``UnknownModel`` saying models are never downloaded."""
+    directory = Path(path).expanduser()
+    if not directory.is_dir():
+        raise UnknownModel(
+            f"{kind} model directory {str(directory)!r} does not exist; give the path of a model saved "
+            "on this machine (embedswitch never downloads models)",
+            model=kind,
+        )
+    return directory.resolve()
+
+
+# Files that describe a model but never change its vectors (a distilled model's README carries a date).
+_NOT_WEIGHTS = {".md"}
+_file_digests: dict[tuple[str, int, int], str] = {}
+_file_digests_lock = threading.Lock()
+
+
+def directory_digest(directory: Path) -> str:
+    """sha256 over every file under ``directory`` (relative path and content), docs excluded.
+
+    File contents are hashed once per (path, size, mtime) per process, since weights are large.
+    """
+    outer = hashlib.sha256()
+    for file in sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix not in _NOT_WEIGHTS):
+        relative = file.relative_to(directory).as_posix()
+        outer.update(f"{relative}\0{_file_digest(file)}\n".encode())
+    return outer.hexdigest()
+
+
+def _file_digest(file: Path) -> str:
+    stat = file.stat()
+    key = (str(file.resolve()), stat.st_size, stat.st_mtime_ns)
+    with _file_digests_lock:
+        cached = _file_digests.get(key)
+    if cached is not None:
+        return cached
+    digest = hashlib.sha256()
+    with file.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    with _file_digests_lock:
+        _file_digests[key] = digest.hexdigest()
+    return digest.hexdigest()
+
+
+def params_digest(*parts: object) -> str:
+    """sha256 of ``parts`` as canonical JSON: the fingerprint of a model given its weights and params."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from .._errors import InvalidRequest
-from .base import Purpose, l2_normalize
-from .registry import params_digest
+from .base import Purpose, l2_normalize, params_digest
+from .specs import HashingSpec
 
 # Bump when the features or the hashing change: the fingerprint then changes with the vectors.
 ALGORITHM_VERSION = 1
@@ -32,6 +32,9 @@ class HashingModel:
       so every row has norm 1.
     """
 
+    embeds_text = True
+    normalized = True
+
     def __init__(self, dim: int = 256, seed: int = 0) -> None:
         if not MIN_DIM <= dim <= MAX_DIM:
             raise InvalidRequest(f"hashing dim must be between {MIN_DIM} and {MAX_DIM}, got {dim}")
@@ -41,6 +44,10 @@ class HashingModel:
         self._key = hashlib.sha256(f"embedswitch-hashing:{seed}".encode()).digest()
         # Vocabularies repeat heavily; the cache makes re-hashing a word a dict lookup (thread-safe).
         self._slot = functools.lru_cache(maxsize=1 << 18)(self._compute_slot)
+
+    @classmethod
+    def from_spec(cls, spec: HashingSpec) -> HashingModel:
+        return cls(dim=spec.dim, seed=spec.seed)
 
     def encode(self, texts: Sequence[str], purpose: Purpose = "document") -> np.ndarray:
         """``float32 [len(texts), dim]`` with unit rows; ``purpose`` does not change the vectors."""

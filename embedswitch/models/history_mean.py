@@ -6,8 +6,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .base import EmbeddingModel, Purpose, l2_normalize
-from .registry import params_digest
+from .base import EmbeddingModel, Purpose, l2_normalize, params_digest
 
 SECONDS_PER_DAY = 86_400.0
 
@@ -17,6 +16,8 @@ class HistoryMeanModel:
     version's own item vectors by ``user_vector``. ``derives_users`` tells the engine so."""
 
     derives_users = True
+    embeds_text = True
+    normalized = True
 
     def __init__(self, text: EmbeddingModel, half_life_days: float = 30.0) -> None:
         self.text = text

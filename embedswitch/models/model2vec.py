@@ -16,15 +16,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .._errors import InvalidRequest, ModelUnavailable
-from .base import Purpose, l2_normalize
-from .registry import (
-    MiniLMStaticSpec,
-    Model2VecSpec,
-    directory_digest,
-    force_offline,
-    local_model_dir,
-    params_digest,
-)
+from .base import Purpose, directory_digest, l2_normalize, local_model_dir, params_digest
+from .specs import MiniLMStaticSpec, Model2VecSpec
+from .threads import force_offline
 
 if TYPE_CHECKING:
     from model2vec import StaticModel
@@ -51,6 +45,9 @@ class StaticEmbeddingModel:
     dim: int
     fingerprint: str
     static_model: StaticModel
+
+    embeds_text = True
+    normalized = True
 
     def __init__(self, path: Path) -> None:
         force_offline()

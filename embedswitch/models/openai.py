@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._errors import InvalidRequest, ModelUnavailable
-from .base import Purpose, l2_normalize
-from .registry import OpenAISpec, params_digest
+from .base import Purpose, l2_normalize, params_digest
+from .specs import OpenAISpec
 
 if TYPE_CHECKING:
     import httpx
@@ -44,6 +44,9 @@ class OpenAIModel:
 
     dim: int
     fingerprint: str
+
+    embeds_text = True
+    normalized = True
 
     def __init__(
         self,

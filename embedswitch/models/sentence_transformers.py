@@ -9,16 +9,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .._errors import InvalidRequest
-from .base import Purpose, l2_normalize
-from .registry import (
-    MiniLMSpec,
-    SentenceTransformersSpec,
-    apply_torch_threads,
-    directory_digest,
-    force_offline,
-    local_model_dir,
-    params_digest,
-)
+from .base import Purpose, directory_digest, l2_normalize, local_model_dir, params_digest
+from .specs import MiniLMSpec, SentenceTransformersSpec
+from .threads import apply_torch_threads, force_offline
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -44,6 +37,9 @@ class SentenceTransformerModel:
     fingerprint: str
     max_seq_length: int | None
     st_model: SentenceTransformer
+
+    embeds_text = True
+    normalized = True
 
     def __init__(
         self,

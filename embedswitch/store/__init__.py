@@ -1,6 +1,7 @@
-"""The store seam: records, change log and control state. ``sqlite`` is the embedded default."""
+"""The store seam: records, change log and control state; ``open_store(uri, data_dir)`` picks the
+backend (``sqlite``, the embedded default)."""
 
-from .base import Store
-from .sqlite import SqliteStore
+from .base import ControlStore, RecordStore, Store
+from .registry import open_store
 
-__all__ = ["SqliteStore", "Store"]
+__all__ = ["ControlStore", "RecordStore", "Store", "open_store"]

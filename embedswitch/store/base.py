@@ -1,15 +1,62 @@
-"""The store seam: records, the change log and control state (collections, versions, traffic)."""
+"""The store seam: records and the change log (``RecordStore``), control state (``ControlStore``).
+
+A backend implements both as one ``Store``, chosen by URI in ``registry.py``. The seam carries
+plain data (the dataclasses below), never API schemas: a write takes anything shaped like a
+``NewRecord``. Waiting is part of it too: for new log entries (``wait_for_log``) and for a
+version's applied position (``wait_applied``), so a backend shared by several processes can
+wake them (PostgreSQL: LISTEN/NOTIFY) where the embedded one uses an in-process condition.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from ..specs import InteractionIn, RecordIn
-
 Op = Literal["upsert", "delete", "interact"]
 RecordKey = tuple[str, str]  # (kind, id)
+
+
+class NewRecord(Protocol):
+    """A record to write: ``(kind, id)`` identifies it in its collection."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def fields(self) -> Mapping[str, Any]: ...
+
+
+class NewInteraction(Protocol):
+    """An interaction to write; ``ts`` None means now."""
+
+    @property
+    def user(self) -> str: ...
+
+    @property
+    def item(self) -> str: ...
+
+    @property
+    def weight(self) -> float: ...
+
+    @property
+    def ts(self) -> float | None: ...
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """A stored interaction: ``user`` interacted with ``item`` (``weight``, at ``ts`` seconds)."""
+
+    user: str
+    item: str
+    weight: float = 1.0
+    ts: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -101,53 +148,38 @@ class WriteResult:
     seq: int  # collection head after the write
 
 
-class Store(Protocol):
-    """Durable state. Callers may rely on:
+class RecordStore(Protocol):
+    """Records, the change log and interactions. Callers may rely on:
 
-    - ``write`` is one transaction: every change in it gets consecutive seqs and is durable when the
-      call returns, or none is applied and an error is raised;
-    - seqs are per collection, strictly increasing, never reused;
+    - ``write`` and ``add_interactions`` are one transaction each: every change gets the next seq
+      and is durable when the call returns, or none is applied and an error is raised;
+    - seqs are per collection, strictly increasing, never reused, and a reader never sees seq
+      ``n + 1`` before seq ``n`` (no gaps appear later);
     - ``read_log`` returns changes with ``seq > after`` in seq order;
     - ``scan_records`` pages through live records with ``seq <= upto_seq`` in ``(kind, id)`` order;
+    - ``wait_for_log`` returns True as soon as the head is past ``after``, and False after the
+      timeout or when ``wake`` is called for the collection (so a waiter can be stopped); it may
+      also return False early (another collection's commit may wake it), so callers loop;
     - every method is safe to call from several threads.
     """
 
-    def create_collection(self, name: str, first: VersionRow, weights: dict[str, int]) -> None: ...
-
-    def list_collections(self) -> list[CollectionRow]: ...
-
-    def get_collection(self, name: str) -> CollectionRow | None: ...
-
-    def delete_collection(self, name: str) -> None: ...
-
     def write(
-        self, collection: str, upserts: Sequence[RecordIn], deletes: Sequence[RecordKey]
+        self, collection: str, upserts: Sequence[NewRecord], deletes: Sequence[RecordKey]
     ) -> WriteResult: ...
 
-    def add_interactions(self, collection: str, rows: Sequence[InteractionIn]) -> WriteResult:
+    def add_interactions(self, collection: str, rows: Sequence[NewInteraction]) -> WriteResult:
         """One transaction: each interaction gets a seq and a log entry (op ``interact``, kind ``user``,
         id = the user); all its items must exist as records of kind ``item``, else none is stored."""
         ...
 
-    def seen_items(self, collection: str, user: str) -> set[str]: ...
-
-    def user_histories(
-        self, collection: str, users: Sequence[str]
-    ) -> dict[str, list[tuple[str, float, float]]]:
-        """Per user, their interactions as (item, weight, ts) in seq order."""
+    def head_seq(self, collection: str) -> int:
+        """The collection's last seq (0 when empty or unknown)."""
         ...
 
-    def users_of_items(self, collection: str, items: Sequence[str]) -> set[str]: ...
+    def wait_for_log(self, collection: str, after: int, timeout_s: float) -> bool: ...
 
-    def interaction_users(self, collection: str) -> list[str]: ...
-
-    def scan_interactions(self, collection: str, upto_seq: int) -> list[tuple[str, str, float, float]]:
-        """Every interaction with seq <= ``upto_seq`` on an item that exists now, as
-        ``(user, item, weight, ts)`` in seq order: the training data of a collaborative model."""
-        ...
-
-    def popular_items(self, collection: str, limit: int) -> list[str]:
-        """Existing items by total interaction weight, highest first (ties by id)."""
+    def wake(self, collection: str) -> None:
+        """Make every ``wait_for_log`` on the collection return now."""
         ...
 
     def get_records(self, collection: str, keys: Sequence[RecordKey]) -> dict[RecordKey, Record]: ...
@@ -164,6 +196,42 @@ class Store(Protocol):
         self, collection: str, upto_seq: int, after: RecordKey | None, limit: int
     ) -> list[Record]: ...
 
+    def seen_items(self, collection: str, user: str) -> set[str]: ...
+
+    def user_histories(
+        self, collection: str, users: Sequence[str]
+    ) -> dict[str, list[tuple[str, float, float]]]:
+        """Per user, their interactions as (item, weight, ts) in seq order."""
+        ...
+
+    def users_of_items(self, collection: str, items: Sequence[str]) -> set[str]: ...
+
+    def interaction_users(self, collection: str) -> list[str]: ...
+
+    def scan_interactions(self, collection: str, upto_seq: int) -> list[Interaction]:
+        """Every interaction with seq <= ``upto_seq`` on an item that exists now, in seq order: the
+        training data of a collaborative model."""
+        ...
+
+    def popular_items(self, collection: str, limit: int) -> list[str]:
+        """Existing items by total interaction weight, highest first (ties by id)."""
+        ...
+
+
+class ControlStore(Protocol):
+    """Collections, versions, traffic, events and rollouts. Callers may rely on: every write is
+    durable when it returns; ``publish_applied`` is not (the saved position is
+    ``save_version_progress``'s), it tells waiters how far a version has applied; and every method
+    is safe to call from several threads."""
+
+    def create_collection(self, name: str, first: VersionRow, weights: dict[str, int]) -> None: ...
+
+    def list_collections(self) -> list[CollectionRow]: ...
+
+    def get_collection(self, name: str) -> CollectionRow | None: ...
+
+    def delete_collection(self, name: str) -> None: ...
+
     def add_version(self, row: VersionRow) -> None: ...
 
     def list_versions(self, collection: str) -> list[VersionRow]: ...
@@ -178,6 +246,14 @@ class Store(Protocol):
     ) -> None: ...
 
     def delete_version(self, collection: str, name: str) -> None: ...
+
+    def publish_applied(self, collection: str, version: str, seq: int) -> None:
+        """``version`` has applied the log up to ``seq`` (in memory; durable once checkpointed)."""
+        ...
+
+    def wait_applied(self, collection: str, version: str, seq: int, timeout_s: float) -> bool:
+        """True as soon as ``version`` has applied ``seq``; False after the timeout."""
+        ...
 
     def set_traffic(
         self, collection: str, weights: dict[str, int], reason: str, parent: int | None
@@ -210,5 +286,9 @@ class Store(Protocol):
         ...
 
     def rollout(self, collection: str, id: int) -> RolloutRow | None: ...
+
+
+class Store(RecordStore, ControlStore, Protocol):
+    """One backend's durable state: both halves of the seam."""
 
     def close(self) -> None: ...

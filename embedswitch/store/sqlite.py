@@ -1,28 +1,34 @@
-"""The embedded store: one SQLite database in WAL mode.
+"""The embedded store: one SQLite database in WAL mode (``sqlite``, the default).
 
 Limits: one process writes (SQLite has one writer at a time; embedswitch serialises its writes in
-process). Commits are fsynced (``synchronous=FULL``), so an acknowledged write survives ``kill -9``
-and power loss. Beyond one API process, or tens of millions of records, a server store (PostgreSQL,
-planned behind the same ``Store`` seam) is needed.
+process), and waiters are woken by in-process conditions, so one process serves a data dir.
+Commits are fsynced (``synchronous=FULL``), so an acknowledged write survives ``kill -9`` and power
+loss. Beyond one API process, or tens of millions of records, use a server store behind the same
+seam.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from .._errors import CollectionExists, CollectionNotFound, RecordNotFound
 from .._sqlite import Connections
-from ..specs import InteractionIn, RecordIn
 from .base import (
     BackfillState,
     Change,
     CollectionRow,
     Event,
+    Interaction,
+    NewInteraction,
+    NewRecord,
     Record,
     RecordKey,
     RolloutRow,
@@ -30,6 +36,8 @@ from .base import (
     VersionRow,
     WriteResult,
 )
+
+FILE_NAME = "embedswitch.db"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS collections(
@@ -93,6 +101,14 @@ def _backfill_from_json(text: str | None) -> BackfillState | None:
     )
 
 
+class SqliteConfig(BaseModel):
+    """``sqlite`` (the data dir's ``embedswitch.db``) or ``sqlite:///absolute/path.db``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: Path
+
+
 class SqliteStore:
     """The Store seam on one SQLite file (see the module docstring for its limits)."""
 
@@ -104,11 +120,52 @@ class SqliteStore:
         self._tx = self._connections.transaction
         with self._connections.write_lock:
             self._db().executescript(SCHEMA)
+        self._changed = threading.Condition()  # notified after every commit that moves a head
+        self._applied: dict[tuple[str, str], int] = {}
+        self._applied_changed = threading.Condition()
+
+    @classmethod
+    def from_uri(cls, uri: str, data_dir: Path) -> SqliteStore:
+        """``sqlite`` alone keeps the store in ``data_dir``; ``sqlite:///path`` names the file."""
+        rest = uri.removeprefix("sqlite").removeprefix("://")
+        config = SqliteConfig(path=Path(rest) if rest else data_dir / FILE_NAME)
+        return cls(config.path)
 
     # -- connections -------------------------------------------------------------------------
 
     def close(self) -> None:
         self._connections.close()
+
+    # -- waiting ------------------------------------------------------------------------------
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+    def head_seq(self, collection: str) -> int:
+        row = self.get_collection(collection)
+        return row.head_seq if row else 0
+
+    def wait_for_log(self, collection: str, after: int, timeout_s: float) -> bool:
+        with self._changed:
+            if self.head_seq(collection) > after:
+                return True
+            self._changed.wait(timeout_s)  # any commit, or a wake, ends the wait
+        return self.head_seq(collection) > after
+
+    def wake(self, collection: str) -> None:
+        self._notify()
+
+    def publish_applied(self, collection: str, version: str, seq: int) -> None:
+        with self._applied_changed:
+            self._applied[(collection, version)] = seq
+            self._applied_changed.notify_all()
+
+    def wait_applied(self, collection: str, version: str, seq: int, timeout_s: float) -> bool:
+        with self._applied_changed:
+            return self._applied_changed.wait_for(
+                lambda: self._applied.get((collection, version), -1) >= seq, timeout=timeout_s
+            )
 
     # -- collections -------------------------------------------------------------------------
 
@@ -141,11 +198,14 @@ class SqliteStore:
             for table in ("records", "log", "versions", "traffic", "events", "interactions", "rollouts"):
                 db.execute(f"DELETE FROM {table} WHERE collection=?", (name,))
             db.execute("DELETE FROM collections WHERE name=?", (name,))
+        with self._applied_changed:
+            for key in [key for key in self._applied if key[0] == name]:
+                del self._applied[key]
 
     # -- records and the change log ----------------------------------------------------------
 
     def write(
-        self, collection: str, upserts: Sequence[RecordIn], deletes: Sequence[RecordKey]
+        self, collection: str, upserts: Sequence[NewRecord], deletes: Sequence[RecordKey]
     ) -> WriteResult:
         with self._tx() as db:
             row = db.execute("SELECT head_seq FROM collections WHERE name=?", (collection,)).fetchone()
@@ -154,7 +214,7 @@ class SqliteStore:
             seq = row[0]
             changed = 0
             for rec in upserts:
-                fields = json.dumps(rec.fields, separators=(",", ":"), sort_keys=True)
+                fields = json.dumps(dict(rec.fields), separators=(",", ":"), sort_keys=True)
                 old = db.execute(
                     "SELECT text, fields FROM records WHERE collection=? AND kind=? AND id=?",
                     (collection, rec.kind, rec.id),
@@ -190,9 +250,11 @@ class SqliteStore:
                     (collection, seq, "delete", kind, rid),
                 )
             db.execute("UPDATE collections SET head_seq=? WHERE name=?", (seq, collection))
+        if changed:
+            self._notify()
         return WriteResult(count=len(upserts) + len(deletes), changed=changed, seq=seq)
 
-    def add_interactions(self, collection: str, rows: Sequence[InteractionIn]) -> WriteResult:
+    def add_interactions(self, collection: str, rows: Sequence[NewInteraction]) -> WriteResult:
         now = time.time()
         with self._tx() as db:
             row = db.execute("SELECT head_seq FROM collections WHERE name=?", (collection,)).fetchone()
@@ -230,6 +292,7 @@ class SqliteStore:
                     (collection, seq, r.user, r.item, r.weight, now if r.ts is None else r.ts),
                 )
             db.execute("UPDATE collections SET head_seq=? WHERE name=?", (seq, collection))
+        self._notify()
         return WriteResult(count=len(rows), changed=len(rows), seq=seq)
 
     # The queries below name their index (INDEXED BY): without statistics SQLite's planner prefers
@@ -273,14 +336,14 @@ class SqliteStore:
         )
         return [user for (user,) in rows]
 
-    def scan_interactions(self, collection: str, upto_seq: int) -> list[tuple[str, str, float, float]]:
+    def scan_interactions(self, collection: str, upto_seq: int) -> list[Interaction]:
         rows = self._db().execute(
             "SELECT i.user, i.item, i.weight, i.ts FROM interactions i JOIN records r "
             "ON r.collection=i.collection AND r.kind='item' AND r.id=i.item "
             "WHERE i.collection=? AND i.seq<=? ORDER BY i.seq",
             (collection, upto_seq),
         )
-        return [(user, item, weight, ts) for user, item, weight, ts in rows]
+        return [Interaction(user, item, weight, ts) for user, item, weight, ts in rows]
 
     def seen_items(self, collection: str, user: str) -> set[str]:
         rows = self._db().execute(
@@ -399,6 +462,8 @@ class SqliteStore:
     def delete_version(self, collection: str, name: str) -> None:
         with self._tx() as db:
             db.execute("DELETE FROM versions WHERE collection=? AND name=?", (collection, name))
+        with self._applied_changed:
+            self._applied.pop((collection, name), None)
 
     # -- traffic and history -----------------------------------------------------------------
 

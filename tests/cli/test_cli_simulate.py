@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from embedswitch import Engine
 from embedswitch.cli import app
-from embedswitch.simulation import judged_subset
+from embedswitch.evaluation.simulation import judged_subset
 
 
 @needs_scifact

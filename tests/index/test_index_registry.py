@@ -1,4 +1,4 @@
-"""IndexSpec, open_index, the auto exact->HNSW conversion, HNSW recall and the size warning."""
+"""Index specs, open_index, the auto exact->HNSW conversion, HNSW recall and the size warning."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import pydantic
 import pytest
 
 import embedswitch.index as index_pkg
-from embedswitch.index import IndexMeta, IndexSpec, VectorIndex, _local, open_index, registry
+from embedswitch.index import AutoSpec, IndexMeta, IndexSpec, VectorIndex, _local, index_spec, open_index
 from embedswitch.index._local import LocalIndex, Snapshot, stored_type
+from embedswitch.index.auto import AutoIndex
 from embedswitch.index.exact import ExactIndex
 from embedswitch.index.hnsw import HnswIndex
-from embedswitch.index.registry import AutoIndex
 
 DIM = 16
 META = IndexMeta(collection="docs", version="v1", kind="text", fingerprint="ef" * 32, dim=DIM)
@@ -27,11 +27,21 @@ def unit(n: int, seed: int = 0, dim: int = DIM) -> np.ndarray:
 
 
 def test_public_api() -> None:
-    assert sorted(index_pkg.__all__) == ["IndexMeta", "IndexSpec", "VectorIndex", "open_index"]
+    assert sorted(index_pkg.__all__) == [
+        "AutoSpec",
+        "ExactSpec",
+        "HnswSpec",
+        "IndexMeta",
+        "IndexSpec",
+        "VectorIndex",
+        "index_spec",
+        "open_index",
+    ]
 
 
 def test_spec_defaults_and_validation() -> None:
-    spec = IndexSpec()
+    spec = index_spec({})
+    assert isinstance(spec, AutoSpec)
     assert (spec.type, spec.m, spec.ef_construction, spec.ef_search, spec.auto_threshold) == (
         "auto",
         16,
@@ -40,16 +50,20 @@ def test_spec_defaults_and_validation() -> None:
         20_000,
     )
     with pytest.raises(pydantic.ValidationError):
-        IndexSpec(type="ivf")  # type: ignore[arg-type]
+        index_spec({"type": "ivf"})
     with pytest.raises(pydantic.ValidationError):
-        IndexSpec(ef=10)  # type: ignore[call-arg]
+        index_spec({"ef": 10})
+    with pytest.raises(pydantic.ValidationError, match="auto_threshold"):
+        index_spec({"type": "hnsw", "auto_threshold": 10})  # each type takes only its own fields
     with pytest.raises(pydantic.ValidationError):
-        spec.m = 32
+        index_spec({"type": "exact", "m": 8})
+    with pytest.raises(pydantic.ValidationError):
+        spec.m = 32  # type: ignore[misc]
 
 
 @pytest.mark.parametrize(("type_", "cls"), [("exact", ExactIndex), ("hnsw", HnswIndex), ("auto", AutoIndex)])
 def test_open_index_types(tmp_path: Path, type_: str, cls: type) -> None:
-    index = open_index(IndexSpec(type=type_), tmp_path / "idx", META)  # type: ignore[arg-type]
+    index = open_index(index_spec({"type": type_}), tmp_path / "idx", META)
     assert isinstance(index, cls)
     assert isinstance(index, VectorIndex)
     assert index.meta == META
@@ -58,23 +72,23 @@ def test_open_index_types(tmp_path: Path, type_: str, cls: type) -> None:
 def test_auto_reopens_whatever_type_is_on_disk(tmp_path: Path) -> None:
     for type_, cls in (("hnsw", HnswIndex), ("exact", ExactIndex)):
         directory = tmp_path / type_
-        index = open_index(IndexSpec(type=type_), directory, META)  # type: ignore[arg-type]
+        index = open_index(index_spec({"type": type_}), directory, META)
         index.upsert(["a"], unit(1), [1])
         index.checkpoint()
         index.close()
         assert stored_type(directory) == type_
-        again = open_index(IndexSpec(), directory, META)
+        again = open_index(index_spec({}), directory, META)
         inner = again.inner if isinstance(again, AutoIndex) else again
         assert isinstance(inner, cls)
         assert again.ids() == ["a"]
 
 
 def test_hnsw_keeps_the_m_it_was_built_with(tmp_path: Path) -> None:
-    index = open_index(IndexSpec(type="hnsw", m=8), tmp_path / "idx", META)
+    index = open_index(index_spec({"type": "hnsw", "m": 8}), tmp_path / "idx", META)
     index.upsert(["a", "b"], unit(2), [1, 1])
     index.checkpoint()
     index.close()
-    again = open_index(IndexSpec(type="hnsw", m=32, ef_search=99), tmp_path / "idx", META)
+    again = open_index(index_spec({"type": "hnsw", "m": 32, "ef_search": 99}), tmp_path / "idx", META)
     assert isinstance(again, HnswIndex)
     assert again._type_params() == {"m": 8, "ef_construction": 128, "ef_search": 99}
 
@@ -92,7 +106,7 @@ def full_state(index: VectorIndex) -> dict[str, object]:
 
 
 def build_auto(directory: Path, threshold: int, n: int) -> AutoIndex:
-    index = open_index(IndexSpec(auto_threshold=threshold), directory, META)
+    index = open_index(index_spec({"auto_threshold": threshold}), directory, META)
     assert isinstance(index, AutoIndex)
     ids = [f"r{i}" for i in range(n)]
     index.upsert(ids, unit(n, 1), [10] * n)
@@ -128,14 +142,14 @@ def test_auto_converts_to_hnsw_at_checkpoint_keeping_all_state(tmp_path: Path) -
         np.testing.assert_allclose([s for _, s in old], [s for _, s in new], atol=1e-5)
 
     index.close()
-    reopened = open_index(IndexSpec(auto_threshold=30), tmp_path / "idx", META)
+    reopened = open_index(index_spec({"auto_threshold": 30}), tmp_path / "idx", META)
     assert isinstance(reopened, HnswIndex)
     assert full_state(reopened) == before
 
 
 def test_writes_during_conversion_are_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     index = build_auto(tmp_path / "idx", threshold=30, n=60)
-    real_open = registry._open_hnsw
+    real_open = HnswIndex.from_spec
     late = unit(2, 42)
 
     def open_while_writing(
@@ -146,7 +160,7 @@ def test_writes_during_conversion_are_kept(tmp_path: Path, monkeypatch: pytest.M
         assert index.upsert(["r12"], late[:1], [1]) == 0
         return real_open(spec, directory, meta, snapshot)
 
-    monkeypatch.setattr(registry, "_open_hnsw", open_while_writing)
+    monkeypatch.setattr(HnswIndex, "from_spec", open_while_writing)
     index.checkpoint()
     assert index.index_type == "hnsw"
     got = index.get(["r10", "brand-new", "r11"])
@@ -156,7 +170,7 @@ def test_writes_during_conversion_are_kept(tmp_path: Path, monkeypatch: pytest.M
     assert len(index) == 55
     index.close()
     monkeypatch.undo()
-    assert len(open_index(IndexSpec(), tmp_path / "idx", META)) == 55
+    assert len(open_index(index_spec({}), tmp_path / "idx", META)) == 55
 
 
 def test_failed_conversion_keeps_serving_exact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -166,7 +180,7 @@ def test_failed_conversion_keeps_serving_exact(tmp_path: Path, monkeypatch: pyte
     def broken(*args: object, **kwargs: object) -> HnswIndex:
         raise MemoryError("no room for the graph")
 
-    monkeypatch.setattr(registry, "_open_hnsw", broken)
+    monkeypatch.setattr(HnswIndex, "from_spec", broken)
     with pytest.raises(MemoryError):
         index.checkpoint()
     assert index.index_type == "exact"
@@ -208,8 +222,8 @@ def test_hnsw_recall_at_10_matches_exact(tmp_path: Path, dim: int, ef_search: in
     meta = IndexMeta("docs", "v1", "text", "ef" * 32, dim)
     data, queries = unit(5000, 1, dim), unit(200, 2, dim)
     ids = [str(i) for i in range(5000)]
-    exact = open_index(IndexSpec(type="exact"), tmp_path / "exact", meta)
-    hnsw = open_index(IndexSpec(type="hnsw", ef_search=ef_search), tmp_path / "hnsw", meta)
+    exact = open_index(index_spec({"type": "exact"}), tmp_path / "exact", meta)
+    hnsw = open_index(index_spec({"type": "hnsw", "ef_search": ef_search}), tmp_path / "hnsw", meta)
     for index in (exact, hnsw):
         index.upsert(ids, data, [1] * len(ids))
     truth = exact.search(queries, 10)
@@ -224,7 +238,7 @@ def test_warns_once_past_large_size(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(_local, "LARGE_INDEX_WARNING", 10)
-    index = open_index(IndexSpec(type="exact"), tmp_path / "idx", META)
+    index = open_index(index_spec({"type": "exact"}), tmp_path / "idx", META)
     with caplog.at_level(logging.WARNING, logger="embedswitch"):
         index.upsert([f"a{i}" for i in range(10)], unit(10), [1] * 10)
         assert not caplog.records

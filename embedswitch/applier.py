@@ -1,0 +1,165 @@
+"""The applier: one thread per version that keeps its indexes current with the change log.
+
+It reads the log after the version's applied position in batches, keeps the last entry per record,
+embeds the upserts with the version's own model (in up to ``workers`` parallel chunks) and writes
+its indexes through their seq guards, so applying an entry twice, or one older than what an index
+holds, is a no-op. Derived user vectors (``history-mean``, ``als``) are refreshed after the records
+of each batch, for the users it touches. It waits for new entries with ``RecordStore.wait_for_log``
+and checkpoints the version every ``checkpoint_interval_s``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
+
+import numpy as np
+
+from .backfill.base import EmbedStep
+from .store.base import Change, RecordStore
+
+log = logging.getLogger("embedswitch")
+
+MIN_CHUNK = 16
+"""Texts per parallel encoding chunk, at least."""
+IDLE_WAIT_S = 0.2
+"""How long a caught-up applier waits for new log entries before it looks again."""
+
+
+class AppliedVersion(Protocol):
+    """What the applier writes into: a version's indexes and position (``Version`` implements it)."""
+
+    collection: str
+    name: str
+    derives_users: bool
+
+    @property
+    def applied_seq(self) -> int: ...
+
+    def embeds(self, kind: str) -> bool:
+        """Whether records of ``kind`` get their vector from their text."""
+        ...
+
+    def users_live(self) -> bool:
+        """Whether derived user vectors follow the stream yet (not while items backfill)."""
+        ...
+
+    def write(self, kind: str, ids: Sequence[str], vectors: np.ndarray, seqs: Sequence[int]) -> int: ...
+
+    def delete(self, kind: str, ids: Sequence[str], seqs: Sequence[int]) -> int: ...
+
+    def write_users(self, users: list[str], seq: int) -> None:
+        """Derive each user's vector anew from the items the version holds, written with ``seq``."""
+        ...
+
+    def mark_applied(self, seq: int) -> None: ...
+
+    def checkpoint(self) -> None: ...
+
+
+class Applier:
+    """Applies the change log to one version, in a background thread."""
+
+    def __init__(
+        self,
+        target: AppliedVersion,
+        store: RecordStore,
+        step: EmbedStep,
+        batch: int,
+        checkpoint_interval_s: float,
+        workers: int,
+    ) -> None:
+        self.lock = threading.RLock()
+        """Held around each applied batch; hold it to change what derived users depend on."""
+        self.caught_up = False
+        self.error: str | None = None
+        self._target = target
+        self._store = store
+        self._step = step
+        self._batch = batch
+        self._checkpoint_interval_s = checkpoint_interval_s
+        self._workers = workers
+        self._encoders = ThreadPoolExecutor(workers, thread_name_prefix=f"apply-{target.name}")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"applier-{target.collection}-{target.name}", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._store.wake(self._target.collection)
+        if self._thread.is_alive():
+            self._thread.join()
+        self._encoders.shutdown()
+
+    def _run(self) -> None:
+        target = self._target
+        last_checkpoint = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                changes = self._store.read_log(target.collection, target.applied_seq, self._batch)
+                if changes:
+                    self.apply(changes)
+                self.caught_up = len(changes) < self._batch
+                if time.monotonic() - last_checkpoint >= self._checkpoint_interval_s:
+                    target.checkpoint()
+                    last_checkpoint = time.monotonic()
+                if self.caught_up and not self._stop.is_set():
+                    self._store.wait_for_log(target.collection, target.applied_seq, IDLE_WAIT_S)
+            except Exception as exc:  # keep serving; the error is visible in status and logs
+                self.error = f"{type(exc).__name__}: {exc}"
+                log.exception("applier %s/%s failed; retrying", target.collection, target.name)
+                self._stop.wait(1.0)
+
+    def apply(self, changes: list[Change]) -> None:
+        """Apply log entries (in seq order) to the version's indexes, then its derived users."""
+        target = self._target
+        with self.lock:
+            self._apply_records(changes)
+            if target.derives_users and target.users_live():
+                users = {c.id for c in changes if c.op == "interact"}
+                items = [c.id for c in changes if c.kind == "item" and c.op != "interact"]
+                if items:
+                    users |= self._store.users_of_items(target.collection, items)
+                target.write_users(sorted(users), changes[-1].seq)
+        self.error = None
+        target.mark_applied(changes[-1].seq)
+
+    def _apply_records(self, changes: list[Change]) -> None:
+        target = self._target
+        latest: dict[tuple[str, str], Change] = {}
+        for change in changes:
+            # interactions don't change record vectors; derived user vectors ignore user records;
+            # a model without text keeps its loaded vectors until a delete
+            if change.op == "interact" or (target.derives_users and change.kind == "user"):
+                continue
+            if change.op == "delete" or target.embeds(change.kind):
+                latest[(change.kind, change.id)] = change
+        by_kind: dict[str, list[Change]] = {}
+        for change in latest.values():
+            by_kind.setdefault(change.kind, []).append(change)
+        for kind, group in by_kind.items():
+            ups = [c for c in group if c.op == "upsert"]
+            dels = [c for c in group if c.op == "delete"]
+            if ups:
+                vectors = self._encode([c.text or "" for c in ups])
+                target.write(kind, [c.id for c in ups], vectors, [c.seq for c in ups])
+            if dels:
+                target.delete(kind, [c.id for c in dels], [c.seq for c in dels])
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        """Documents embedded in up to ``workers`` parallel chunks (torch runs one thread per call,
+        see ``EngineConfig.torch_threads``), in order."""
+        chunks = min(self._workers, len(texts) // MIN_CHUNK)
+        if chunks <= 1:
+            return self._step(texts)
+        size = -(-len(texts) // chunks)
+        parts = [texts[i : i + size] for i in range(0, len(texts), size)]
+        return np.concatenate(list(self._encoders.map(self._step, parts)))

@@ -1,0 +1,76 @@
+"""The backfill seam: where vectors go (``VectorSink``), what embeds them (``EmbedStep``) and where
+the embedding runs (``EmbedExecutor``).
+
+The driver of a backfill (``runner.Backfill``) always runs beside the version's single writer: it
+reads the record snapshot, hands pages to an executor and writes the vectors it gets back through
+the version's seq-guarded sink, in order. Only the embed step travels: it is a plain, picklable
+callable built from the model spec, so an executor may run it on threads here (``local``), in
+other processes or on other machines; workers never write an index.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from ..activity import Activity
+from ..models import ModelSpec, load_model, parse_model_spec
+from ..models.specs import canonical_json
+
+
+class VectorSink(Protocol):
+    """Seq-guarded vector writes into one version's indexes (the version implements it).
+
+    Callers may rely on the guard of ``VectorIndex``: a write whose seq is not newer than the last
+    seq the index saw for that id (upsert or delete) is a no-op; ``write`` returns how many changed.
+    """
+
+    def write(self, kind: str, ids: Sequence[str], vectors: np.ndarray, seqs: Sequence[int]) -> int: ...
+
+    def seq_of(self, kind: str, id: str) -> int | None:
+        """The last seq the ``kind`` index applied for ``id`` (upsert or delete), or None."""
+        ...
+
+
+@dataclass(frozen=True)
+class EmbedStep:
+    """Document texts to vectors with the model of ``spec`` (its canonical JSON).
+
+    A plain value: equal specs give equal steps, and it pickles, so it can run in another process
+    or on a Ray worker; there the model loads once per process (``load_model`` caches it).
+    """
+
+    spec: str
+
+    @classmethod
+    def of(cls, spec: ModelSpec) -> EmbedStep:
+        return cls(canonical_json(spec))
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        model = load_model(parse_model_spec(json.loads(self.spec)))
+        return model.encode(list(texts), purpose="document")
+
+
+class EmbedExecutor(Protocol):
+    """Runs embed steps. ``submit`` returns at once; the future holds ``step(texts)`` or its error."""
+
+    def submit(self, step: EmbedStep, texts: list[str]) -> Future[np.ndarray]: ...
+
+    def close(self) -> None:
+        """Stop; work not started yet is cancelled."""
+        ...
+
+
+@dataclass(frozen=True)
+class BackfillConfig:
+    batch: int = 256
+    workers: int = 1
+    max_rate: float | None = None  # records per second; None = as fast as the yield allows
+    yield_max_wait_s: float = 0.05
+    nice: int = 10
+    activity: Activity = field(default_factory=Activity)

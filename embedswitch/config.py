@@ -1,0 +1,57 @@
+"""``EngineConfig``: the engine's tuning knobs, from code or ``EMBEDSWITCH_<FIELD>`` variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .specs import parse
+
+
+class EngineConfig(BaseModel):
+    """Tuning knobs; the defaults suit the embedded default on a small machine."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_seq_timeout_s: float = Field(5.0, ge=0, description="How long search waits for min_seq")
+    apply_batch: int = Field(256, ge=1, description="Log entries an applier embeds per step")
+    checkpoint_interval_s: float = Field(2.0, gt=0, description="How often indexes are made durable")
+    backfill_batch: int = Field(256, ge=1)
+    encode_workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        description="Threads that embed in parallel, per applier step and per backfill",
+    )
+    torch_threads: int | None = Field(
+        1,
+        ge=1,
+        description="Intra-op threads per torch forward pass; 1 lets backfill encoders and queries "
+        "run side by side on separate cores (None: torch's default)",
+    )
+    backfill_max_rate: float | None = Field(None, gt=0, description="Records/s cap per backfill")
+    backfill_yield_max_wait_s: float = Field(
+        0.05, ge=0, description="How long a backfill batch waits for in-flight queries to finish"
+    )
+    maintenance_interval_s: float = Field(10.0, gt=0, description="Log pruning period")
+    query_log_size: int = Field(
+        0, ge=0, description="Searches kept per collection for evaluating candidates on real traffic; 0: off"
+    )
+    query_log_retention_s: float = Field(
+        7 * 86_400.0, gt=0, description="How long a logged search is kept, at most"
+    )
+    experiment_retention_days: float = Field(
+        30.0, gt=0, description="How long request assignments, feedback and shadow observations are kept"
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> EngineConfig:
+        """Defaults overridden by ``EMBEDSWITCH_<FIELD>`` variables, e.g. EMBEDSWITCH_BACKFILL_MAX_RATE."""
+        env = os.environ if environ is None else environ
+        values = {
+            name: env[f"EMBEDSWITCH_{name.upper()}"]
+            for name in cls.model_fields
+            if f"EMBEDSWITCH_{name.upper()}" in env
+        }
+        return parse(cls, values)

@@ -1,0 +1,18 @@
+"""What route handlers are given: the app's engine."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+
+from ..engine import Engine
+
+
+def _engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+EngineDep = Annotated[Engine, Depends(_engine)]
+KIND_QUERY = Query("doc", description="record kind; ids are unique per (kind, id)")

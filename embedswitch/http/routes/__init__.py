@@ -1,0 +1,17 @@
+"""One router per noun of the API."""
+
+from fastapi import APIRouter
+
+from . import collections, evaluation, experiments, ops, records, rollouts, search, traffic, versions
+
+ROUTERS: list[APIRouter] = [
+    ops.router,
+    collections.router,
+    records.router,
+    search.router,
+    versions.router,
+    traffic.router,
+    experiments.router,
+    rollouts.router,
+    evaluation.router,
+]

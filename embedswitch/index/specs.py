@@ -1,0 +1,65 @@
+"""Index specs: which index type a version uses, and its parameters; one model per type.
+
+Each type owns a small frozen model with ``extra="forbid"``; ``IndexSpec`` is their union,
+told apart by ``type``. A spec without a ``type`` is ``auto``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ExactSpec(_Spec):
+    """Brute force over every vector: exact results, O(n) per query; right up to ~20,000 vectors."""
+
+    type: Literal["exact"] = "exact"
+
+
+class _HnswParams(_Spec):
+    m: int = Field(default=16, ge=2, le=256, description="HNSW graph degree; fixed once a graph is built")
+    ef_construction: int = Field(default=128, ge=1, description="HNSW search depth while inserting")
+    ef_search: int = Field(default=64, ge=1, description="HNSW search depth per query (recall)")
+
+
+class HnswSpec(_HnswParams):
+    """An in-process HNSW graph (hnswlib): approximate, roughly O(log n) per query."""
+
+    type: Literal["hnsw"] = "hnsw"
+
+
+class AutoSpec(_HnswParams):
+    """Exact while small, converted to HNSW (with these parameters) past ``auto_threshold`` vectors."""
+
+    type: Literal["auto"] = "auto"
+    auto_threshold: int = Field(default=20_000, ge=0, description="'auto' goes HNSW past this size")
+
+
+IndexSpec = Annotated[AutoSpec | ExactSpec | HnswSpec, Field(discriminator="type")]
+"""The index of a version, by ``type``: ``auto`` (the default), ``exact`` or ``hnsw``."""
+
+_ADAPTER: TypeAdapter[IndexSpec] = TypeAdapter(IndexSpec)
+_TYPES: dict[str, type[_Spec]] = {"auto": AutoSpec, "exact": ExactSpec, "hnsw": HnswSpec}
+
+
+def parse_index_spec(value: Any, lenient: bool = False) -> Any:
+    """``value`` with ``type`` defaulted to ``auto`` when it is a dict without one; with ``lenient``
+    (specs stored by an earlier release, which kept every type's fields), also without the fields
+    its type does not have. Validation itself is left to pydantic."""
+    if not isinstance(value, dict):
+        return value
+    value = {"type": "auto", **value}
+    kind = _TYPES.get(value["type"]) if isinstance(value["type"], str) else None
+    if lenient and kind is not None:
+        value = {key: item for key, item in value.items() if key in kind.model_fields}
+    return value
+
+
+def index_spec(value: Any) -> IndexSpec:
+    """``value`` (a spec or a dict) as a validated ``IndexSpec``."""
+    return _ADAPTER.validate_python(parse_index_spec(value))

@@ -1,0 +1,530 @@
+"""One behaviour suite run against every embedded index type (the congruence pattern)."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import random
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from embedswitch._errors import EmbedswitchError, IndexMismatch, InvalidRequest, Unavailable
+from embedswitch.index import IndexMeta, VectorIndex, index_spec, open_index
+from embedswitch.index._local import CURRENT, LocalIndex
+
+DIM = 16
+META = IndexMeta(collection="docs", version="v1", kind="text", fingerprint="ab" * 32, dim=DIM)
+TYPES = ["exact", "hnsw"]
+
+
+def unit(n: int, seed: int = 0, dim: int = DIM) -> np.ndarray:
+    v = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def open_typed(index_type: str, directory: Path, meta: IndexMeta = META) -> LocalIndex:
+    index = open_index(index_spec({"type": index_type}), directory, meta)
+    assert isinstance(index, LocalIndex)
+    assert index.index_type == index_type
+    return index
+
+
+@pytest.fixture(params=TYPES)
+def index_type(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def index(index_type: str, tmp_path: Path) -> Iterator[LocalIndex]:
+    idx = open_typed(index_type, tmp_path / "idx")
+    yield idx
+    idx.close()
+
+
+def fill(index: VectorIndex, n: int, seed: int = 0, seq: int = 1) -> tuple[list[str], np.ndarray]:
+    ids = [f"r{i}" for i in range(n)]
+    vecs = unit(n, seed)
+    assert index.upsert(ids, vecs, [seq] * n) == n
+    return ids, vecs
+
+
+def hit_ids(hits: list[tuple[str, float]]) -> list[str]:
+    return [id_ for id_, _ in hits]
+
+
+# --- basic behaviour ----------------------------------------------------------------------------
+
+
+def test_is_a_vector_index(index: LocalIndex) -> None:
+    assert isinstance(index, VectorIndex)
+    assert len(index) == 0
+    assert index.search(unit(2), 5) == [[], []]
+
+
+def test_get_returns_vectors_exactly_as_written(index: LocalIndex) -> None:
+    ids, vecs = fill(index, 40)
+    got = index.get(ids + ["missing"])
+    assert set(got) == set(ids)
+    for i, id_ in enumerate(ids):
+        assert got[id_].dtype == np.float32
+        np.testing.assert_array_equal(got[id_], vecs[i])
+
+
+def test_search_ranks_by_inner_product(index: LocalIndex) -> None:
+    ids, vecs = fill(index, 60)
+    results = index.search(vecs[:5], 10)
+    assert len(results) == 5
+    for q, hits in enumerate(results):
+        assert len(hits) == 10
+        assert hits[0][0] == ids[q]
+        assert hits[0][1] == pytest.approx(1.0, abs=1e-5)
+        scores = [s for _, s in hits]
+        assert scores == sorted(scores, reverse=True)
+        for id_, score in hits:
+            assert score == pytest.approx(float(vecs[q] @ vecs[ids.index(id_)]), abs=1e-5)
+
+
+def test_search_k_bigger_than_len_and_k_zero(index: LocalIndex) -> None:
+    ids, _ = fill(index, 7)
+    assert sorted(hit_ids(index.search(unit(1, 9), 50)[0])) == sorted(ids)
+    assert index.search(unit(3, 9), 0) == [[], [], []]
+
+
+def test_exclude_skips_ids_but_still_returns_k(index: LocalIndex) -> None:
+    ids, vecs = fill(index, 30)
+    hits = index.search(vecs[:1], 5, exclude=[ids[0], ids[1], "not-there"])[0]
+    assert len(hits) == 5
+    assert ids[0] not in hit_ids(hits) and ids[1] not in hit_ids(hits)
+    everything_else = index.search(vecs[:1], 100, exclude=ids[:10])[0]
+    assert sorted(hit_ids(everything_else)) == sorted(ids[10:])
+
+
+def test_delete_removes_from_every_read(index: LocalIndex) -> None:
+    ids, vecs = fill(index, 20)
+    assert index.delete(ids[:5], [2] * 5) == 5
+    assert len(index) == 15
+    assert sorted(index.ids()) == sorted(ids[5:])
+    assert index.get(ids[:5]) == {}
+    for hits in index.search(vecs[:5], 20):
+        assert not set(hit_ids(hits)) & set(ids[:5])
+    assert index.seq_of(ids[0]) == 2
+
+
+def test_nbytes_grows_with_content(index: LocalIndex) -> None:
+    before = index.nbytes()
+    fill(index, 200)
+    assert index.nbytes() > before
+
+
+# --- seq guards ---------------------------------------------------------------------------------
+
+
+def test_same_seq_twice_is_a_no_op(index: LocalIndex) -> None:
+    v = unit(2, 1)
+    assert index.upsert(["a"], v[:1], [5]) == 1
+    assert index.upsert(["a"], v[1:], [5]) == 0
+    np.testing.assert_array_equal(index.get(["a"])["a"], v[0])
+
+
+def test_older_seq_after_newer_is_a_no_op(index: LocalIndex) -> None:
+    v = unit(2, 2)
+    index.upsert(["a"], v[1:], [9])
+    assert index.upsert(["a"], v[:1], [3]) == 0
+    np.testing.assert_array_equal(index.get(["a"])["a"], v[1])
+    assert index.seq_of("a") == 9
+
+
+def test_upsert_older_than_delete_is_a_no_op(index: LocalIndex) -> None:
+    v = unit(2, 3)
+    index.upsert(["a"], v[:1], [1])
+    assert index.delete(["a"], [5]) == 1
+    assert index.upsert(["a"], v[1:], [4]) == 0
+    assert index.upsert(["a"], v[1:], [5]) == 0
+    assert "a" not in index.ids() and index.get(["a"]) == {}
+    assert index.search(v[1:], 5) == [[]]
+    assert index.tombstones() == {"a": 5}
+
+
+def test_newer_upsert_after_delete_resurrects(index: LocalIndex) -> None:
+    ids, vecs = fill(index, 10)
+    index.delete([ids[0]], [5])
+    new = unit(1, 77)
+    assert index.upsert([ids[0]], new, [6]) == 1
+    np.testing.assert_array_equal(index.get([ids[0]])[ids[0]], new[0])
+    assert index.seq_of(ids[0]) == 6
+    assert index.tombstones() == {}
+    assert len(index) == 10
+    top = index.search(new, 1)[0][0]
+    assert top[0] == ids[0] and top[1] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_delete_of_unseen_id_leaves_a_tombstone(index: LocalIndex) -> None:
+    assert index.delete(["ghost"], [7]) == 0
+    assert index.seq_of("ghost") == 7
+    assert index.upsert(["ghost"], unit(1), [6]) == 0
+    assert len(index) == 0
+    assert index.delete(["ghost"], [3]) == 0
+    assert index.seq_of("ghost") == 7
+
+
+def test_same_id_twice_in_one_call_takes_highest_seq(index: LocalIndex) -> None:
+    v = unit(3, 4)
+    assert index.upsert(["a", "a", "a"], v, [3, 8, 5]) == 1
+    np.testing.assert_array_equal(index.get(["a"])["a"], v[1])
+    assert index.seq_of("a") == 8
+    assert index.delete(["a", "a"], [7, 9]) == 1
+    assert index.seq_of("a") == 9
+
+
+def test_forget_tombstones(index: LocalIndex) -> None:
+    index.delete(["x", "y", "z"], [1, 5, 9])
+    assert index.forget_tombstones(5) == 2
+    assert index.tombstones() == {"z": 9}
+    assert index.seq_of("x") is None
+    assert index.upsert(["x"], unit(1), [2]) == 1
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "vectors",
+    [
+        np.zeros((1, DIM + 1), dtype=np.float32),
+        np.zeros(DIM, dtype=np.float32),
+        np.full((1, DIM), np.nan, dtype=np.float32),
+        np.full((1, DIM), np.inf, dtype=np.float32),
+        np.full((1, DIM), 1e300, dtype=np.float64),
+        np.array([["a"] * DIM]),
+    ],
+    ids=["wrong-dim", "one-dim", "nan", "inf", "overflow", "strings"],
+)
+def test_bad_vectors_are_invalid_requests(index: LocalIndex, vectors: np.ndarray) -> None:
+    with pytest.raises(InvalidRequest):
+        index.upsert(["a"], vectors, [1])
+    with pytest.raises(InvalidRequest):
+        index.search(vectors, 3)
+    assert len(index) == 0 and index.seq_of("a") is None
+
+
+def test_length_mismatches_are_invalid_requests(index: LocalIndex) -> None:
+    with pytest.raises(InvalidRequest, match="one vector per id"):
+        index.upsert(["a", "b"], unit(1), [1, 2])
+    with pytest.raises(InvalidRequest, match="one seq per id"):
+        index.upsert(["a"], unit(1), [1, 2])
+    with pytest.raises(InvalidRequest, match="one seq per id"):
+        index.delete(["a"], [])
+    with pytest.raises(InvalidRequest):
+        index.search(unit(1), -1)
+
+
+def test_empty_writes_are_no_ops(index: LocalIndex) -> None:
+    assert index.upsert([], np.zeros((0, DIM), dtype=np.float32), []) == 0
+    assert index.upsert([], np.array([]), []) == 0
+    assert index.delete([], []) == 0
+
+
+# --- persistence --------------------------------------------------------------------------------
+
+
+def state_of(index: LocalIndex) -> dict[str, object]:
+    ids = sorted(index.ids())
+    vectors = index.get(ids)
+    return {
+        "ids": ids,
+        "seqs": {i: index.seq_of(i) for i in ids},
+        "tombstones": index.tombstones(),
+        "vectors": {i: vectors[i].tobytes() for i in ids},
+        "search": index.search(unit(5, 123), 10),
+    }
+
+
+def test_checkpoint_and_reopen_restore_everything(index_type: str, tmp_path: Path) -> None:
+    first = open_typed(index_type, tmp_path / "idx")
+    ids, _ = fill(first, 300)
+    first.delete(ids[:40], [2] * 40)
+    first.delete(["never-seen"], [3])
+    first.upsert(ids[50:60], unit(10, 5), [4] * 10)
+    first.checkpoint()
+    expected = state_of(first)
+    first.close()
+
+    again = open_typed(index_type, tmp_path / "idx")
+    assert state_of(again) == expected
+    assert again.upsert(ids[50:51], unit(1, 6), [4]) == 0
+    assert again.upsert(ids[:1], unit(1, 6), [2]) == 0
+    assert again.upsert(ids[:1], unit(1, 6), [3]) == 1
+    fresh = again.upsert(["new"], unit(1, 7), [1])
+    assert fresh == 1 and len(set(again._key_of.values())) == len(again)
+
+
+def test_writes_after_checkpoint_are_lost_without_another(index_type: str, tmp_path: Path) -> None:
+    first = open_typed(index_type, tmp_path / "idx")
+    ids, _ = fill(first, 10)
+    first.checkpoint()
+    first.upsert(["late"], unit(1, 1), [2])
+    first.delete(ids[:2], [2, 2])
+    first.close()
+    again = open_typed(index_type, tmp_path / "idx")
+    assert sorted(again.ids()) == sorted(ids)
+
+
+def test_checkpoint_layout_and_clean_no_op(index: LocalIndex) -> None:
+    fill(index, 10)
+    index.checkpoint()
+    directory = index.directory
+    assert (directory / CURRENT).read_text().strip() == "ckpt-1"
+    stamp = (directory / CURRENT).stat().st_mtime_ns
+    index.checkpoint()
+    assert (directory / CURRENT).stat().st_mtime_ns == stamp
+    index.upsert(["x"], unit(1), [5])
+    index.checkpoint()
+    assert sorted(p.name for p in directory.iterdir()) == [CURRENT, "ckpt-2"]
+    for name in ("meta.json", "state.json", "keys.npy", "seqs.npy", "tombstone_seqs.npy"):
+        assert (directory / "ckpt-2" / name).is_file()
+
+
+def test_empty_index_checkpoint_records_meta(index_type: str, tmp_path: Path) -> None:
+    open_typed(index_type, tmp_path / "idx").checkpoint()
+    other = IndexMeta("docs", "v1", "text", "cd" * 32, DIM)
+    with pytest.raises(IndexMismatch):
+        open_typed(index_type, tmp_path / "idx", other)
+
+
+def test_crash_while_writing_checkpoint_keeps_previous(
+    index_type: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = open_typed(index_type, tmp_path / "idx")
+    ids, _ = fill(index, 50)
+    index.checkpoint()
+    expected = state_of(index)
+    index.upsert(["late"], unit(1, 3), [2])
+    index.delete(ids[:10], [3] * 10)
+
+    def crash(self: LocalIndex, directory: Path) -> list[Path]:
+        (directory / "vectors.partial").write_bytes(b"\0" * 100)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(type(index), "_store_save", crash)
+    with pytest.raises(OSError, match="disk full"):
+        index.checkpoint()
+    monkeypatch.undo()
+    assert (tmp_path / "idx" / "ckpt-2").is_dir()
+
+    reopened = open_typed(index_type, tmp_path / "idx")
+    assert state_of(reopened) == expected
+    assert sorted(p.name for p in (tmp_path / "idx").iterdir()) == [CURRENT, "ckpt-1"]
+
+
+def test_crash_before_current_is_replaced_keeps_previous(
+    index_type: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = open_typed(index_type, tmp_path / "idx")
+    fill(index, 50)
+    index.checkpoint()
+    expected = state_of(index)
+    index.upsert(["late"], unit(1, 3), [2])
+
+    def crash(self: LocalIndex, name: str) -> None:
+        (self.directory / (CURRENT + ".tmp")).write_text("ckpt-")
+        raise OSError("power cut")
+
+    monkeypatch.setattr(LocalIndex, "_publish", crash)
+    with pytest.raises(OSError, match="power cut"):
+        index.checkpoint()
+    monkeypatch.undo()
+    assert (tmp_path / "idx" / "ckpt-2" / "meta.json").is_file()
+
+    reopened = open_typed(index_type, tmp_path / "idx")
+    assert state_of(reopened) == expected
+    assert sorted(p.name for p in (tmp_path / "idx").iterdir()) == [CURRENT, "ckpt-1"]
+    reopened.upsert(["after"], unit(1, 4), [3])
+    reopened.checkpoint()
+    assert (tmp_path / "idx" / CURRENT).read_text().strip() == "ckpt-2"
+
+
+def test_hand_made_half_checkpoint_dir_is_ignored(index_type: str, tmp_path: Path) -> None:
+    index = open_typed(index_type, tmp_path / "idx")
+    fill(index, 20)
+    index.checkpoint()
+    expected = state_of(index)
+    index.close()
+    half = tmp_path / "idx" / "ckpt-9"
+    half.mkdir()
+    (half / "meta.json").write_text('{"trunc')
+    reopened = open_typed(index_type, tmp_path / "idx")
+    assert state_of(reopened) == expected
+    assert not half.exists()
+
+
+def test_current_naming_a_missing_checkpoint_is_a_clear_error(index_type: str, tmp_path: Path) -> None:
+    index = open_typed(index_type, tmp_path / "idx")
+    index.checkpoint()
+    index.close()
+    (tmp_path / "idx" / CURRENT).write_text("ckpt-42\n")
+    with pytest.raises(EmbedswitchError, match="corrupt: CURRENT names 'ckpt-42'"):
+        open_typed(index_type, tmp_path / "idx")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [
+        ("fingerprint", "cd" * 32, "built by model abababababab, not cdcdcdcdcdcd"),
+        ("dim", DIM * 2, f"holds {DIM}-dim vectors, not {DIM * 2}-dim"),
+        ("version", "v2", "version 'v1', not 'v2'"),
+        ("kind", "image", "kind 'text', not 'image'"),
+        ("collection", "other", "collection 'docs', not 'other'"),
+    ],
+)
+def test_opening_with_another_meta_is_index_mismatch(
+    index_type: str, tmp_path: Path, field: str, value: object, says: str
+) -> None:
+    index = open_typed(index_type, tmp_path / "idx")
+    fill(index, 5)
+    index.checkpoint()
+    index.close()
+    meta = IndexMeta(**{**META.__dict__, field: value})
+    with pytest.raises(IndexMismatch, match=says) as err:
+        open_typed(index_type, tmp_path / "idx", meta)
+    assert err.value.context["field"] == field
+    assert err.value.context["on_disk"] == getattr(META, field)
+    assert err.value.context["requested"] == value
+
+
+def test_opening_as_another_type_is_index_mismatch(index_type: str, tmp_path: Path) -> None:
+    index = open_typed(index_type, tmp_path / "idx")
+    index.checkpoint()
+    other = "hnsw" if index_type == "exact" else "exact"
+    with pytest.raises(IndexMismatch, match=f"open it with type='{index_type}' or type='auto'"):
+        open_typed(other, tmp_path / "idx")
+
+
+def test_close_and_destroy(index_type: str, tmp_path: Path) -> None:
+    index = open_typed(index_type, tmp_path / "idx")
+    fill(index, 5)
+    index.checkpoint()
+    index.close()
+    with pytest.raises(Unavailable):
+        index.search(unit(1), 1)
+    with pytest.raises(Unavailable):
+        index.upsert(["a"], unit(1), [9])
+    index.destroy()
+    assert not (tmp_path / "idx").exists()
+
+
+# --- concurrency --------------------------------------------------------------------------------
+
+N_IDS = 48
+
+
+@functools.cache
+def vector_for(id_num: int, seq: int) -> np.ndarray:
+    """A unit vector determined by (id, seq), so any stored vector tells which write it came from."""
+    v = np.random.default_rng([id_num, seq]).standard_normal(DIM).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def hammer(index: LocalIndex, seed: int, seqs: itertools.count[int], log: list[tuple[str, int, str]]) -> None:
+    """Random writes and reads on overlapping ids; every read is checked against the write log."""
+    rnd = random.Random(seed)
+    for _ in range(250):
+        op = rnd.random()
+        nums = rnd.sample(range(N_IDS), rnd.randint(1, 4))
+        ids = [f"id{n}" for n in nums]
+        if op < 0.45:
+            batch = [next(seqs) for _ in nums]
+            log.extend((id_, s, "upsert") for id_, s in zip(ids, batch, strict=True))
+            index.upsert(ids, np.stack([vector_for(n, s) for n, s in zip(nums, batch, strict=True)]), batch)
+        elif op < 0.65:
+            batch = [next(seqs) for _ in nums]
+            log.extend((id_, s, "delete") for id_, s in zip(ids, batch, strict=True))
+            index.delete(ids, batch)
+        elif op < 0.9:
+            query = vector_for(10_000 + seed, rnd.randint(0, 10**9))
+            hits = index.search(query[None, :], 8)[0]
+            check_hits(query, hits, log)
+        else:
+            for id_, vec in index.get(ids).items():
+                assert any(np.array_equal(v, vec) for v in written(id_, log)), id_
+
+
+def written(id_: str, log: list[tuple[str, int, str]]) -> Iterator[np.ndarray]:
+    """Every vector the log says was upserted for ``id_`` (so far)."""
+    num = int(id_[2:])
+    return (vector_for(num, s) for i, s, kind in list(log) if i == id_ and kind == "upsert")
+
+
+def check_hits(query: np.ndarray, hits: list[tuple[str, float]], log: list[tuple[str, int, str]]) -> None:
+    assert len({id_ for id_, _ in hits}) == len(hits), "duplicate ids in one result"
+    scores = [s for _, s in hits]
+    assert scores == sorted(scores, reverse=True)
+    for id_, score in hits:
+        assert any(abs(float(v @ query) - score) < 1e-4 for v in written(id_, log)), (
+            f"{id_} returned with score {score}, which matches no vector ever written for it"
+        )
+
+
+def test_concurrent_writers_and_readers(index_type: str, tmp_path: Path) -> None:
+    """8 threads write and read overlapping ids while a 9th checkpoints.
+
+    Every read must match a vector that was written for that id, and the end state must be the
+    highest-seq write per id. Replacing the index's lock with a no-op makes this fail reliably.
+    """
+    old_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # switch threads often so that races show up
+    index = open_typed(index_type, tmp_path / "idx")
+    seqs = itertools.count(1)
+    log: list[tuple[str, int, str]] = []
+    errors: list[BaseException] = []
+
+    def run(seed: int) -> None:
+        try:
+            hammer(index, seed, seqs, log)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread below
+            errors.append(exc)
+
+    def checkpoints() -> None:
+        try:
+            for _ in range(5):
+                index.checkpoint()
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(seed,)) for seed in range(8)]
+    threads.append(threading.Thread(target=checkpoints))
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(old_interval)
+    if errors:
+        raise errors[0]
+    assert_final_state_is_last_write(index, log)
+    index.checkpoint()
+    index.close()
+    assert_final_state_is_last_write(open_typed(index_type, tmp_path / "idx"), log)
+
+
+def assert_final_state_is_last_write(index: LocalIndex, log: list[tuple[str, int, str]]) -> None:
+    last: dict[str, tuple[int, str]] = {}
+    for id_, seq, kind in log:
+        if id_ not in last or seq > last[id_][0]:
+            last[id_] = (seq, kind)
+    live = sorted(id_ for id_, (_, kind) in last.items() if kind == "upsert")
+    assert sorted(index.ids()) == live
+    assert len(index) == len(live)
+    vectors = index.get(live)
+    for id_, (seq, kind) in last.items():
+        assert index.seq_of(id_) == seq
+        if kind == "upsert":
+            np.testing.assert_array_equal(vectors[id_], vector_for(int(id_[2:]), seq))
+    everything = index.search(vector_for(1, 1)[None, :], N_IDS)[0]
+    assert len(everything) == len(live) or index.index_type == "hnsw"
+    assert set(hit_ids(everything)) <= set(live)

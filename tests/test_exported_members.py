@@ -1,0 +1,47 @@
+"""The public API: what ``import embedswitch`` offers is pinned, so a change to it is deliberate."""
+
+from __future__ import annotations
+
+import embedswitch
+
+
+def test_all_is_pinned() -> None:
+    assert sorted(embedswitch.__all__) == [
+        "Client",
+        "CollectionExists",
+        "CollectionNotFound",
+        "Conflict",
+        "EmbedswitchError",
+        "Engine",
+        "EngineConfig",
+        "FeedbackIn",
+        "IndexMismatch",
+        "InvalidRequest",
+        "LastVersion",
+        "ModelUnavailable",
+        "NoLoggedQueries",
+        "NotCaughtUp",
+        "NotFound",
+        "NothingToRollBack",
+        "RecordIn",
+        "RecordNotFound",
+        "RequestNotFound",
+        "RolloutInProgress",
+        "RolloutNotFound",
+        "RolloutSpec",
+        "TextNotSupported",
+        "Unavailable",
+        "UnknownKind",
+        "UnknownModel",
+        "VersionExists",
+        "VersionHasTraffic",
+        "VersionNotFound",
+        "VersionNotReady",
+        "VersionSpec",
+        "__version__",
+    ]
+
+
+def test_every_exported_name_exists() -> None:
+    for name in embedswitch.__all__:
+        assert getattr(embedswitch, name) is not None

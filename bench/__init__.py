@@ -22,6 +22,7 @@ BENCHMARKS = (
     "sensitivity",
     "recommend_quality",
     "recommend_serving",
+    "soak",
     "index",
 )
 """In the order the runner runs them; ``index`` is ``bench/bench_index.py``."""

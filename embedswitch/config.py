@@ -34,7 +34,11 @@ class EngineConfig(BaseModel):
     backfill_yield_max_wait_s: float = Field(
         0.05, ge=0, description="How long a backfill batch waits for in-flight queries to finish"
     )
-    maintenance_interval_s: float = Field(10.0, gt=0, description="Log pruning period")
+    maintenance_interval_s: float = Field(
+        10.0, gt=0, description="How often the change log and the events are pruned and the WAL truncated"
+    )
+    events_keep: int = Field(10_000, ge=1, description="Events kept per collection, at most (the newest)")
+    events_retention_days: float = Field(90.0, gt=0, description="How long an event is kept, at most")
     query_log_size: int = Field(
         0, ge=0, description="Searches kept per collection for evaluating candidates on real traffic; 0: off"
     )

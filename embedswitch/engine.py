@@ -475,11 +475,23 @@ class Engine:
 
     def _maintain(self) -> None:
         while not self._stop.wait(self.config.maintenance_interval_s):
-            for target in list(self._collections.values()):
-                try:
-                    target.prune_log()
-                except Exception:
-                    log.exception("log pruning of %s failed", target.name)
+            self.maintain()
+
+    def maintain(self) -> None:
+        """Bound the disk: prune each collection's change log below every version's saved position
+        and its events to the retention, then give back what the store and logs no longer need."""
+        before = time.time() - self.config.events_retention_days * 86_400
+        for target in list(self._collections.values()):
+            try:
+                target.prune_log()
+                self.store.prune_events(target.name, self.config.events_keep, before)
+            except Exception:
+                log.exception("pruning %s failed", target.name)
+        try:
+            self.store.compact()
+            self.experiments.log.compact()
+        except Exception:
+            log.exception("compacting the store failed")
 
     def close(self) -> None:
         """Checkpoint every version and release the data dir; a second call does nothing."""

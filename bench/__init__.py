@@ -23,6 +23,7 @@ BENCHMARKS = (
     "recommend_quality",
     "recommend_serving",
     "soak",
+    "serving",
     "index",
 )
 """In the order the runner runs them; ``index`` is ``bench/bench_index.py``."""

@@ -30,6 +30,19 @@ class EngineConfig(BaseModel):
         description="Intra-op threads per torch forward pass; 1 lets backfill encoders and queries "
         "run side by side on separate cores (None: torch's default)",
     )
+    query_batch_wait_ms: float = Field(
+        1.5,
+        ge=0,
+        description="How long a query waits for concurrent queries to share one encode call, at most, "
+        "for models that gain from it (transformers); 0: off. A query on an idle model never waits",
+    )
+    query_batch_max: int = Field(32, ge=1, description="Queries embedded in one shared call, at most")
+    blas_threads: int | None = Field(
+        1,
+        ge=1,
+        description="BLAS threads per call (numpy's matrix products, e.g. the exact index); 1 lets "
+        "concurrent requests use the cores side by side instead of fighting over BLAS's pool",
+    )
     backfill_max_rate: float | None = Field(None, gt=0, description="Records/s cap per backfill")
     backfill_yield_max_wait_s: float = Field(
         0.05, ge=0, description="How long a backfill batch waits for in-flight queries to finish"

@@ -34,7 +34,7 @@ from .evaluation.offline import evaluate_versions
 from .evaluation.querylog import QueryLog
 from .experiments import Experiment, Experiments
 from .metrics import Metrics
-from .models import load_model, set_torch_threads
+from .models import load_model, set_blas_threads, set_torch_threads
 from .results import (
     CandidateEvaluation,
     CollectionInfo,
@@ -101,6 +101,7 @@ class Engine:
         self.config = config
         self.activity = Activity()
         set_torch_threads(config.torch_threads)
+        set_blas_threads(config.blas_threads)
         backfill = BackfillConfig(
             batch=config.backfill_batch,
             workers=config.encode_workers,
@@ -108,7 +109,13 @@ class Engine:
             yield_max_wait_s=config.backfill_yield_max_wait_s,
             activity=self.activity,
         )
-        self._version_config = VersionConfig(config.apply_batch, config.checkpoint_interval_s, backfill)
+        self._version_config = VersionConfig(
+            config.apply_batch,
+            config.checkpoint_interval_s,
+            backfill,
+            config.query_batch_wait_ms / 1000,
+            config.query_batch_max,
+        )
         self._lock = threading.RLock()
         self._collections: dict[str, Collection] = {}
         self.metrics = Metrics(lambda: list(self._collections.values()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import fcntl
 import importlib.metadata
 import os
@@ -39,7 +40,9 @@ class StaticEmbeddingModel:
     Queries and documents are embedded alike. A text none of whose tokens the model knows (the empty
     string, say) gets one fixed unit vector, so every row has norm 1. The fingerprint is the digest of
     the model's files (docs excluded), so the same files give the same fingerprint wherever they are
-    loaded from. ``encode`` is serialised by a lock (model2vec mutates its tokenizer while encoding).
+    loaded from. ``encode`` runs in parallel from several threads: model2vec sets its tokenizer's
+    truncation on every call, so each thread encodes with its own copy of the model object and of
+    the tokenizer (the embedding matrix is shared, never copied).
     """
 
     dim: int
@@ -48,6 +51,7 @@ class StaticEmbeddingModel:
 
     embeds_text = True
     normalized = True
+    batches_queries = False
 
     def __init__(self, path: Path) -> None:
         force_offline()
@@ -57,7 +61,7 @@ class StaticEmbeddingModel:
         self.static_model = StaticModel.from_pretrained(path, normalize=True, force_download=False)
         self.dim = int(self.static_model.dim)
         self.fingerprint = params_digest("model2vec", directory_digest(path), {"normalize": True})
-        self._lock = threading.Lock()
+        self._local = threading.local()
         self._fallback = np.full(self.dim, 1.0 / np.sqrt(self.dim), dtype=np.float32)
 
     @classmethod
@@ -72,11 +76,21 @@ class StaticEmbeddingModel:
         batch = [_checked(text) for text in texts]
         if not batch:
             return np.zeros((0, self.dim), dtype=np.float32)
-        with self._lock:
-            raw = self.static_model.encode(batch, use_multiprocessing=False, show_progress_bar=False)
+        raw = self._thread_model().encode(batch, use_multiprocessing=False, show_progress_bar=False)
         vectors = l2_normalize(np.asarray(raw, dtype=np.float32))
         vectors[~vectors.any(axis=1)] = self._fallback
         return vectors
+
+    def _thread_model(self) -> StaticModel:
+        """This thread's shallow copy of the model, with a tokenizer of its own."""
+        found: StaticModel | None = getattr(self._local, "model", None)
+        if found is None:
+            from tokenizers import Tokenizer
+
+            found = copy.copy(self.static_model)
+            found.tokenizer = Tokenizer.from_str(self.static_model.tokenizer.to_str())
+            self._local.model = found
+        return found
 
     def __repr__(self) -> str:
         return f"StaticEmbeddingModel(path={str(self.path)!r}, dim={self.dim})"

@@ -8,6 +8,8 @@ import fcntl
 import importlib.metadata
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
@@ -141,23 +143,62 @@ def _file_lock(path: Path) -> Iterator[None]:
 
 
 def _distill_into(source: Path, pca_dims: int, target: Path) -> None:
-    force_offline()
-    try:
-        from model2vec.distill import distill
-    except ImportError as exc:
-        raise ModelUnavailable(
-            f"minilm-static needs model2vec's distill extra to build its cache ({exc}); install it with "
-            "pip install 'model2vec[distill]', or copy a distilled model into "
-            f"{target} from a machine that has it",
-            model="minilm-static",
-        ) from exc
+    """Distil in a child process pinned to one thread, then rename the result into ``target``.
+
+    The distilled weights are float16, so a last-bit difference in the float32 pass flips some of
+    them, and the fingerprint (a digest of the files) with it. A fresh process with one BLAS and one
+    torch thread makes the result depend on the machine only, not on what the calling process has
+    set (thread pools, per-thread OpenMP settings), and it frees the transformer's memory at exit.
+    """
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    one_thread = {
+        name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TQDM_DISABLE")
+    }
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = {
+        **os.environ,
+        **one_thread,
+        "PYTHONPATH": os.pathsep.join([package_root, os.environ.get("PYTHONPATH", "")]),
+    }
+    code = "import sys; from embedswitch.models.model2vec import distill_here; distill_here(*sys.argv[1:])"
     try:
-        distill(model_name=str(source), pca_dims=pca_dims, device="cpu").save_pretrained(staging)
+        child = subprocess.run(
+            [sys.executable, "-c", code, str(source), str(pca_dims), str(staging)],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        if child.returncode == _NO_DISTILL_EXTRA:
+            raise ModelUnavailable(
+                f"minilm-static needs model2vec's distill extra to build its cache ({child.stderr.strip()}); "
+                "install it with pip install 'model2vec[distill]', or copy a distilled model into "
+                f"{target} from a machine that has it",
+                model="minilm-static",
+            )
+        if child.returncode != 0:
+            raise ModelUnavailable(
+                f"distilling minilm-static failed: {child.stderr.strip()[-2000:]}", model="minilm-static"
+            )
         os.rename(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+_NO_DISTILL_EXTRA = 3
+
+
+def distill_here(source: str, pca_dims: str, staging: str) -> None:
+    """The child process's side of ``_distill_into``: distil ``source`` and save it into ``staging``."""
+    force_offline()
+    try:
+        import torch
+        from model2vec.distill import distill
+    except ImportError as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(_NO_DISTILL_EXTRA)
+    torch.set_num_threads(1)
+    distill(model_name=source, pca_dims=int(pca_dims), device="cpu").save_pretrained(staging)
 
 
 def _checked(text: str) -> str:

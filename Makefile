@@ -23,7 +23,7 @@ run: install  ## serve the scifact demo on the embedded default
 	HF_HUB_OFFLINE=1 $(BIN)/embedswitch demo --data $(DATA) --host $(HOST) --port $(PORT)
 
 test: install  ## the whole suite
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q --durations=15
 
 lint: install  ## ruff, mypy and the layer contracts of .importlinter
 	$(BIN)/ruff check embedswitch tests bench

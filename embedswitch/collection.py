@@ -193,6 +193,10 @@ class Collection:
 
     # -- versions ----------------------------------------------------------------------------
 
+    def answers_quickly(self) -> bool:
+        """True when no version's model batches queries: every query embeds in microseconds."""
+        return not any(v.model.batches_queries for v in list(self.versions.values()))
+
     def get_version(self, name: str) -> Version:
         found = self.versions.get(name)
         if found is None:

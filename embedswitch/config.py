@@ -37,6 +37,13 @@ class EngineConfig(BaseModel):
         "for models that gain from it (transformers); 0: off. A query on an idle model never waits",
     )
     query_batch_max: int = Field(32, ge=1, description="Queries embedded in one shared call, at most")
+    inline_quick_requests: bool = Field(
+        True,
+        description="Run searches and recommendations that are quick (models that don't batch "
+        "queries, such as static or hashing ones, over an embedded store) on the HTTP server's event "
+        "loop instead of a worker thread; turn off when exact indexes are large (a long search "
+        "there holds up the other requests)",
+    )
     blas_threads: int | None = Field(
         1,
         ge=1,

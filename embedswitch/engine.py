@@ -260,6 +260,17 @@ class Engine:
                 time.perf_counter() - start
             )
 
+    def answers_inline(self, collection: str, request: SearchRequest | RecommendRequest) -> bool:
+        """Whether ``request`` is quick enough for the HTTP server to run it on its event loop:
+        switched on (``inline_quick_requests``), an embedded store, no wait for a ``min_seq``, and a
+        collection whose models all embed queries in microseconds."""
+        if not (self.config.inline_quick_requests and self.store.embedded):
+            return False
+        if isinstance(request, SearchRequest) and request.min_seq is not None:
+            return False
+        found = self._collections.get(collection)
+        return found is not None and found.answers_quickly()
+
     def search(
         self,
         collection: str,

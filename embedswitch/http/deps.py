@@ -9,7 +9,7 @@ from fastapi import Depends, Query, Request
 from ..engine import Engine
 
 
-def _engine(request: Request) -> Engine:
+async def _engine(request: Request) -> Engine:  # async: resolved on the event loop, no thread hop
     engine: Engine = request.app.state.engine
     return engine
 

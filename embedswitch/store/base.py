@@ -296,6 +296,9 @@ class ControlStore(Protocol):
 class Store(RecordStore, ControlStore, Protocol):
     """One backend's durable state: both halves of the seam."""
 
+    embedded: bool
+    """True when reads are local file reads that never wait on a network (SQLite)."""
+
     def compact(self) -> None:
         """Give back disk the backend no longer needs (SQLite: truncate the write-ahead log)."""
         ...

@@ -112,6 +112,8 @@ class SqliteConfig(BaseModel):
 class SqliteStore:
     """The Store seam on one SQLite file (see the module docstring for its limits)."""
 
+    embedded = True
+
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,16 @@
-"""Search and recommendations, each pinned to one version end to end."""
+"""Search and recommendations, each pinned to one version end to end.
+
+The handlers are async: a request the engine calls quick (``Engine.answers_inline``: static or
+hashing models, an embedded store, no wait for ``min_seq``) runs on the event loop, since handing a
+sub-millisecond call to a worker thread costs more than the call (measured: 0.23-0.45x the QPS of a
+bare FastAPI app at 8 clients with the hop, 0.50-0.77x without). Anything else, such as a
+transformer's encode, runs in the threadpool as a sync handler would.
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
 
 from ...results import RecommendResult, SearchResult
 from ...specs import RecommendRequest, SearchRequest
@@ -12,10 +20,14 @@ router = APIRouter(tags=["search"])
 
 
 @router.post("/v1/collections/{c}/search")
-def search(engine: EngineDep, c: str, body: SearchRequest) -> SearchResult:
-    return engine.search(c, body)
+async def search(engine: EngineDep, c: str, body: SearchRequest) -> SearchResult:
+    if engine.answers_inline(c, body):
+        return engine.search(c, body)
+    return await run_in_threadpool(engine.search, c, body)
 
 
 @router.post("/v1/collections/{c}/recommend")
-def recommend(engine: EngineDep, c: str, body: RecommendRequest) -> RecommendResult:
-    return engine.recommend(c, body)
+async def recommend(engine: EngineDep, c: str, body: RecommendRequest) -> RecommendResult:
+    if engine.answers_inline(c, body):
+        return engine.recommend(c, body)
+    return await run_in_threadpool(engine.recommend, c, body)

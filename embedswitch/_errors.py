@@ -8,6 +8,10 @@ how to fix the problem. The HTTP layer turns any of them into ``{"code": ..., "m
     │   ├── UnknownModel (422 unknown_model)
     │   ├── UnknownKind (422 unknown_kind)
     │   └── TextNotSupported (422 text_not_supported)
+    ├── Unauthorized (401 unauthorized)
+    ├── Forbidden (403 forbidden)
+    ├── PayloadTooLarge (413 payload_too_large)
+    ├── RateLimited (429 rate_limited)
     ├── NotFound (404 not_found)
     │   ├── CollectionNotFound (404 collection_not_found)
     │   ├── VersionNotFound (404 version_not_found)
@@ -31,6 +35,7 @@ how to fix the problem. The HTTP layer turns any of them into ``{"code": ..., "m
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -39,6 +44,7 @@ class EmbedswitchError(Exception):
 
     status: int = 500
     code: str = "internal"
+    headers: dict[str, str] = {}  # noqa: RUF012 - read-only; subclasses set their own
 
     def __init__(self, message: str, **context: Any) -> None:
         super().__init__(message)
@@ -66,6 +72,33 @@ class UnknownKind(InvalidRequest):
 
 class TextNotSupported(InvalidRequest):
     code = "text_not_supported"
+
+
+class Unauthorized(EmbedswitchError):
+    """No API key, or one the server doesn't know."""
+
+    status, code = 401, "unauthorized"
+    headers = {"WWW-Authenticate": "Bearer"}  # noqa: RUF012
+
+
+class Forbidden(EmbedswitchError):
+    """A known key whose role (or collections) doesn't cover the request."""
+
+    status, code = 403, "forbidden"
+
+
+class PayloadTooLarge(EmbedswitchError):
+    status, code = 413, "payload_too_large"
+
+
+class RateLimited(EmbedswitchError):
+    """Too many requests for one key; ``Retry-After`` says when to try again."""
+
+    status, code = 429, "rate_limited"
+
+    def __init__(self, message: str, retry_after_s: float, **context: object) -> None:
+        super().__init__(message, retry_after_s=round(retry_after_s, 3), **context)
+        self.headers = {"Retry-After": str(max(1, math.ceil(retry_after_s)))}
 
 
 class NotFound(EmbedswitchError):

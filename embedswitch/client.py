@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, Literal
 from urllib.parse import quote
@@ -66,9 +67,21 @@ def _raise_for(response: httpx.Response) -> None:
 class Client:
     """Talks to an embedswitch server. Errors come back as the same exception classes the engine raises."""
 
-    def __init__(self, url: str = "http://127.0.0.1:8000", timeout_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        url: str = "http://127.0.0.1:8000",
+        timeout_s: float = 60.0,
+        api_key: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """``api_key`` (default: ``$EMBEDSWITCH_API_KEY``) goes as ``Authorization: Bearer``;
+        ``headers`` are sent with every request too (for a proxy, say)."""
         self.url = url.rstrip("/")
-        self._http = httpx.Client(base_url=self.url, timeout=timeout_s)
+        sent = {"X-Requested-With": "embedswitch"}  # what a POST without a body needs (http/guards.py)
+        api_key = api_key if api_key is not None else os.environ.get("EMBEDSWITCH_API_KEY")
+        if api_key:
+            sent["Authorization"] = f"Bearer {api_key}"
+        self._http = httpx.Client(base_url=self.url, timeout=timeout_s, headers={**sent, **(headers or {})})
 
     def _call(self, method: str, path: str, json: Any = None, params: dict[str, Any] | None = None) -> Any:
         response = self._http.request(method, path, json=json, params=params)

@@ -18,6 +18,7 @@ import uvicorn
 
 from embedswitch import Client, Engine, EngineConfig
 from embedswitch.http import create_app
+from embedswitch.http.settings import HttpConfig
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -56,12 +57,15 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
 class ServerThread:
     """A real uvicorn server for one engine, in a thread of the test process."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, config: HttpConfig | None = None) -> None:
         self.engine = engine
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
-            create_app(engine, close_engine=False), host="127.0.0.1", port=self.port, log_level="warning"
+            create_app(engine, close_engine=False, config=config),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

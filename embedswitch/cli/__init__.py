@@ -16,6 +16,7 @@ from . import (
     demo,
     evaluate,
     experiment,
+    keys,
     recommend,
     records,
     rollouts,
@@ -59,6 +60,7 @@ app.command("feedback")(experiment.feedback)
 app.command("evaluate")(evaluate.evaluate)
 app.command("evaluate-candidate")(evaluate.evaluate_candidate)
 app.add_typer(rollouts.app, name="rollouts")
+app.add_typer(keys.app, name="key")
 app.command("simulate")(simulate.simulate)
 
 

@@ -13,7 +13,7 @@ from rich.console import Console
 from ..demo import DEMO_COLLECTION, DemoProgress, DemoReport, ensure_demo
 from ..engine import Engine
 from ._common import DEFAULT_URL, RateColumn, console, progress_bar, reported, text
-from .serve import DataOption, HostOption, LogLevelOption, PortOption, run_server
+from .serve import DataOption, HostOption, InsecureOption, LogLevelOption, PortOption, http_config, run_server
 
 EXAMPLE_QUERY = "vitamin D deficiency and the risk of cancer"
 
@@ -33,10 +33,12 @@ def demo(
         ),
     ] = None,
     log_level: LogLevelOption = "info",
+    insecure: InsecureOption = False,
 ) -> None:
     """Create (first run) or refresh the scifact collection in DATA, then serve it over HTTP."""
     out = console()
     with reported():
+        config = http_config(host, insecure)
         engine = Engine.open(data)
     try:
         with reported():
@@ -45,7 +47,7 @@ def demo(
         engine.close()
         raise
     print_intro(out, report, base_url(host, port))
-    run_server(engine, host, port, log_level)
+    run_server(engine, host, port, log_level, config)
 
 
 def load(engine: Engine, corpus: Path | None, out: Console) -> DemoReport:

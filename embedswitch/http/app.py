@@ -1,7 +1,9 @@
 """The HTTP API (OpenAPI at ``/docs``): one ``APIRouter`` per noun in ``routes/``, over one Engine.
 
-Handlers are sync and run in the server's threadpool. Each hands its parsed body straight to the
-engine, which validates nothing twice.
+Handlers are sync and run in the server's threadpool, except quick searches (``routes/search.py``).
+Each hands its parsed body straight to the engine, which validates nothing twice. In front of every
+route: ``guards.Guards`` (Host, how a POST is sent, body size), then ``auth.Gate`` (API key, role,
+rate limit), then CORS when it is switched on.
 """
 
 from __future__ import annotations
@@ -9,16 +11,21 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 
 from .._version import __version__
 from ..engine import Engine
 from . import errors
+from .auth import Gate, route_roles
+from .guards import Guards
 from .routes import ROUTERS
+from .settings import HttpConfig
 
 
-def create_app(engine: Engine, close_engine: bool = True) -> FastAPI:
+def create_app(engine: Engine, close_engine: bool = True, config: HttpConfig | None = None) -> FastAPI:
     """A FastAPI app serving ``engine``; it closes the engine on shutdown unless told not to."""
+    config = config or HttpConfig.from_env()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -26,9 +33,21 @@ def create_app(engine: Engine, close_engine: bool = True) -> FastAPI:
         if close_engine:
             engine.close()
 
-    app = FastAPI(title="embedswitch", version=__version__, lifespan=lifespan)
+    async def gate(request: Request) -> None:
+        app.state.gate.check(request)
+
+    app = FastAPI(title="embedswitch", version=__version__, lifespan=lifespan, dependencies=[Depends(gate)])
     app.state.engine = engine
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)
+    app.state.gate = Gate(config, route_roles(app))
+    if config.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=config.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-Requested-With"],
+        )
+    app.add_middleware(Guards, config=config)
     return app

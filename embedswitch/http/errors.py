@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -10,12 +11,22 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from .._errors import EmbedswitchError
+from .auth import api_routes
 
 log = logging.getLogger("embedswitch")
 
 
-def _json(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"code": code, "message": message}, status_code=status)
+def _json(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"code": code, "message": message}, status_code=status, headers=headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some API route serves at the request's path."""
+    methods: set[str] = set()
+    for route in api_routes(request.app.routes):
+        if route.path_regex.match(request.url.path):
+            methods |= route.methods or set()
+    return sorted(methods)
 
 
 def install(app: FastAPI) -> None:
@@ -23,7 +34,7 @@ def install(app: FastAPI) -> None:
     async def _ours(request: Request, exc: EmbedswitchError) -> JSONResponse:
         if exc.status >= 500:
             log.error("%s %s failed: %s", request.method, request.url.path, exc.message)
-        return JSONResponse(exc.to_dict(), status_code=exc.status)
+        return JSONResponse(exc.to_dict(), status_code=exc.status, headers=exc.headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -39,11 +50,15 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+        code = codes.get(exc.status_code, "http_error")
         message = str(exc.detail)
         if exc.status_code == 404:
             message = f"no route {request.method} {request.url.path}; see /docs for the API"
-        return _json(exc.status_code, code, message)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # Starlette names only the first route of the path; name them all
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return _json(exc.status_code, code, message, headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

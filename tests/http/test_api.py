@@ -259,14 +259,14 @@ def test_traffic_set_promote_and_rollback_keep_a_history(http: httpx.Client) -> 
     assert split["weights"] == {"v1": 90, "v2": 10}
     assert split["history"][0]["weights"] == {"v1": 90, "v2": 10}
     assert ok(http.get("/v1/collections/docs"))["traffic"] == {"v1": 90, "v2": 10}
-    promoted = ok(http.post("/v1/collections/docs/versions/v2/promote"))
+    promoted = ok(http.post("/v1/collections/docs/versions/v2/promote", json={}))
     assert promoted["weights"] == {"v2": 100}
     assert promoted["history"][0]["reason"] == "promote v2"
     assert ok(http.get("/v1/collections/docs/versions/v2"))["weight"] == 100
     assert {search(http, text="cats")["version"] for _ in range(5)} == {"v2"}
-    assert ok(http.post("/v1/collections/docs/rollback"))["weights"] == {"v1": 90, "v2": 10}
-    assert ok(http.post("/v1/collections/docs/rollback"))["weights"] == {"v1": 100}
-    error(http.post("/v1/collections/docs/rollback"), 409, "nothing_to_roll_back")
+    assert ok(http.post("/v1/collections/docs/rollback", json={}))["weights"] == {"v1": 90, "v2": 10}
+    assert ok(http.post("/v1/collections/docs/rollback", json={}))["weights"] == {"v1": 100}
+    error(http.post("/v1/collections/docs/rollback", json={}), 409, "nothing_to_roll_back")
     final = ok(http.get("/v1/collections/docs/traffic"))
     assert final["weights"] == {"v1": 100}
     ids = [h["id"] for h in final["history"]]
@@ -276,9 +276,9 @@ def test_traffic_set_promote_and_rollback_keep_a_history(http: httpx.Client) -> 
 
 def test_retire_refuses_a_version_with_traffic_then_removes_it(http: httpx.Client) -> None:
     with_ready_v2(http)
-    ok(http.post("/v1/collections/docs/versions/v2/promote"))
+    ok(http.post("/v1/collections/docs/versions/v2/promote", json={}))
     error(http.delete("/v1/collections/docs/versions/v2"), 409, "version_has_traffic")
-    ok(http.post("/v1/collections/docs/versions/v1/promote"))
+    ok(http.post("/v1/collections/docs/versions/v1/promote", json={}))
     assert ok(http.delete("/v1/collections/docs/versions/v2")) == {"retired": "v2"}
     error(http.get("/v1/collections/docs/versions/v2"), 404, "version_not_found")
     assert [v["name"] for v in ok(http.get("/v1/collections/docs/versions"))] == ["v1"]
@@ -306,7 +306,7 @@ def test_retire_of_the_last_version_is_409_last_version(http: httpx.Client) -> N
 
 def test_events_list_the_history_newest_first(http: httpx.Client) -> None:
     with_ready_v2(http)
-    ok(http.post("/v1/collections/docs/versions/v2/promote"))
+    ok(http.post("/v1/collections/docs/versions/v2/promote", json={}))
     events = ok(http.get("/v1/collections/docs/events"))
     assert all(set(e) == {"id", "version", "event", "detail", "at"} for e in events)
     ids = [e["id"] for e in events]
@@ -334,15 +334,15 @@ def test_vectors_version_loads_precomputed_vectors_then_commits(http: httpx.Clie
         "written": 4,
     }
     assert ok(http.get("/v1/collections/docs/versions/v2"))["records"] == 4
-    error(http.post("/v1/collections/docs/versions/v2/promote"), 409, "version_not_ready")
-    committed = ok(http.post("/v1/collections/docs/versions/v2/vectors/commit"))
+    error(http.post("/v1/collections/docs/versions/v2/promote", json={}), 409, "version_not_ready")
+    committed = ok(http.post("/v1/collections/docs/versions/v2/vectors/commit", json={}))
     assert (committed["name"], committed["source"]) == ("v2", "vectors")
     ready = wait_ready(http, "v2")
     assert ready["records"] == 10
-    error(http.post("/v1/collections/docs/versions/v2/vectors/commit"), 409, "conflict")
+    error(http.post("/v1/collections/docs/versions/v2/vectors/commit", json={}), 409, "conflict")
     events = ok(http.get("/v1/collections/docs/events", params={"version": "v2"}))
     assert "vectors_committed" in [e["event"] for e in events]
-    ok(http.post("/v1/collections/docs/versions/v2/promote"))
+    ok(http.post("/v1/collections/docs/versions/v2/promote", json={}))
     assert search(http, text="record 3 about cats")["version"] == "v2"
 
 

@@ -106,6 +106,7 @@ def expect_error(
     if raw is not None:
         response = h.request(method, path, content=raw, headers={"content-type": "application/json"})
     else:
+        body = {} if body is None and method == "POST" else body  # body-less actions are sent as {}
         response = h.request(method, path, json=body, params=params)
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")

@@ -122,10 +122,10 @@ def test_feedback_report_reset_and_metrics_over_http(http: httpx.Client) -> None
     assert interleaving["impressions"] == 1 and interleaving["wins"] == {"v1": 0, "v2": 1}
     assert 'embedswitch_interleaving_wins{collection="c",version="v2"} 1.0' in http.get("/metrics").text
 
-    fresh = ok(http.post("/v1/collections/c/experiment/reset"))
+    fresh = ok(http.post("/v1/collections/c/experiment/reset", json={}))
     assert fresh["experiment"] == 2 and fresh["started_at"] > report["started_at"]
     assert all(arm["requests"] == 0 for arm in fresh["ab"]["arms"].values())
-    error(http.post("/v1/collections/nope/experiment/reset"), 404, "collection_not_found")
+    error(http.post("/v1/collections/nope/experiment/reset", json={}), 404, "collection_not_found")
 
 
 def test_client_mirrors_the_engine(server: ServerThread) -> None:

@@ -24,6 +24,7 @@ BENCHMARKS = (
     "recommend_serving",
     "soak",
     "serving",
+    "auth",
     "index",
 )
 """In the order the runner runs them; ``index`` is ``bench/bench_index.py``."""

@@ -95,9 +95,8 @@ def _server(cmd: list[str], env: dict[str, str], port: int) -> Iterator[str]:
         deadline = time.monotonic() + 120
         while True:
             try:
-                if httpx.post(
-                    f"{url}/v1/collections/{COLLECTION}/search", json={"text": "warm up"}
-                ).is_success:
+                warm = httpx.post(f"{url}/v1/collections/{COLLECTION}/search", json={"text": "warm up"})
+                if warm.status_code < 500:  # answered (a 401 where keys are on)
                     break
             except httpx.HTTPError:
                 pass
@@ -122,13 +121,24 @@ def _bare() -> Any:
     return _server([*cmd, "--log-level", "warning"], {}, port)
 
 
-def _load(url: str, clients: int, seconds: float, queries: list[str]) -> dict[str, Any]:
+def _load(
+    url: str, clients: int, seconds: float, queries: list[str], headers: dict[str, str] | None = None
+) -> dict[str, Any]:
     """QPS and latency of ``clients`` concurrent clients, in a process of its own."""
+    found = _clients_with_headers(url, clients, seconds, queries, headers or {})
+    del found["latencies"]
+    return found
+
+
+def _clients_with_headers(
+    url: str, clients: int, seconds: float, queries: list[str], headers: dict[str, str]
+) -> dict[str, Any]:
+    """``_load`` with every latency (seconds) in ``latencies``."""
     script = (
         "import asyncio, json, sys; from bench.serving import _clients; "
         "print(json.dumps(asyncio.run(_clients(*json.loads(sys.argv[1])))))"
     )
-    arg = json.dumps([url, clients, seconds, queries])
+    arg = json.dumps([url, clients, seconds, queries, headers])
     done = subprocess.run([sys.executable, "-c", script, arg], cwd=REPO, capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(done.stderr[-2000:])
@@ -136,14 +146,16 @@ def _load(url: str, clients: int, seconds: float, queries: list[str]) -> dict[st
     return result
 
 
-async def _clients(url: str, clients: int, seconds: float, queries: list[str]) -> dict[str, Any]:
+async def _clients(
+    url: str, clients: int, seconds: float, queries: list[str], headers: dict[str, str]
+) -> dict[str, Any]:
     latencies: list[float] = []
     errors = 0
     deadline = time.perf_counter() + seconds
 
     async def one(n: int) -> None:
         nonlocal errors
-        async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+        async with httpx.AsyncClient(base_url=url, timeout=60, headers=headers) as http:
             i = n
             while time.perf_counter() < deadline:
                 body = {"text": queries[i % len(queries)], "k": 10}
@@ -156,7 +168,8 @@ async def _clients(url: str, clients: int, seconds: float, queries: list[str]) -
     start = time.perf_counter()
     await asyncio.gather(*(one(n) for n in range(clients)))
     elapsed = time.perf_counter() - start
-    return {"qps": round(len(latencies) / elapsed, 1), "errors": errors, **latency_stats(latencies)}
+    stats = latency_stats(latencies)
+    return {"qps": round(len(latencies) / elapsed, 1), "errors": errors, **stats, "latencies": latencies}
 
 
 def run(quick: bool, params: Params | None = None) -> dict[str, Any]:

@@ -200,3 +200,14 @@ def test_quick_soak(tmp_path: Path) -> None:
     off = [row for row in found if row["compaction"] == "off"]
     assert on[-1]["log entries"] == 0 < off[-1]["log entries"]
     assert on[-1]["data dir MB"] < off[-1]["data dir MB"]
+
+
+@needs_scifact
+def test_quick_auth_overhead(tmp_path: Path) -> None:
+    done = run_bench("--quick", "--only", "auth", "--results", str(tmp_path))
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = load(tmp_path, "auth")
+    table = rows(record, "search latency, keys and limits on vs off")
+    assert [row["auth"] for row in table] == ["off", "keys + rate limit"]
+    assert all(row["n"] > 0 for row in table)  # every search answered: errors are asserted as 0 inside
+    assert record["summary"]["p50 keys+limits / off"] > 0

@@ -136,8 +136,9 @@ class Version:
             return {kind: len(index) for kind, index in sorted(self._indexes.items())}
 
     def nbytes(self) -> int:
+        """Memory held by this version's indexes."""
         with self._lock:
-            return sum(index.nbytes() for index in self._indexes.values())
+            return sum(index.memory_bytes() for index in self._indexes.values())
 
     # -- the sink: the only way vectors get in ------------------------------------------------
 

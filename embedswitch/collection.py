@@ -324,6 +324,7 @@ class Collection:
         version = self.get_version(name)
         spec = version.spec
         by_kind = version.records_by_kind()
+        usage = version.usage()
         progress = None
         training = version.training
         if training is not None and version.awaiting_vectors():
@@ -359,6 +360,9 @@ class Collection:
             weight=self.router.weights.get(name, 0),
             progress=progress,
             error=version.problem,
+            memory_bytes=sum(index.memory_bytes for index in usage.values()),
+            disk_bytes=sum(index.disk_bytes for index in usage.values()) + version.own_disk_bytes(),
+            indexes=usage,
         )
 
     def info(self) -> CollectionInfo:

@@ -29,6 +29,7 @@ from .backfill import Backfill, BackfillConfig, EmbedStep, ThreadExecutor
 from .index import IndexMeta, VectorIndex, open_index
 from .index.base import Hit
 from .models import AlsSpec, UserModel, load_model
+from .results import IndexUsage
 from .specs import VersionSpec
 from .store.base import Store, VersionRow
 from .training import Training
@@ -139,6 +140,29 @@ class Version:
         """Memory held by this version's indexes."""
         with self._lock:
             return sum(index.memory_bytes() for index in self._indexes.values())
+
+    def usage(self) -> dict[str, IndexUsage]:
+        """Per record kind: the index's type, precision, vectors, memory and checkpoint size."""
+        with self._lock:
+            indexes = sorted(self._indexes.items())
+        return {
+            kind: IndexUsage(
+                type=index.index_type,
+                precision=index.precision,
+                vectors=len(index),
+                memory_bytes=index.memory_bytes(),
+                disk_bytes=index.disk_bytes(),
+            )
+            for kind, index in indexes
+        }
+
+    def own_disk_bytes(self) -> int:
+        """Bytes of the version's files beside its indexes (a trained model's ``item_gram.npy``)."""
+        try:
+            with os.scandir(self.root) as entries:
+                return sum(entry.stat().st_size for entry in entries if entry.is_file())
+        except FileNotFoundError:  # retired meanwhile
+            return 0
 
     # -- the sink: the only way vectors get in ------------------------------------------------
 

@@ -41,6 +41,16 @@ class VectorIndex(Protocol):
 
     meta: IndexMeta
 
+    @property
+    def index_type(self) -> str:
+        """What serves the vectors now, e.g. "exact", "hnsw" or "usearch"."""
+        ...
+
+    @property
+    def precision(self) -> str:
+        """How each number is stored: "f32" (``get`` returns vectors as written), "f16" or "i8"."""
+        ...
+
     def upsert(self, ids: Sequence[str], vectors: np.ndarray, seqs: Sequence[int]) -> int: ...
 
     def delete(self, ids: Sequence[str], seqs: Sequence[int]) -> int: ...

@@ -22,6 +22,8 @@ BENCHMARKS = (
     "sensitivity",
     "recommend_quality",
     "recommend_serving",
+    "soak",
+    "serving",
     "index",
 )
 """In the order the runner runs them; ``index`` is ``bench/bench_index.py``."""

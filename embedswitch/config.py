@@ -30,11 +30,28 @@ class EngineConfig(BaseModel):
         description="Intra-op threads per torch forward pass; 1 lets backfill encoders and queries "
         "run side by side on separate cores (None: torch's default)",
     )
+    query_batch_wait_ms: float = Field(
+        1.5,
+        ge=0,
+        description="How long a query waits for concurrent queries to share one encode call, at most, "
+        "for models that gain from it (transformers); 0: off. A query on an idle model never waits",
+    )
+    query_batch_max: int = Field(32, ge=1, description="Queries embedded in one shared call, at most")
+    blas_threads: int | None = Field(
+        1,
+        ge=1,
+        description="BLAS threads per call (numpy's matrix products, e.g. the exact index); 1 lets "
+        "concurrent requests use the cores side by side instead of fighting over BLAS's pool",
+    )
     backfill_max_rate: float | None = Field(None, gt=0, description="Records/s cap per backfill")
     backfill_yield_max_wait_s: float = Field(
         0.05, ge=0, description="How long a backfill batch waits for in-flight queries to finish"
     )
-    maintenance_interval_s: float = Field(10.0, gt=0, description="Log pruning period")
+    maintenance_interval_s: float = Field(
+        10.0, gt=0, description="How often the change log and the events are pruned and the WAL truncated"
+    )
+    events_keep: int = Field(10_000, ge=1, description="Events kept per collection, at most (the newest)")
+    events_retention_days: float = Field(90.0, gt=0, description="How long an event is kept, at most")
     query_log_size: int = Field(
         0, ge=0, description="Searches kept per collection for evaluating candidates on real traffic; 0: off"
     )

@@ -34,7 +34,7 @@ from .evaluation.offline import evaluate_versions
 from .evaluation.querylog import QueryLog
 from .experiments import Experiment, Experiments
 from .metrics import Metrics
-from .models import load_model, set_torch_threads
+from .models import load_model, set_blas_threads, set_torch_threads
 from .results import (
     CandidateEvaluation,
     CollectionInfo,
@@ -101,6 +101,7 @@ class Engine:
         self.config = config
         self.activity = Activity()
         set_torch_threads(config.torch_threads)
+        set_blas_threads(config.blas_threads)
         backfill = BackfillConfig(
             batch=config.backfill_batch,
             workers=config.encode_workers,
@@ -108,7 +109,13 @@ class Engine:
             yield_max_wait_s=config.backfill_yield_max_wait_s,
             activity=self.activity,
         )
-        self._version_config = VersionConfig(config.apply_batch, config.checkpoint_interval_s, backfill)
+        self._version_config = VersionConfig(
+            config.apply_batch,
+            config.checkpoint_interval_s,
+            backfill,
+            config.query_batch_wait_ms / 1000,
+            config.query_batch_max,
+        )
         self._lock = threading.RLock()
         self._collections: dict[str, Collection] = {}
         self.metrics = Metrics(lambda: list(self._collections.values()))
@@ -475,11 +482,23 @@ class Engine:
 
     def _maintain(self) -> None:
         while not self._stop.wait(self.config.maintenance_interval_s):
-            for target in list(self._collections.values()):
-                try:
-                    target.prune_log()
-                except Exception:
-                    log.exception("log pruning of %s failed", target.name)
+            self.maintain()
+
+    def maintain(self) -> None:
+        """Bound the disk: prune each collection's change log below every version's saved position
+        and its events to the retention, then give back what the store and logs no longer need."""
+        before = time.time() - self.config.events_retention_days * 86_400
+        for target in list(self._collections.values()):
+            try:
+                target.prune_log()
+                self.store.prune_events(target.name, self.config.events_keep, before)
+            except Exception:
+                log.exception("pruning %s failed", target.name)
+        try:
+            self.store.compact()
+            self.experiments.log.compact()
+        except Exception:
+            log.exception("compacting the store failed")
 
     def close(self) -> None:
         """Checkpoint every version and release the data dir; a second call does nothing."""

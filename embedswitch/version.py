@@ -29,6 +29,7 @@ from .backfill import Backfill, BackfillConfig, EmbedStep, ThreadExecutor
 from .index import IndexMeta, VectorIndex, open_index
 from .index.base import Hit
 from .models import AlsSpec, UserModel, load_model
+from .models.batching import QueryBatcher
 from .results import IndexUsage
 from .specs import VersionSpec
 from .store.base import Store, VersionRow
@@ -47,6 +48,8 @@ class VersionConfig:
     apply_batch: int
     checkpoint_interval_s: float
     backfill: BackfillConfig
+    query_batch_wait_s: float = 0.0  # 0: queries are embedded one call each
+    query_batch_max: int = 32
 
 
 class Version:
@@ -73,6 +76,11 @@ class Version:
         self.embeds_text = self.model.embeds_text
         self.normalized = self.model.normalized
         self._gram: np.ndarray | None = None
+        self._queries: QueryBatcher | None = None
+        if self.model.batches_queries and config.query_batch_wait_s > 0:
+            self._queries = QueryBatcher(
+                self._encode_queries, config.query_batch_wait_s, config.query_batch_max
+            )
         self._inflight = 0
         self._retired = False
         root.mkdir(parents=True, exist_ok=True)
@@ -218,8 +226,17 @@ class Version:
 
     def search(self, text: str, k: int, kind: str, known_kinds: set[str]) -> list[Hit]:
         """``text`` embedded by this version's model, searched in this version's ``kind`` index."""
-        query = self.model.encode([text], purpose="query")[0]
-        return self.search_vector(query, k, kind, known_kinds)
+        return self.search_vector(self.embed_query(text), k, kind, known_kinds)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """The query's vector by this version's model, micro-batched with concurrent queries where
+        the model gains from it (``models/batching.py``)."""
+        if self._queries is not None:
+            return self._queries.encode(text)
+        return self._encode_queries([text])[0]
+
+    def _encode_queries(self, texts: list[str]) -> np.ndarray:
+        return self.model.encode(texts, purpose="query")
 
     def search_vector(
         self, query: np.ndarray, k: int, kind: str, known_kinds: set[str], exclude: set[str] | None = None

@@ -188,3 +188,15 @@ def test_quick_sensitivity(tmp_path: Path) -> None:
     summary = record["summary"]
     ab, interleaving = methods[0]["median sessions"], methods[2]["median sessions"]
     assert summary["A/B 50/50 / interleaving"] == round(ab / interleaving, 1)
+
+
+@needs_scifact
+def test_quick_soak(tmp_path: Path) -> None:
+    done = run_bench("--quick", "--only", "soak", "--results", str(tmp_path))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    record = load(tmp_path, "soak")
+    found = rows(record, "soak (first, middle and last round)")
+    on = [row for row in found if row["compaction"] == "on"]
+    off = [row for row in found if row["compaction"] == "off"]
+    assert on[-1]["log entries"] == 0 < off[-1]["log entries"]
+    assert on[-1]["data dir MB"] < off[-1]["data dir MB"]

@@ -221,7 +221,7 @@ def _answer(
     with collection.pinned(name, None) as pinned:
         start = time.perf_counter()
         if query.text is not None:
-            vector = pinned.model.encode([query.text], purpose="query")[0]
+            vector = pinned.embed_query(query.text)
             own: set[str] = set()
         else:
             assert query.like_kind is not None and query.like_id is not None

@@ -349,6 +349,10 @@ class ExperimentLog:
             for table in ("experiments", "settings", "assignments", "feedback", "shadow"):
                 db.execute(f"DELETE FROM {table} WHERE collection=?", (collection,))
 
+    def compact(self) -> None:
+        """Truncate the write-ahead log (the rows are bounded by the retention)."""
+        self._connections.truncate_wal()
+
     def close(self) -> None:
         """Write what is buffered and close the file."""
         self._stop.set()

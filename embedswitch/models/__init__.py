@@ -24,7 +24,7 @@ from .specs import (
     parse_model_spec,
     spec_to_dict,
 )
-from .threads import set_torch_threads
+from .threads import set_blas_threads, set_torch_threads
 
 __all__ = [
     "SHORT_NAMES",
@@ -45,6 +45,7 @@ __all__ = [
     "load_model",
     "model_label",
     "parse_model_spec",
+    "set_blas_threads",
     "set_torch_threads",
     "spec_to_dict",
 ]

@@ -136,6 +136,7 @@ class AlsModel:
     derives_users = True
     embeds_text = False
     normalized = False
+    batches_queries = False
 
     @classmethod
     def from_spec(cls, spec: AlsSpec) -> AlsModel:

@@ -24,7 +24,9 @@ class EmbeddingModel(Protocol):
     - ``dim`` never changes for an instance;
     - ``embeds_text``: False for a model whose ``encode`` raises ``TextNotSupported`` (its vectors
       are loaded, not embedded); ``normalized``: False for a model whose vectors keep their norms
-      and are compared by plain inner product;
+      and are compared by plain inner product; ``batches_queries``: True where concurrent queries
+      gain from being embedded in one call (transformers, remote endpoints), False where a call
+      costs about the same per text whatever the batch (static and hashing models);
     - ``fingerprint`` is a stable hex digest of the weights/files and every parameter that changes
       the output, so two instances with the same fingerprint give the same vectors;
     - ``encode`` returns ``float32`` of shape ``[len(texts), dim]`` whose rows have L2 norm 1,
@@ -35,6 +37,7 @@ class EmbeddingModel(Protocol):
     fingerprint: str
     embeds_text: bool
     normalized: bool
+    batches_queries: bool
 
     def encode(self, texts: Sequence[str], purpose: Purpose = "document") -> np.ndarray: ...
 

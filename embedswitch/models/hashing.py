@@ -34,6 +34,7 @@ class HashingModel:
 
     embeds_text = True
     normalized = True
+    batches_queries = False
 
     def __init__(self, dim: int = 256, seed: int = 0) -> None:
         if not MIN_DIM <= dim <= MAX_DIM:

@@ -23,6 +23,7 @@ class HistoryMeanModel:
         self.text = text
         self.half_life_s = half_life_days * SECONDS_PER_DAY
         self.dim = text.dim
+        self.batches_queries = text.batches_queries
         self.fingerprint = params_digest("history-mean", text.fingerprint, half_life_days)
 
     def encode(self, texts: Sequence[str], purpose: Purpose = "document") -> np.ndarray:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import fcntl
 import importlib.metadata
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
@@ -39,7 +42,9 @@ class StaticEmbeddingModel:
     Queries and documents are embedded alike. A text none of whose tokens the model knows (the empty
     string, say) gets one fixed unit vector, so every row has norm 1. The fingerprint is the digest of
     the model's files (docs excluded), so the same files give the same fingerprint wherever they are
-    loaded from. ``encode`` is serialised by a lock (model2vec mutates its tokenizer while encoding).
+    loaded from. ``encode`` runs in parallel from several threads: model2vec sets its tokenizer's
+    truncation on every call, so each thread encodes with its own copy of the model object and of
+    the tokenizer (the embedding matrix is shared, never copied).
     """
 
     dim: int
@@ -48,6 +53,7 @@ class StaticEmbeddingModel:
 
     embeds_text = True
     normalized = True
+    batches_queries = False
 
     def __init__(self, path: Path) -> None:
         force_offline()
@@ -57,7 +63,7 @@ class StaticEmbeddingModel:
         self.static_model = StaticModel.from_pretrained(path, normalize=True, force_download=False)
         self.dim = int(self.static_model.dim)
         self.fingerprint = params_digest("model2vec", directory_digest(path), {"normalize": True})
-        self._lock = threading.Lock()
+        self._local = threading.local()
         self._fallback = np.full(self.dim, 1.0 / np.sqrt(self.dim), dtype=np.float32)
 
     @classmethod
@@ -72,11 +78,21 @@ class StaticEmbeddingModel:
         batch = [_checked(text) for text in texts]
         if not batch:
             return np.zeros((0, self.dim), dtype=np.float32)
-        with self._lock:
-            raw = self.static_model.encode(batch, use_multiprocessing=False, show_progress_bar=False)
+        raw = self._thread_model().encode(batch, use_multiprocessing=False, show_progress_bar=False)
         vectors = l2_normalize(np.asarray(raw, dtype=np.float32))
         vectors[~vectors.any(axis=1)] = self._fallback
         return vectors
+
+    def _thread_model(self) -> StaticModel:
+        """This thread's shallow copy of the model, with a tokenizer of its own."""
+        found: StaticModel | None = getattr(self._local, "model", None)
+        if found is None:
+            from tokenizers import Tokenizer
+
+            found = copy.copy(self.static_model)
+            found.tokenizer = Tokenizer.from_str(self.static_model.tokenizer.to_str())
+            self._local.model = found
+        return found
 
     def __repr__(self) -> str:
         return f"StaticEmbeddingModel(path={str(self.path)!r}, dim={self.dim})"
@@ -127,23 +143,62 @@ def _file_lock(path: Path) -> Iterator[None]:
 
 
 def _distill_into(source: Path, pca_dims: int, target: Path) -> None:
-    force_offline()
-    try:
-        from model2vec.distill import distill
-    except ImportError as exc:
-        raise ModelUnavailable(
-            f"minilm-static needs model2vec's distill extra to build its cache ({exc}); install it with "
-            "pip install 'model2vec[distill]', or copy a distilled model into "
-            f"{target} from a machine that has it",
-            model="minilm-static",
-        ) from exc
+    """Distil in a child process pinned to one thread, then rename the result into ``target``.
+
+    The distilled weights are float16, so a last-bit difference in the float32 pass flips some of
+    them, and the fingerprint (a digest of the files) with it. A fresh process with one BLAS and one
+    torch thread makes the result depend on the machine only, not on what the calling process has
+    set (thread pools, per-thread OpenMP settings), and it frees the transformer's memory at exit.
+    """
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    one_thread = {
+        name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TQDM_DISABLE")
+    }
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = {
+        **os.environ,
+        **one_thread,
+        "PYTHONPATH": os.pathsep.join([package_root, os.environ.get("PYTHONPATH", "")]),
+    }
+    code = "import sys; from embedswitch.models.model2vec import distill_here; distill_here(*sys.argv[1:])"
     try:
-        distill(model_name=str(source), pca_dims=pca_dims, device="cpu").save_pretrained(staging)
+        child = subprocess.run(
+            [sys.executable, "-c", code, str(source), str(pca_dims), str(staging)],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        if child.returncode == _NO_DISTILL_EXTRA:
+            raise ModelUnavailable(
+                f"minilm-static needs model2vec's distill extra to build its cache ({child.stderr.strip()}); "
+                "install it with pip install 'model2vec[distill]', or copy a distilled model into "
+                f"{target} from a machine that has it",
+                model="minilm-static",
+            )
+        if child.returncode != 0:
+            raise ModelUnavailable(
+                f"distilling minilm-static failed: {child.stderr.strip()[-2000:]}", model="minilm-static"
+            )
         os.rename(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+_NO_DISTILL_EXTRA = 3
+
+
+def distill_here(source: str, pca_dims: str, staging: str) -> None:
+    """The child process's side of ``_distill_into``: distil ``source`` and save it into ``staging``."""
+    force_offline()
+    try:
+        import torch
+        from model2vec.distill import distill
+    except ImportError as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(_NO_DISTILL_EXTRA)
+    torch.set_num_threads(1)
+    distill(model_name=source, pca_dims=int(pca_dims), device="cpu").save_pretrained(staging)
 
 
 def _checked(text: str) -> str:

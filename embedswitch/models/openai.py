@@ -47,6 +47,7 @@ class OpenAIModel:
 
     embeds_text = True
     normalized = True
+    batches_queries = True
 
     def __init__(
         self,

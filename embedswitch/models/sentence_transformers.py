@@ -40,6 +40,7 @@ class SentenceTransformerModel:
 
     embeds_text = True
     normalized = True
+    batches_queries = True
 
     def __init__(
         self,

@@ -1,4 +1,9 @@
-"""Process-wide settings of the model libraries: offline mode and torch's thread pool."""
+"""Process-wide settings of the numeric libraries: offline mode, torch's and BLAS's thread pools.
+
+Serving runs many short calls side by side (request threads, applier and backfill encoders), so
+each call should use one core: a BLAS or torch pool per call makes concurrent calls fight over the
+same cores (measured: ``OPENBLAS_NUM_THREADS=1`` alone gave 1.8-4.8x the QPS at 8 clients).
+"""
 
 from __future__ import annotations
 
@@ -35,3 +40,11 @@ def apply_torch_threads() -> None:
         import torch
 
         torch.set_num_threads(_torch_threads)
+
+
+def set_blas_threads(threads: int | None) -> None:
+    """Threads of every BLAS call in this process (threadpoolctl; None: BLAS's default)."""
+    if threads is not None:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=threads, user_api="blas")

@@ -271,6 +271,11 @@ class ControlStore(Protocol):
         """Newest first."""
         ...
 
+    def prune_events(self, collection: str, keep: int, before: float) -> int:
+        """Drop the collection's events beyond the newest ``keep`` and those older than ``before``
+        (a unix time); returns how many were dropped."""
+        ...
+
     def add_rollout(
         self, collection: str, spec: dict[str, Any], state: dict[str, Any], status: str
     ) -> RolloutRow:
@@ -290,5 +295,9 @@ class ControlStore(Protocol):
 
 class Store(RecordStore, ControlStore, Protocol):
     """One backend's durable state: both halves of the seam."""
+
+    def compact(self) -> None:
+        """Give back disk the backend no longer needs (SQLite: truncate the write-ahead log)."""
+        ...
 
     def close(self) -> None: ...

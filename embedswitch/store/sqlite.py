@@ -133,6 +133,9 @@ class SqliteStore:
 
     # -- connections -------------------------------------------------------------------------
 
+    def compact(self) -> None:
+        self._connections.truncate_wal()
+
     def close(self) -> None:
         self._connections.close()
 
@@ -549,6 +552,14 @@ class SqliteStore:
                 "UPDATE rollouts SET state=?, status=?, updated_at=? WHERE collection=? AND id=?",
                 (json.dumps(state), status, time.time(), collection, id),
             )
+
+    def prune_events(self, collection: str, keep: int, before: float) -> int:
+        with self._tx() as db:
+            return db.execute(
+                "DELETE FROM events WHERE collection=? AND (at<? OR id<=(SELECT id FROM events "
+                "WHERE collection=? ORDER BY id DESC LIMIT 1 OFFSET ?))",
+                (collection, before, collection, keep),
+            ).rowcount
 
     def rollouts(self, collection: str, limit: int = 100) -> list[RolloutRow]:
         rows = self._db().execute(

@@ -531,6 +531,25 @@ def test_events_newest_first_by_version_with_limit(store: Store) -> None:
     assert newest.id > middle.id > oldest.id and newest.at >= middle.at >= oldest.at > 0
 
 
+def test_prune_events_keeps_the_newest_within_the_retention(store: Store) -> None:
+    make(store)
+    make(store, "other")
+    for n in range(10):
+        store.add_event("c", "v1", "step", {"n": n})
+    store.add_event("other", None, "created", {})
+    assert store.prune_events("c", keep=4, before=0.0) == 6
+    assert [e.detail["n"] for e in store.events("c")] == [9, 8, 7, 6]
+    assert store.prune_events("c", keep=100, before=time.time() + 1) == 4  # all older than "before"
+    assert store.events("c") == [] and len(store.events("other")) >= 1
+
+
+def test_compact_keeps_everything(store: Store) -> None:
+    make(store)
+    store.write("c", [Rec("doc", "a", "alpha")], [])
+    store.compact()
+    assert store.get_records("c", [("doc", "a")])[("doc", "a")].text == "alpha"
+
+
 def test_rollouts_ids_save_and_newest_first(store: Store) -> None:
     make(store)
     make(store, "other")

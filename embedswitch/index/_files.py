@@ -64,12 +64,13 @@ def stored_type(directory: Path) -> str | None:
 
 
 def disk_bytes(directory: Path) -> int:
-    """Bytes of the files of the live checkpoint in ``directory`` (0 before the first one)."""
+    """Bytes of the live checkpoint's files in ``directory`` and of ``CURRENT`` (0 before the first)."""
     current = read_current(directory)
     if current is None:
         return 0
     with os.scandir(Path(directory) / current) as entries:
-        return sum(entry.stat().st_size for entry in entries if entry.is_file())
+        files = sum(entry.stat().st_size for entry in entries if entry.is_file())
+    return files + (Path(directory) / CURRENT).stat().st_size
 
 
 def check_meta(disk: dict[str, Any], meta: IndexMeta, index_type: str, directory: Path) -> None:

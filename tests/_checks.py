@@ -8,7 +8,6 @@ import numpy as np
 
 from embedswitch import Engine
 
-
 PRECISION_ATOL = {"f32": 1e-4, "f16": 2e-3, "i8": 3e-2}
 """How far a stored number may be from the model's, by the index's precision (unit vectors)."""
 

@@ -14,8 +14,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import httpx
-import pytest
 import numpy as np
+import pytest
 from _checks import assert_end_state
 from conftest import ServerThread
 

@@ -25,5 +25,6 @@ BENCHMARKS = (
     "soak",
     "serving",
     "index",
+    "index_memory",
 )
 """In the order the runner runs them; ``index`` is ``bench/bench_index.py``."""

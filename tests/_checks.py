@@ -13,7 +13,8 @@ PRECISION_ATOL = {"f32": 1e-4, "f16": 2e-3, "i8": 3e-2}
 
 
 def assert_end_state(engine: Engine, collection: str, min_recall: float = 0.95) -> dict[str, int]:
-    """Every version's indexes hold exactly the live records, each embedded from its latest text.
+    """Every version's indexes hold exactly the live records, each embedded from its latest text
+    (a version of model "none": exactly those with a vector, each holding its latest vector).
 
     A reduced-precision index (``precision`` f16 or i8) holds rounded vectors: each must be within
     its precision of the model's, and searching the model's vectors must find their own record in
@@ -21,8 +22,11 @@ def assert_end_state(engine: Engine, collection: str, min_recall: float = 0.95) 
     target = engine.collection(collection)
     head = target.head_seq()
     live: dict[str, dict[str, str]] = {}
+    own: dict[str, dict[str, bytes]] = {}  # the records' own vectors, for versions of model "none"
     for record in engine.store.scan_records(collection, head, None, 10**9):
         live.setdefault(record.kind, {})[record.id] = record.text
+        if record.vector is not None:
+            own.setdefault(record.kind, {})[record.id] = record.vector
     checked = {}
     for name, version in target.versions.items():
         assert version.wait_applied(head, 60), f"{name} did not catch up with seq {head}"
@@ -31,7 +35,7 @@ def assert_end_state(engine: Engine, collection: str, min_recall: float = 0.95) 
             _assert_derived_users(engine, collection, name)
             kinds.discard("user")
         for kind in kinds:
-            expected = live.get(kind, {})
+            expected = (own if version.takes_vectors else live).get(kind, {})
             index = version.index(kind)
             ids = set(index.ids()) if index is not None else set()
             if not version.embeds_text:  # loaded vectors: never a deleted record, never a new one
@@ -47,7 +51,10 @@ def assert_end_state(engine: Engine, collection: str, min_recall: float = 0.95) 
                 continue
             order = sorted(expected)
             stored = index.get(order)
-            want = version.model.encode([expected[i] for i in order], purpose="document")
+            if version.takes_vectors:  # the record's own vector, as the version normalises it
+                want = version.own_vectors([own[kind][i] for i in order])
+            else:
+                want = version.model.encode([live[kind][i] for i in order], purpose="document")
             got = np.stack([stored[i] for i in order])
             atol = PRECISION_ATOL[getattr(index, "precision", "f32")]
             stale = [order[r] for r in np.where(np.abs(got - want).max(axis=1) > atol)[0]]

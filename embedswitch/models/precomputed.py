@@ -12,13 +12,11 @@ from .specs import NoneSpec
 
 
 class PrecomputedModel:
-    """A version of this model holds the vectors its records carry (``takes_record_vectors``), as
+    """A version of this model holds the vectors its records carry (``Version.takes_vectors``), as
     they are or scaled to unit length (``normalized``). It embeds no documents; queries only through
     the optional ``query`` model, whose dimension must be ``dim``."""
 
-    derives_users = False
     embeds_text = False
-    takes_record_vectors = True
 
     def __init__(self, spec: NoneSpec, query: EmbeddingModel | None) -> None:
         if query is not None and query.dim != spec.dim:
@@ -29,6 +27,7 @@ class PrecomputedModel:
             )
         self.spec, self.query, self.dim = spec, query, spec.dim
         self.normalized = spec.normalize
+        self.batches_queries = query.batches_queries if query is not None else False
         self.fingerprint = params_digest(
             "none", spec.dim, spec.normalize, query.fingerprint if query is not None else None
         )

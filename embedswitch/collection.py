@@ -101,8 +101,8 @@ class Collection:
                 self._check_record_vectors(version, records)
             elif version.embeds_text and any(r.text is None for r in records):
                 raise InvalidRequest(
-                    f"version {version.name!r} embeds each record's text; give every record a \"text\" "
-                    "(records with only a \"vector\" suit versions whose model is \"none\")",
+                    f'version {version.name!r} embeds each record\'s text; give every record a "text" '
+                    '(records with only a "vector" suit versions whose model is "none")',
                     collection=self.name,
                     version=version.name,
                 )
@@ -114,8 +114,8 @@ class Collection:
         missing = [r.id for r in records if r.vector is None]
         if missing:
             raise InvalidRequest(
-                f"version {version.name!r} (model \"none\") takes each record's own vector; records "
-                f"{', '.join(missing[:3])} have no \"vector\": [...] of {version.model.dim} numbers",
+                f'version {version.name!r} (model "none") takes each record\'s own vector; records '
+                f'{", ".join(missing[:3])} have no "vector": [...] of {version.model.dim} numbers',
                 collection=self.name,
                 version=version.name,
             )

@@ -114,14 +114,8 @@ class SqliteConfig(BaseModel):
 def _add_vector_columns(db: sqlite3.Connection) -> None:
     """Give a store written before records could bring vectors its ``vector`` columns."""
     for table in ("records", "log"):
-        columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
-        if "vector" not in columns:
+        if "vector" not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
             db.execute(f"ALTER TABLE {table} ADD COLUMN vector BLOB")
-
-
-def _vector_bytes(rec: NewRecord) -> bytes | None:
-    vector = rec.vector
-    return None if vector is None else np.asarray(vector, dtype=np.float32).tobytes()
 
 
 class SqliteStore:
@@ -234,7 +228,8 @@ class SqliteStore:
             changed = 0
             for rec in upserts:
                 fields = json.dumps(dict(rec.fields), separators=(",", ":"), sort_keys=True)
-                text, vector = rec.text or "", _vector_bytes(rec)
+                text = rec.text or ""
+                vector = None if rec.vector is None else np.asarray(rec.vector, np.float32).tobytes()
                 old = db.execute(
                     "SELECT text, fields, vector FROM records WHERE collection=? AND kind=? AND id=?",
                     (collection, rec.kind, rec.id),
@@ -408,8 +403,7 @@ class SqliteStore:
 
     def read_log(self, collection: str, after: int, limit: int) -> list[Change]:
         rows = self._db().execute(
-            "SELECT seq, op, kind, id, text, vector FROM log WHERE collection=? AND seq>? ORDER BY seq "
-            "LIMIT ?",
+            "SELECT seq,op,kind,id,text,vector FROM log WHERE collection=? AND seq>? ORDER BY seq LIMIT ?",
             (collection, after, limit),
         )
         return [Change(*row) for row in rows]

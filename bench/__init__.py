@@ -26,5 +26,6 @@ BENCHMARKS = (
     "serving",
     "auth",
     "index",
+    "index_memory",
 )
 """In the order the runner runs them; ``index`` is ``bench/bench_index.py``."""

@@ -225,7 +225,7 @@ class Embedswitch:
         return None
 
     def nbytes(self) -> int:
-        return self.index.nbytes()
+        return self.index.memory_bytes()
 
     def version(self) -> str:
         from importlib.metadata import PackageNotFoundError, version

@@ -36,13 +36,17 @@ class AppliedVersion(Protocol):
     collection: str
     name: str
     derives_users: bool
+    takes_vectors: bool
+    """Records bring their own vectors (model "none"): ``own_vectors`` turns them into the index's."""
 
     @property
     def applied_seq(self) -> int: ...
 
     def embeds(self, kind: str) -> bool:
-        """Whether records of ``kind`` get their vector from their text."""
+        """Whether records of ``kind`` get their vector from their text (or bring it)."""
         ...
+
+    def own_vectors(self, blobs: Sequence[bytes]) -> np.ndarray: ...
 
     def users_live(self) -> bool:
         """Whether derived user vectors follow the stream yet (not while items backfill)."""
@@ -148,7 +152,12 @@ class Applier:
         for kind, group in by_kind.items():
             ups = [c for c in group if c.op == "upsert"]
             dels = [c for c in group if c.op == "delete"]
-            if ups:
+            if ups and target.takes_vectors:  # the records' own vectors; one without has none now
+                dels += [c for c in ups if c.vector is None]
+                ups = [c for c in ups if c.vector is not None]
+                vectors = target.own_vectors([c.vector for c in ups if c.vector is not None])
+                target.write(kind, [c.id for c in ups], vectors, [c.seq for c in ups])
+            elif ups:
                 vectors = self._encode([c.text or "" for c in ups])
                 target.write(kind, [c.id for c in ups], vectors, [c.seq for c in ups])
             if dels:

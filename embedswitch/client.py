@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -138,11 +139,14 @@ class Client:
         key: str | None = None,
         min_seq: int | None = None,
         like: dict[str, str] | None = None,
+        vector: Sequence[float] | None = None,
     ) -> SearchResult:
         request = {"text": text, "k": k, "kind": kind, "version": version, "key": key, "min_seq": min_seq}
         body: dict[str, Any] = {name: value for name, value in request.items() if value is not None}
         if like is not None:
             body["like"] = like
+        if vector is not None:
+            body["vector"] = list(vector)
         return SearchResult.model_validate(self._call("POST", f"/v1/collections/{collection}/search", body))
 
     def recommend(

@@ -14,8 +14,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
-
 from ._errors import (
     Conflict,
     InvalidRequest,
@@ -28,7 +26,7 @@ from ._errors import (
     VersionNotFound,
     VersionNotReady,
 )
-from .models import l2_normalize, load_model, model_label, spec_to_dict
+from .models import load_model, model_label, spec_to_dict
 from .request_stats import RequestStats
 from .results import (
     CollectionInfo,
@@ -93,9 +91,35 @@ class Collection:
     # -- writes -----------------------------------------------------------------------------
 
     def upsert(self, records: Sequence[RecordIn]) -> WriteAck:
+        """Write the records to the change log (all or nothing): each must carry what every version
+        needs, a text for one that embeds text, a vector of its dimension for one whose model is
+        "none" (``check_vectors``)."""
+        with self._lock:
+            versions = list(self.versions.values())
+        for version in versions:
+            if version.takes_vectors:
+                self._check_record_vectors(version, records)
+            elif version.embeds_text and any(r.text is None for r in records):
+                raise InvalidRequest(
+                    f'version {version.name!r} embeds each record\'s text; give every record a "text" '
+                    '(records with only a "vector" suit versions whose model is "none")',
+                    collection=self.name,
+                    version=version.name,
+                )
         result = self.store.write(self.name, records, [])
         self.kinds.update(r.kind for r in records)
         return WriteAck(count=result.count, changed=result.changed, seq=result.seq)
+
+    def _check_record_vectors(self, version: Version, records: Sequence[RecordIn]) -> None:
+        missing = [r.id for r in records if r.vector is None]
+        if missing:
+            raise InvalidRequest(
+                f'version {version.name!r} (model "none") takes each record\'s own vector; records '
+                f'{", ".join(missing[:3])} have no "vector": [...] of {version.model.dim} numbers',
+                collection=self.name,
+                version=version.name,
+            )
+        version.check_vectors([r.vector for r in records if r.vector is not None], "record vectors")
 
     def delete(self, kind: str, id: str) -> DeleteAck:
         result = self.store.write(self.name, [], [(kind, id)])
@@ -140,6 +164,9 @@ class Collection:
                 exclude = {like.id} if like.kind == kind else None
                 query = pinned.vector(like.kind, like.id)
                 hits = pinned.search_vector(query, request.k, kind, self.kinds, exclude)
+            elif request.vector is not None:
+                query = pinned.check_vectors([request.vector], "the query vector")[0]
+                hits = pinned.search_vector(query, request.k, kind, self.kinds)
             else:
                 hits = pinned.search(request.text or "", request.k, kind, self.kinds)
             return SearchResult(
@@ -270,20 +297,7 @@ class Collection:
                 collection=self.name,
                 version=name,
             )
-        if any(len(row.vector) != version.model.dim for row in rows):
-            raise InvalidRequest(
-                f"version {name!r} has dimension {version.model.dim} (its model's); every vector must "
-                "have that many numbers",
-                collection=self.name,
-                version=name,
-            )
-        raw = np.asarray([row.vector for row in rows], dtype=np.float64)
-        if not (np.isfinite(raw).all() and np.abs(raw).max() < np.finfo(np.float32).max):
-            raise InvalidRequest(
-                "vectors contain NaN, infinity or values beyond float32", collection=self.name, version=name
-            )
-        if version.normalized and not np.linalg.norm(raw, axis=1).all():
-            raise InvalidRequest("a vector is all zeros; it can't be normalised", collection=self.name)
+        vectors = version.check_vectors([row.vector for row in rows], "vectors")
         keys = [(row.kind, row.id) for row in rows]
         if len(set(keys)) != len(keys):
             raise InvalidRequest(
@@ -300,9 +314,6 @@ class Collection:
                 collection=self.name,
                 version=name,
             )
-        vectors = raw.astype(np.float32)
-        if version.normalized:
-            vectors = l2_normalize(vectors)
         written = 0
         by_kind: dict[str, list[int]] = {}
         for i, row in enumerate(rows):
@@ -328,6 +339,7 @@ class Collection:
         version = self.get_version(name)
         spec = version.spec
         by_kind = version.records_by_kind()
+        usage = version.usage()
         progress = None
         training = version.training
         if training is not None and version.awaiting_vectors():
@@ -363,6 +375,9 @@ class Collection:
             weight=self.router.weights.get(name, 0),
             progress=progress,
             error=version.problem,
+            memory_bytes=sum(index.memory_bytes for index in usage.values()),
+            disk_bytes=sum(index.disk_bytes for index in usage.values()) + version.own_disk_bytes(),
+            indexes=usage,
         )
 
     def info(self) -> CollectionInfo:

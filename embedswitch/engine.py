@@ -281,14 +281,16 @@ class Engine:
         key: str | None = None,
         min_seq: int | None = None,
         like: dict[str, str] | None = None,
+        vector: Sequence[float] | None = None,
     ) -> SearchResult:
         """Embed ``text`` with one version's model (or take that version's vector of the record
-        ``like`` = ``{"kind", "id"}``) and search that version's index of ``kind``. The whole
-        request may come as a ``SearchRequest`` (or its dict) in place of ``text``."""
+        ``like`` = ``{"kind", "id"}``, or the query ``vector``) and search that version's index of
+        ``kind``. The whole request may come as a ``SearchRequest`` (or its dict) in place of ``text``."""
         if isinstance(text, SearchRequest | Mapping):
             request = parse(SearchRequest, text)
         else:
-            fields = {"text": text, "like": like, "k": k, "kind": kind, "version": version}
+            query = {"text": text, "like": like, "vector": list(vector) if vector is not None else None}
+            fields = {**query, "k": k, "kind": kind, "version": version}
             request = parse(SearchRequest, {**fields, "key": key, "min_seq": min_seq})
         experiment = self._experiment(collection)
         with self._timed(collection, "search") as labels:
@@ -296,7 +298,8 @@ class Engine:
             labels["version"] = result.version
             if request.version is None:  # routed: recorded once, for the experiment and the query log
                 experiment.record("search", request.key, result)
-                self.query_log.record(collection, request, result.version)
+                if request.vector is None:  # the query log keeps texts and likes, not raw vectors
+                    self.query_log.record(collection, request, result.version)
             return result
 
     def recommend(

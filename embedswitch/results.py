@@ -49,6 +49,16 @@ class Progress(_Out):
     phase: Literal["training", "loading", "backfill"] = "backfill"
 
 
+class IndexUsage(_Out):
+    """One record kind's index in a version: what serves it and what it takes."""
+
+    type: str  # "exact", "hnsw" or "usearch" (an "auto" index reports what it is now)
+    precision: str  # "f32", or "f16"/"i8" for a reduced-precision index
+    vectors: int
+    memory_bytes: int  # allocated for the vectors, the search structure and the id bookkeeping
+    disk_bytes: int  # its last checkpoint
+
+
 class VersionInfo(_Out):
     name: str
     model: dict[str, Any]
@@ -66,6 +76,9 @@ class VersionInfo(_Out):
     weight: int
     progress: Progress | None = None
     error: str | None = None  # the applier's or backfill's last error while it retries
+    memory_bytes: int = 0  # every index of the version
+    disk_bytes: int = 0  # their checkpoints and the version's other files
+    indexes: dict[str, IndexUsage] = {}  # by record kind
 
 
 class CollectionInfo(_Out):

@@ -50,13 +50,22 @@ def check_text(text: str) -> str:
     return text
 
 
+MAX_DIM = 65_536
+
+Vector = Annotated[list[float], Field(min_length=1, max_length=MAX_DIM)]
+
+
 class RecordIn(_Strict):
-    """One record to upsert. ``(kind, id)`` identifies it within a collection."""
+    """One record to upsert. ``(kind, id)`` identifies it within a collection.
+
+    ``text`` is what text models embed; ``vector`` is the record's own vector, stored with it in
+    the change log, for versions whose model is ``"none"``. A record has one or both."""
 
     id: RecordId
-    text: str
+    text: str | None = None
     kind: Kind = "doc"
     fields: dict[str, Any] = Field(default_factory=dict)
+    vector: Vector | None = None
 
     @field_validator("id")
     @classmethod
@@ -67,8 +76,14 @@ class RecordIn(_Strict):
 
     @field_validator("text")
     @classmethod
-    def _text(cls, value: str) -> str:
-        return check_text(value)
+    def _text(cls, value: str | None) -> str | None:
+        return None if value is None else check_text(value)
+
+    @model_validator(mode="after")
+    def _text_or_vector(self) -> RecordIn:
+        if self.text is None and self.vector is None:
+            raise ValueError('give the record a "text" to embed or its own "vector" (or both)')
+        return self
 
     @field_validator("fields")
     @classmethod
@@ -145,10 +160,12 @@ class Like(_Strict):
 
 
 class SearchRequest(_Strict):
-    """Exactly one of ``text`` (embedded by the pinned version's model) or ``like``."""
+    """Exactly one of ``text`` (embedded by the pinned version's model), ``like`` or ``vector`` (a
+    query vector of the pinned version's dimension)."""
 
     text: str | None = None
     like: Like | None = None
+    vector: Vector | None = None
     k: Annotated[int, Field(ge=1, le=MAX_K)] = 10
     kind: Kind = "doc"
     version: Name | None = None
@@ -162,8 +179,10 @@ class SearchRequest(_Strict):
 
     @model_validator(mode="after")
     def _one_query(self) -> SearchRequest:
-        if (self.text is None) == (self.like is None):
-            raise ValueError('give exactly one of "text" or "like": {"kind": ..., "id": ...}')
+        if sum(query is not None for query in (self.text, self.like, self.vector)) != 1:
+            raise ValueError(
+                'give exactly one of "text", "like": {"kind": ..., "id": ...} or "vector": [...]'
+            )
         return self
 
 
@@ -201,7 +220,7 @@ class RecommendRequest(_Strict):
 class VectorRow(_Strict):
     id: RecordId
     kind: Kind = "doc"
-    vector: list[float] = Field(min_length=1, max_length=65_536)
+    vector: Vector
 
 
 class VectorBatch(_Strict):

@@ -23,13 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ._errors import RecordNotFound, UnknownKind
+from ._errors import InvalidRequest, RecordNotFound, UnknownKind
 from .applier import Applier
 from .backfill import Backfill, BackfillConfig, EmbedStep, ThreadExecutor
 from .index import IndexMeta, VectorIndex, open_index
 from .index.base import Hit
-from .models import AlsSpec, UserModel, load_model
+from .models import AlsSpec, NoneSpec, UserModel, l2_normalize, load_model
 from .models.batching import QueryBatcher
+from .results import IndexUsage
 from .specs import VersionSpec
 from .store.base import Store, VersionRow
 from .training import Training
@@ -73,6 +74,8 @@ class Version:
         )
         self.derives_users = self.user_model is not None
         self.embeds_text = self.model.embeds_text
+        self.takes_vectors = isinstance(spec.model, NoneSpec)
+        """Records bring their vectors (model "none"): the applier and backfill use them."""
         self.normalized = self.model.normalized
         self._gram: np.ndarray | None = None
         self._queries: QueryBatcher | None = None
@@ -105,6 +108,7 @@ class Version:
                 ),
                 bf,
                 self._finish_backfill,
+                self.own_vectors if self.takes_vectors else None,
             )
         self.training: Training | None = None
         model_spec = spec.model
@@ -144,8 +148,32 @@ class Version:
             return {kind: len(index) for kind, index in sorted(self._indexes.items())}
 
     def nbytes(self) -> int:
+        """Memory held by this version's indexes."""
         with self._lock:
-            return sum(index.nbytes() for index in self._indexes.values())
+            return sum(index.memory_bytes() for index in self._indexes.values())
+
+    def usage(self) -> dict[str, IndexUsage]:
+        """Per record kind: the index's type, precision, vectors, memory and checkpoint size."""
+        with self._lock:
+            indexes = sorted(self._indexes.items())
+        return {
+            kind: IndexUsage(
+                type=index.index_type,
+                precision=index.precision,
+                vectors=len(index),
+                memory_bytes=index.memory_bytes(),
+                disk_bytes=index.disk_bytes(),
+            )
+            for kind, index in indexes
+        }
+
+    def own_disk_bytes(self) -> int:
+        """Bytes of the version's files beside its indexes (a trained model's ``item_gram.npy``)."""
+        try:
+            with os.scandir(self.root) as entries:
+                return sum(entry.stat().st_size for entry in entries if entry.is_file())
+        except FileNotFoundError:  # retired meanwhile
+            return 0
 
     # -- the sink: the only way vectors get in ------------------------------------------------
 
@@ -171,7 +199,30 @@ class Version:
     def embeds(self, kind: str) -> bool:
         """Whether records of ``kind`` get their vector from their text: not derived users, and
         nothing for a model that embeds no text (its item vectors are loaded)."""
-        return self.embeds_text and not (self.derives_users and kind == "user")
+        return (self.embeds_text or self.takes_vectors) and not (self.derives_users and kind == "user")
+
+    def check_vectors(self, values: Sequence[Sequence[float]], what: str) -> np.ndarray:
+        """``values`` as this version's float32 vectors (unit length if its model normalises), or
+        ``InvalidRequest`` naming what is wrong with them (``what``: "vectors", "the query vector")."""
+        where = {"collection": self.collection, "version": self.name}
+        dim = self.model.dim
+        if any(len(v) != dim for v in values):
+            raise InvalidRequest(
+                f"version {self.name!r} has dimension {dim}; {what} must have {dim} numbers each", **where
+            )
+        raw = np.asarray(values, dtype=np.float64).reshape(len(values), dim)
+        if not (np.isfinite(raw).all() and np.abs(raw).max(initial=0) < np.finfo(np.float32).max):
+            raise InvalidRequest(f"{what} contain NaN, infinity or values beyond float32", **where)
+        if self.normalized and not np.linalg.norm(raw, axis=1).all():
+            raise InvalidRequest(f"{what}: a vector is all zeros; it can't be normalised", **where)
+        vectors = raw.astype(np.float32)
+        return l2_normalize(vectors) if self.normalized else vectors
+
+    def own_vectors(self, blobs: Sequence[bytes]) -> np.ndarray:
+        """Records' own vectors (float32 bytes, as stored), unit length if the model normalises."""
+        dim = self.model.dim
+        vectors = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), dim)
+        return l2_normalize(vectors) if self.normalized else vectors.copy()
 
     def mark_applied(self, seq: int) -> None:
         self.applied_seq = seq

@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from embedswitch import Engine
 
+PRECISION_ATOL = {"f32": 1e-4, "f16": 2e-3, "i8": 3e-2}
+"""How far a stored number may be from the model's, by the index's precision (unit vectors)."""
 
-def assert_end_state(engine: Engine, collection: str) -> dict[str, int]:
-    """Every version's indexes hold exactly the live records, each embedded from its latest text."""
+
+def assert_end_state(engine: Engine, collection: str, min_recall: float = 0.95) -> dict[str, int]:
+    """Every version's indexes hold exactly the live records, each embedded from its latest text
+    (a version of model "none": exactly those with a vector, each holding its latest vector).
+
+    A reduced-precision index (``precision`` f16 or i8) holds rounded vectors: each must be within
+    its precision of the model's, and searching the model's vectors must find their own record in
+    the top 10 for at least ``min_recall`` of them (the rounding must not lose records)."""
     target = engine.collection(collection)
     head = target.head_seq()
     live: dict[str, dict[str, str]] = {}
+    own: dict[str, dict[str, bytes]] = {}  # the records' own vectors, for versions of model "none"
     for record in engine.store.scan_records(collection, head, None, 10**9):
         live.setdefault(record.kind, {})[record.id] = record.text
+        if record.vector is not None:
+            own.setdefault(record.kind, {})[record.id] = record.vector
     checked = {}
     for name, version in target.versions.items():
         assert version.wait_applied(head, 60), f"{name} did not catch up with seq {head}"
@@ -22,7 +35,7 @@ def assert_end_state(engine: Engine, collection: str) -> dict[str, int]:
             _assert_derived_users(engine, collection, name)
             kinds.discard("user")
         for kind in kinds:
-            expected = live.get(kind, {})
+            expected = (own if version.takes_vectors else live).get(kind, {})
             index = version.index(kind)
             ids = set(index.ids()) if index is not None else set()
             if not version.embeds_text:  # loaded vectors: never a deleted record, never a new one
@@ -38,12 +51,28 @@ def assert_end_state(engine: Engine, collection: str) -> dict[str, int]:
                 continue
             order = sorted(expected)
             stored = index.get(order)
-            want = version.model.encode([expected[i] for i in order], purpose="document")
+            if version.takes_vectors:  # the record's own vector, as the version normalises it
+                want = version.own_vectors([own[kind][i] for i in order])
+            else:
+                want = version.model.encode([live[kind][i] for i in order], purpose="document")
             got = np.stack([stored[i] for i in order])
-            stale = [order[r] for r in np.where(np.abs(got - want).max(axis=1) > 1e-4)[0]]
+            atol = PRECISION_ATOL[getattr(index, "precision", "f32")]
+            stale = [order[r] for r in np.where(np.abs(got - want).max(axis=1) > atol)[0]]
             assert not stale, f"{name}/{kind}: {len(stale)} vectors are not of the latest text: {stale[:5]}"
+            if atol > PRECISION_ATOL["f32"]:
+                _assert_recall(index, order, want, min_recall, f"{name}/{kind}")
         checked[name] = sum(len(v) for v in live.values())
     return checked
+
+
+def _assert_recall(index: Any, order: list[str], want: np.ndarray, min_recall: float, where: str) -> None:
+    """Each record's model vector finds that record in the top 10 for ``min_recall`` of them."""
+    hits = index.search(want.astype(np.float32), 10)
+    found = sum(id_ in {hit[0] for hit in row} for id_, row in zip(order, hits, strict=True))
+    assert found >= min_recall * len(order), (
+        f"{where}: only {found} of {len(order)} records are in the top 10 for their own vector "
+        f"(recall {found / len(order):.3f} < {min_recall})"
+    )
 
 
 def _assert_derived_users(engine: Engine, collection: str, name: str) -> None:

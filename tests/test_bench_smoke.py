@@ -73,6 +73,23 @@ def test_quick_ingest_backfill_and_index(tmp_path: Path) -> None:
     assert index["report"]["params"]["n"] == 2000
 
 
+def test_quick_index_memory(tmp_path: Path) -> None:
+    done = run_bench("--quick", "--only", "index_memory", "--results", str(tmp_path))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = load(tmp_path, "index_memory")
+    table = {row["case"]: row for row in rows(report, "memory, recall and load per version")}
+    assert list(table) == [
+        "hnswlib (raw)",
+        "embedswitch hnsw",
+        "embedswitch usearch f16",
+        "embedswitch usearch i8",
+    ]
+    for row in table.values():
+        assert row["memory_bytes_rss"] > 0 and row["load_s"] > 0 and 0 < row["recall_at_10"] <= 1
+    assert table["hnswlib (raw)"]["memory / raw"] == 1.0
+    assert "embedswitch hnsw load speed / raw" in report["summary"]
+
+
 @needs_scifact
 @pytest.mark.slow
 def test_quick_search_latency_and_quality(tmp_path: Path) -> None:

@@ -134,6 +134,13 @@ def test_search(docs: Client) -> None:
     assert docs.search("docs", "cats", min_seq=0).hits
 
 
+def test_search_by_vector(client: Client) -> None:
+    client.create_collection("vecs", {"name": "v1", "model": {"type": "none", "dim": 3}})
+    ack = client.upsert("vecs", [{"id": "a", "vector": [1, 0, 0]}, {"id": "b", "vector": [0, 1, 0]}])
+    result = client.search("vecs", vector=[0.1, 0.9, 0.0], k=1, min_seq=ack.seq)
+    assert [hit.id for hit in result.hits] == ["b"]
+
+
 def test_versions_traffic_and_events(docs: Client) -> None:
     added = docs.add_version("docs", V2)
     assert isinstance(added, VersionInfo)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import httpx
 import numpy as np
+import pytest
 from _checks import assert_end_state
 from conftest import ServerThread
 
@@ -206,3 +207,31 @@ def _check_scores(answers: list[Answer], history: dict[str, set[str]]) -> None:
             )
             checked += 1
     assert checked > 500
+
+
+@pytest.mark.parametrize("precision", ["f16", "i8"])
+def test_reduced_precision_version_rolls_out_and_passes_the_end_state_check(
+    engine: Engine, precision: str
+) -> None:
+    """A usearch version at reduced precision backfills under writes, is promoted, and passes the
+    end-state check with its recall bound; the same check fails once its vectors go wrong."""
+    docs = [{"id": f"d{i:03}", "text": f"{WORDS[i % len(WORDS)]} document {i}"} for i in range(400)]
+    engine.create_collection("c", {"name": "v1", "model": SPECS["v1"]})
+    engine.upsert("c", docs[:300])
+    index = {"type": "usearch", "precision": precision}
+    engine.add_version("c", {"name": "v2", "model": SPECS["v2"], "index": index})
+    engine.upsert("c", docs[300:])  # streamed while v2 backfills
+    engine.delete("c", "d007")
+    engine.wait_ready("c", "v2", 60)
+    engine.promote("c", "v2")
+    engine.retire("c", "v1")
+    v2 = engine.collection("c").get_version("v2")
+    assert v2.index("doc").precision == precision  # type: ignore[union-attr]
+    assert assert_end_state(engine, "c") == {"v2": 399}
+
+    stored = v2.index("doc")
+    assert stored is not None
+    wrong = np.roll(stored.get(["d001"])["d001"], 1)[None, :]  # not d001's text's vector any more
+    stored.upsert(["d001"], wrong, [10**6])
+    with pytest.raises(AssertionError, match="not of the latest text"):
+        assert_end_state(engine, "c")

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from _checks import assert_end_state
 
-from embedswitch import Conflict, Engine, InvalidRequest, RecordNotFound, VersionNotReady
+from embedswitch import (
+    Conflict,
+    Engine,
+    EngineConfig,
+    InvalidRequest,
+    RecordNotFound,
+    TextNotSupported,
+    VersionNotReady,
+)
 from embedswitch.models import load_model, parse_model_spec
 
 QUERY_MODEL = {"type": "hashing", "seed": 5}
@@ -61,3 +71,86 @@ def test_vector_load_errors_change_nothing(engine: Engine) -> None:
         engine.put_vectors("c", "v2", [good])
     engine.wait_ready("c", "v2", 30)
     assert_end_state(engine, "c")
+
+
+# --- collections of vectors alone: model "none" ---------------------------------------------------
+
+NONE = {"type": "none", "dim": 8}
+
+
+def _vector_records(n: int, seed: int = 0, start: int = 0) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    return [{"id": f"r{start + i}", "vector": rng.standard_normal(8).tolist()} for i in range(n)]
+
+
+def _unit(values: list[float]) -> np.ndarray:
+    v = np.asarray(values, dtype=np.float32)
+    return v / np.linalg.norm(v)
+
+
+def test_a_collection_of_vectors_alone_serves_vector_and_like_queries(engine: Engine) -> None:
+    engine.create_collection("c", {"name": "v1", "model": NONE})
+    records = _vector_records(50)
+    ack = engine.upsert("c", records)
+    result = engine.search("c", vector=records[7]["vector"], k=3, min_seq=ack.seq)
+    assert result.hits[0].id == "r7" and result.hits[0].score == pytest.approx(1.0, abs=1e-5)
+    liked = engine.search("c", like={"kind": "doc", "id": "r7"}, k=3)
+    assert "r7" not in [h.id for h in liked.hits] and len(liked.hits) == 3
+    stored = engine.collection("c").get_version("v1").index("doc").get(["r3"])["r3"]
+    np.testing.assert_allclose(stored, _unit(records[3]["vector"]), atol=1e-6)
+    with pytest.raises(TextNotSupported, match='"vector": \\[...\\]'):
+        engine.search("c", "some text")
+    assert_end_state(engine, "c")
+
+
+def test_record_vectors_replay_after_a_restart_and_backfill_a_second_version(tmp_path: Path) -> None:
+    """A vector is durable in the change log: a restart replays it, and a version added later (at
+    reduced precision, vectors kept as they are) backfills from the stored vectors."""
+    config = EngineConfig(checkpoint_interval_s=3600)  # no checkpoint: the restart replays the log
+    with Engine.open(tmp_path, config) as engine:
+        engine.create_collection("c", {"name": "v1", "model": NONE})
+        engine.upsert("c", _vector_records(200))
+        engine.upsert("c", _vector_records(10, seed=1))  # r0..r9 get new vectors
+        engine.delete("c", "r42")
+    with Engine.open(tmp_path, config) as engine:
+        spec = {"name": "v2", "model": {**NONE, "normalize": False}, "index": {"type": "usearch"}}
+        engine.add_version("c", spec)
+        engine.upsert("c", _vector_records(5, seed=2, start=300))  # streamed during the backfill
+        engine.wait_ready("c", "v2", 60)
+        assert assert_end_state(engine, "c") == {"v1": 204, "v2": 204}
+        v2 = engine.collection("c").get_version("v2").index("doc").get(["r0"])["r0"]
+        np.testing.assert_allclose(v2, _vector_records(1, seed=1)[0]["vector"], atol=1e-2)
+
+
+def test_bad_vector_records_are_rejected_and_change_nothing(engine: Engine) -> None:
+    engine.create_collection("c", {"name": "v1", "model": NONE})
+    engine.upsert("c", _vector_records(3))
+    head = engine.collection("c").head_seq()
+    bad = [
+        ([{"id": "x", "vector": [1.0] * 7}], "dimension 8"),
+        ([{"id": "x", "vector": [0.0] * 8}], "all zeros"),
+        ([{"id": "x", "vector": [float("nan")] * 8}], "NaN"),
+        ([*_vector_records(1, start=9), {"id": "y", "text": "only text"}], 'no "vector"'),
+    ]
+    for records, message in bad:
+        with pytest.raises(InvalidRequest, match=message):
+            engine.upsert("c", records)
+    assert engine.collection("c").head_seq() == head
+    with pytest.raises(InvalidRequest, match="dimension 8"):
+        engine.search("c", vector=[1.0, 2.0])
+    engine.add_version("c", {"name": "text", "model": "hashing"})
+    with pytest.raises(InvalidRequest, match='give every record a "text"'):
+        engine.upsert("c", _vector_records(1, start=20))
+    assert engine.collection("c").head_seq() == head
+
+
+def test_a_query_model_embeds_text_queries_for_a_vectors_version(engine: Engine) -> None:
+    query = {"type": "hashing", "dim": 8, "seed": 3}
+    engine.create_collection("c", {"name": "v1", "model": {**NONE, "query": query}})
+    model = load_model(parse_model_spec(query))
+    texts = [f"record about topic {i}" for i in range(20)]
+    vectors = model.encode(texts)
+    ack = engine.upsert("c", [{"id": f"r{i}", "vector": v.tolist()} for i, v in enumerate(vectors)])
+    assert engine.search("c", texts[4], k=1, min_seq=ack.seq).hits[0].id == "r4"
+    with pytest.raises(InvalidRequest, match="makes 256-dim vectors"):
+        engine.add_version("c", {"name": "v2", "model": {**NONE, "query": "hashing"}})

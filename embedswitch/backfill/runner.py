@@ -37,7 +37,9 @@ class Backfill:
     """Runs one version's backfill in a background thread; resumable from ``state.cursor``.
 
     ``embeds(kind)`` says which records the version embeds from text; ``on_finish`` runs once the
-    snapshot is written (it must call ``mark_finished``).
+    snapshot is written (it must call ``mark_finished``). With ``own_vectors`` (a version whose
+    model is "none") the records' own vectors are written instead, through it, and records
+    without one are skipped.
     """
 
     def __init__(
@@ -52,6 +54,7 @@ class Backfill:
         executor: Callable[[], EmbedExecutor],
         config: BackfillConfig,
         on_finish: Callable[[], None],
+        own_vectors: Callable[[list[bytes]], np.ndarray] | None = None,
     ) -> None:
         self.collection = collection
         self.version = version
@@ -66,6 +69,7 @@ class Backfill:
         self._executor = executor
         self._config = config
         self._on_finish = on_finish
+        self._own_vectors = own_vectors
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._next_allowed = time.monotonic()
@@ -111,7 +115,7 @@ class Backfill:
             return None
         todo = []
         for record in records:
-            if not self._embeds(record.kind):
+            if not self._embeds(record.kind) or (self._own_vectors is not None and record.vector is None):
                 continue
             seen = self._sink.seq_of(record.kind, record.id)
             if seen is None or seen < record.seq:
@@ -151,7 +155,7 @@ class Backfill:
                     future = None
                     if batch.todo:
                         self._throttle(len(batch.todo))
-                        future = executor.submit(self._step, [r.text for r in batch.todo])
+                        future = self._vectors(executor, batch.todo)
                     pending.append((batch, future))
                 if not pending:
                     return True
@@ -164,6 +168,14 @@ class Backfill:
             for _, waiting in pending:
                 if waiting is not None:
                     waiting.cancel()
+
+    def _vectors(self, executor: EmbedExecutor, todo: list[Record]) -> Future[np.ndarray]:
+        """The page's vectors: embedded by the executor, or the records' own (already at hand)."""
+        if self._own_vectors is None:
+            return executor.submit(self._step, [r.text for r in todo])
+        done: Future[np.ndarray] = Future()
+        done.set_result(self._own_vectors([r.vector for r in todo if r.vector is not None]))
+        return done
 
     def _write(self, batch: _Batch, vectors: np.ndarray | None) -> None:
         by_kind: dict[str, list[int]] = {}

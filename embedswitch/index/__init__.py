@@ -6,7 +6,7 @@
 
 from embedswitch.index.base import IndexMeta, VectorIndex
 from embedswitch.index.registry import open_index
-from embedswitch.index.specs import AutoSpec, ExactSpec, HnswSpec, IndexSpec, index_spec
+from embedswitch.index.specs import AutoSpec, ExactSpec, HnswSpec, IndexSpec, UsearchSpec, index_spec
 
 __all__ = [
     "AutoSpec",
@@ -14,6 +14,7 @@ __all__ = [
     "HnswSpec",
     "IndexMeta",
     "IndexSpec",
+    "UsearchSpec",
     "VectorIndex",
     "index_spec",
     "open_index",

@@ -1,138 +1,146 @@
-"""The bookkeeping shared by the in-process indexes: ids, seq guards, locking and checkpoints.
+"""The in-process indexes' shared machinery: ids, seq guards, locking, rebuilds and checkpoints.
 
-A ``LocalIndex`` owns everything about an index except where its vectors live: the mapping from
-record ids to the integer keys its storage uses, the last seq applied per id, tombstones of
-deleted ids, one re-entrant lock around every read and write, and crash-safe checkpoints.
-Subclasses (``ExactIndex``, ``HnswIndex``) implement the ``_store_*`` hooks.
+A ``LocalIndex`` keeps its vectors in a ``Storage`` (``exact.py``, ``hnsw.py``, ``usearch.py``)
+under int64 keys, and everything else itself: the ``IdMap`` (record id <-> key, last seq per id,
+tombstones), the locks, background rebuilds and crash-safe checkpoints (``_files.py``).
 
-On disk, an index directory holds::
+**Concurrency.** Reads (``search``, ``get``, ``seq_of``, ...) share a readers-writer lock and take
+nothing else, so concurrent searches run side by side. Writers take the writers' mutex (one at a
+time), plan against the id map, and hold the lock exclusively only while they change the storage
+and the map, ``WRITE_CHUNK`` vectors at a time, so a search waits for one chunk at most. A read
+sees a chunk entirely or not at all; every read returns what some serial order of the chunks
+gives. What the storages rely on, each in its docstring: hnswlib's ``knn_query`` is safe only with
+other reads (``add_items``, ``mark_deleted`` and ``resize_index`` are not), the exact index's
+appends reallocate and its removes move rows, and usearch's writes resize its graph: so every
+storage write runs with reads excluded, and reads run with each other. ``checkpoint`` holds the
+writers' mutex only: searches go on while it writes.
 
-    CURRENT            names the live checkpoint, e.g. "ckpt-7"
-    ckpt-7/meta.json   what built the index (collection, version, kind, fingerprint, dim, type)
-    ckpt-7/state.json  live ids and tombstoned ids, in the order of the arrays below
-    ckpt-7/keys.npy    int64 storage key per live id
-    ckpt-7/seqs.npy    int64 last seq per live id
-    ckpt-7/tombstone_seqs.npy
-    ckpt-7/...         the subclass's vector files
-
-A checkpoint is written into a fresh directory, fsynced, and only then named by ``CURRENT``
-(replaced atomically), so a crash at any point leaves the previous checkpoint intact. Any other
-``ckpt-*`` directory is debris of an interrupted checkpoint and is removed on open.
+**Rebuilds.** Once removed vectors' slots (``Storage.dead_slots``) pass ``rebuild_deleted_ratio``
+of the live ones, or the id map's dead keys pass ``HOLES_PER_LIVE`` per live id, the next
+checkpoint starts a rebuild in a background thread: it snapshots ids, seqs and vectors (writes
+wait for the copy, searches do not), builds fresh storage under compact keys while the old one
+keeps serving and taking writes, then replays the writes made meanwhile onto it (the seq guards
+make the result identical) and swaps it in, with reads excluded for the swap only. The next
+checkpoint writes the rebuilt index; a crash before that reopens the old one, which rebuilds again.
+``AutoIndex`` converts exact storage to HNSW the same way. A rebuild costs a second copy of the
+index in memory while it runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
-import re
 import shutil
 import threading
-from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, cast
 
 import numpy as np
 
-from embedswitch._errors import EmbedswitchError, IndexMismatch, InvalidRequest, Unavailable
+from embedswitch._errors import InvalidRequest, Unavailable
+from embedswitch.index._files import (
+    check_meta,
+    disk_bytes,
+    fsync,
+    new_checkpoint_dir,
+    publish,
+    read_current,
+    read_meta,
+    remove_debris,
+    write_json,
+    write_npy,
+)
+from embedswitch.index._ids import IdMap
+from embedswitch.index._rwlock import RWLock
+from embedswitch.index._storage import Storage, threads_for
 from embedswitch.index.base import Hit, IndexMeta
 
 logger = logging.getLogger("embedswitch")
 
 LARGE_INDEX_WARNING = 5_000_000
 """Past this many vectors an in-process index logs, once, that a server index would serve better."""
-
-CURRENT = "CURRENT"
-_CKPT_RE = re.compile(r"^ckpt-(\d+)$")
+WRITE_CHUNK = 256
+"""Vectors a write changes per exclusive hold of the lock: what a search may wait for."""
+REBUILD_MIN = 1_000
+"""Dead slots or keys an index needs at least before it rebuilds (small indexes don't bother)."""
+HOLES_PER_LIVE = 4
+REBUILD_CHUNK = 4096
+"""Vectors a rebuild copies per hold of the writers' mutex."""
+REBUILD_THREADS = max(1, (os.cpu_count() or 2) // 2)
+"""Threads a background rebuild builds with: half the cores, the rest keep serving."""
 _STATE_FORMAT = 1
 _DTYPE = np.float32
 
-
-@dataclass
-class Snapshot:
-    """A consistent copy of an index's contents, used to rebuild it as another index type."""
-
-    ids: list[str]
-    keys: np.ndarray
-    seqs: np.ndarray
-    vectors: np.ndarray
-    tombstones: dict[str, int] = field(default_factory=dict)
-    next_key: int = 0
+_Replay = Callable[[IdMap, Storage], object]
+_ALONE = contextlib.nullcontext()
+"""The lock of storage no reader can see yet (a rebuild's)."""
 
 
-@dataclass
-class _Plan:
-    """The writes of one upsert call that pass the seq guard, split by whether the id is new."""
-
-    new_ids: list[str] = field(default_factory=list)
-    new_rows: list[int] = field(default_factory=list)
-    new_seqs: list[int] = field(default_factory=list)
-    old_ids: list[str] = field(default_factory=list)
-    old_rows: list[int] = field(default_factory=list)
-    old_seqs: list[int] = field(default_factory=list)
-
-
-class LocalIndex(ABC):
+class LocalIndex:
     """An in-process ``VectorIndex``; see ``embedswitch.index.base.VectorIndex`` for the promises.
 
-    Every public method holds the index's lock, so readers always see either all or none of a
-    write call. ``close`` does not checkpoint: call ``checkpoint`` first to keep recent writes.
+    ``close`` does not checkpoint: call ``checkpoint`` first to keep recent writes.
     """
 
-    index_type: ClassVar[str]
-
-    def __init__(self, directory: Path, meta: IndexMeta, *, snapshot: Snapshot | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        meta: IndexMeta,
+        storage: Storage,
+        *,
+        rebuild_deleted_ratio: float | None = None,
+    ) -> None:
         """Open the index stored in ``directory`` (created if missing) as of its last checkpoint.
 
-        With ``snapshot``, start from that content instead of the disk (used to convert an index
-        to another type in the same directory); the next ``checkpoint`` then writes it.
         Raises ``IndexMismatch`` when the checkpoint on disk was built with another meta or type.
         """
         self.meta = meta
         self.directory = Path(directory)
-        self._lock = threading.RLock()
-        self._key_of: dict[str, int] = {}
-        self._id_of: dict[int, str] = {}
-        self._seqs: dict[str, int] = {}
-        self._tombstones: dict[str, int] = {}
-        self._next_key = 0
+        self.rebuild_deleted_ratio = rebuild_deleted_ratio
+        self.rebuilds = 0
+        self.rebuild_error: str | None = None
+        self._rw = RWLock()
+        self._writer = threading.Lock()  # one writer, checkpoint or rebuild step at a time
+        self._map = IdMap()
+        self._storage = storage
         self._closed = False
         self._warned_large = False
-        self._store_reset()
+        self._pending: list[_Replay] | None = None  # writes to replay onto a rebuild, while one runs
+        self._rebuilder: threading.Thread | None = None
+        self._rebuilding = threading.Lock()  # one rebuild at a time
         self.directory.mkdir(parents=True, exist_ok=True)
-        current = self._read_current()
-        self._remove_debris(keep=current)
-        if snapshot is not None:
-            self._load_snapshot(snapshot)
-        elif current is not None:
+        current = read_current(self.directory)
+        remove_debris(self.directory, keep=current)
+        if current is not None:
             self._load_checkpoint(self.directory / current)
         # A fresh index is dirty so that its first checkpoint records its meta on disk.
-        self._dirty = snapshot is not None or current is None
+        self._dirty = current is None
+
+    @property
+    def index_type(self) -> str:
+        """The storage serving: "exact", "hnsw" or "usearch"."""
+        return self._storage.index_type
+
+    @property
+    def precision(self) -> str:
+        """How the vectors are stored: "f32" (``get`` returns them as written), "f16" or "i8"."""
+        return self._storage.precision
 
     # --- writes ---------------------------------------------------------------------------------
 
     def upsert(self, ids: Sequence[str], vectors: np.ndarray, seqs: Sequence[int]) -> int:
         """Store each vector under its id unless the id has seen a seq >= its seq; returns how many."""
         vecs = self._check_vectors(vectors, len(ids), what="vectors")
-        seq_list = self._check_seqs(ids, seqs)
-        with self._lock:
+        seq_list = _check_seqs(ids, seqs)
+        with self._writer:
             self._check_open()
-            plan = self._plan_upsert(ids, seq_list)
-            if plan.old_ids:
-                self._store_replace(self._keys(plan.old_ids), vecs[plan.old_rows])
-            if plan.new_ids:
-                new_keys = np.arange(self._next_key, self._next_key + len(plan.new_ids), dtype=np.int64)
-                self._store_add(new_keys, vecs[plan.new_rows])
-                self._next_key += len(plan.new_ids)
-                for id_, key in zip(plan.new_ids, new_keys.tolist(), strict=True):
-                    self._key_of[id_] = key
-                    self._id_of[key] = id_
-            for id_, seq in zip(plan.old_ids + plan.new_ids, plan.old_seqs + plan.new_seqs, strict=True):
-                self._seqs[id_] = seq
-                self._tombstones.pop(id_, None)
-            changed = len(plan.old_ids) + len(plan.new_ids)
+            changed = _upsert(self._map, self._storage, ids, vecs, seq_list, self._rw.write)
+            if changed and self._pending is not None:
+                kept_ids, kept = list(ids), vecs.copy()
+                self._pending.append(lambda m, s: _upsert(m, s, kept_ids, kept, seq_list, _ALONE))
             if changed:
                 self._dirty = True
                 self._warn_if_large()
@@ -144,224 +152,216 @@ class LocalIndex(ABC):
         The delete's seq is kept as a tombstone even for ids that were absent, so an older upsert
         arriving later stays a no-op.
         """
-        seq_list = self._check_seqs(ids, seqs)
-        with self._lock:
+        seq_list = _check_seqs(ids, seqs)
+        with self._writer:
             self._check_open()
-            latest = self._latest_per_id(ids, seq_list)
-            applied = {id_: seq for id_, (_, seq) in latest.items() if self._passes_guard(id_, seq)}
-            present = [id_ for id_ in applied if id_ in self._key_of]
-            if present:
-                self._store_remove(self._keys(present))
-                for id_ in present:
-                    del self._id_of[self._key_of.pop(id_)]
-                    del self._seqs[id_]
-            self._tombstones.update(applied)
+            removed, applied = _delete(self._map, self._storage, ids, seq_list, self._rw.write)
+            if applied and self._pending is not None:
+                kept_ids = list(ids)
+                self._pending.append(lambda m, s: _delete(m, s, kept_ids, seq_list, _ALONE))
             if applied:
                 self._dirty = True
-            return len(present)
+            return removed
 
     def forget_tombstones(self, upto_seq: int) -> int:
         """Drop tombstones with seq <= upto_seq; returns how many were dropped."""
-        with self._lock:
+        with self._writer:
             self._check_open()
-            drop = [id_ for id_, seq in self._tombstones.items() if seq <= upto_seq]
-            for id_ in drop:
-                del self._tombstones[id_]
-            if drop:
+            with self._rw.write:
+                dropped = self._map.forget_tombstones(upto_seq)
+            if dropped and self._pending is not None:
+                self._pending.append(lambda m, s: m.forget_tombstones(upto_seq))
+            if dropped:
                 self._dirty = True
-            return len(drop)
+            return dropped
 
     # --- reads ----------------------------------------------------------------------------------
 
     def search(self, queries: np.ndarray, k: int, exclude: Iterable[str] | None = None) -> list[list[Hit]]:
         """Up to ``k`` hits ``(id, inner product)`` per query row, best first, skipping ``exclude``."""
-        q = self._check_vectors(queries, None, what="queries")
+        q = self._check_queries(queries)
         if k < 0:
             raise InvalidRequest(f"k must be >= 0, got {k}", k=k)
-        with self._lock:
+        with self._rw.read:
             self._check_open()
-            if k == 0 or not self._key_of:
+            key_of = self._map.key_of
+            if k == 0 or not key_of:
                 return [[] for _ in range(len(q))]
-            excluded = {self._key_of[id_] for id_ in exclude or () if id_ in self._key_of}
-            found = self._store_search(q, k, excluded)
-            id_of = self._id_of
-            return [[(id_of[key], score) for key, score in hits if key in id_of] for hits in found]
+            excluded = {key_of[id_] for id_ in exclude if id_ in key_of} if exclude else set()
+            found = self._storage.search(q, k, excluded)
+            ids = cast(list[str], self._map.id_by_key)  # storage returns live keys only
+            return [[(ids[key], score) for key, score in hits] for hits in found]
 
     def get(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
-        """The stored vectors of those ids that are present, as float32 copies."""
-        with self._lock:
+        """The stored vectors of those ids that are present, as float32 arrays of their own."""
+        with self._rw.read:
             self._check_open()
-            present = [id_ for id_ in dict.fromkeys(ids) if id_ in self._key_of]
+            present = [id_ for id_ in dict.fromkeys(ids) if id_ in self._map.key_of]
             if not present:
                 return {}
-            vectors = self._store_get(self._keys(present))
-            return {id_: vectors[i].copy() for i, id_ in enumerate(present)}
+            vectors = self._storage.get(self._map.keys(present))
+        return {id_: vectors[i] for i, id_ in enumerate(present)}
 
     def seq_of(self, id: str) -> int | None:
         """The last seq applied for ``id`` (upsert or delete), or None if never seen or forgotten."""
-        with self._lock:
-            seq = self._seqs.get(id)
-            return seq if seq is not None else self._tombstones.get(id)
+        with self._rw.read:
+            return self._map.seq_of(id)
 
     def ids(self) -> list[str]:
         """Every live id, in no particular order."""
-        with self._lock:
-            return list(self._key_of)
+        with self._rw.read:
+            return list(self._map.key_of)
 
     def tombstones(self) -> dict[str, int]:
         """A copy of the tombstones: deleted id -> the seq of its delete."""
-        with self._lock:
-            return dict(self._tombstones)
+        with self._rw.read:
+            return dict(self._map.tombstones)
 
     def __len__(self) -> int:
-        with self._lock:
-            return len(self._key_of)
+        return len(self._map)
 
-    def nbytes(self) -> int:
-        """Approximate memory footprint: the vectors' storage plus ~100 bytes per id."""
-        with self._lock:
+    def memory_bytes(self) -> int:
+        """Bytes allocated for the vectors, their search structure and the id map."""
+        with self._rw.read:
             if self._closed:
                 return 0
-            return self._store_nbytes() + 100 * (len(self._key_of) + len(self._tombstones))
+            return self._storage.memory_bytes() + self._map.nbytes()
 
-    def snapshot(self) -> Snapshot:
-        """A consistent copy of ids, seqs, tombstones and vectors, taken under the lock."""
-        with self._lock:
-            self._check_open()
-            ids = list(self._key_of)
-            keys = self._keys(ids)
-            vectors = self._store_get(keys) if ids else np.zeros((0, self.meta.dim), dtype=_DTYPE)
-            return Snapshot(
-                ids=ids,
-                keys=keys,
-                seqs=np.array([self._seqs[i] for i in ids], dtype=np.int64),
-                vectors=np.array(vectors, dtype=_DTYPE, copy=True),
-                tombstones=dict(self._tombstones),
-                next_key=self._next_key,
-            )
+    def disk_bytes(self) -> int:
+        """Bytes of the last checkpoint's files."""
+        for _ in range(3):  # a checkpoint may replace the directory while it is measured
+            with contextlib.suppress(FileNotFoundError):
+                return disk_bytes(self.directory)
+        return 0
 
     # --- lifecycle ------------------------------------------------------------------------------
 
     def checkpoint(self) -> None:
-        """Make every write so far durable; a no-op when nothing changed since the last one."""
-        with self._lock:
+        """Make every write so far durable (a no-op when nothing changed since the last one); then
+        start a rebuild in the background if one is due."""
+        with self._writer:
             self._check_open()
-            if not self._dirty:
-                return
-            name = f"ckpt-{self._next_ckpt_number()}"
-            target = self.directory / name
-            if target.exists():
-                shutil.rmtree(target)
-            target.mkdir()
-            self._write_checkpoint(target)
-            _fsync(target)
-            self._publish(name)
-            self._remove_debris(keep=name)
-            self._dirty = False
+            if self._dirty:
+                target = new_checkpoint_dir(self.directory)
+                self._write_checkpoint(target)
+                fsync(target)
+                publish(self.directory, target.name)
+                remove_debris(self.directory, keep=target.name)
+                self._dirty = False
+            into = self._rebuild_into()
+            if into is not None and (self._rebuilder is None or not self._rebuilder.is_alive()):
+                self._rebuilder = threading.Thread(
+                    target=self._rebuild_in_background, args=(into,), name=f"rebuild-{self}", daemon=True
+                )
+                self._rebuilder.start()
+
+    def wait_rebuilt(self, timeout_s: float | None = None) -> bool:
+        """Wait for a running rebuild to finish; True when none runs (any more)."""
+        thread = self._rebuilder
+        if thread is not None:
+            thread.join(timeout_s)
+        return thread is None or not thread.is_alive()
+
+    def rebuild(self, into: Storage | None = None) -> None:
+        """Rebuild the index, into ``into`` (empty) or fresh storage of its own kind, while it keeps
+        serving reads and taking writes (see the module docstring). Raises what the build raises;
+        the index then keeps its storage."""
+        with self._rebuilding:
+            fresh = into if into is not None else self._storage.empty()
+            with self._writer:
+                self._check_open()
+                ids = list(self._map.key_of)
+                rebuilt = IdMap()
+                rebuilt.tombstones = dict(self._map.tombstones)
+                self._pending = []
+            try:
+                self._copy_into(rebuilt, fresh, ids)
+                with self._writer:
+                    self._check_open()
+                    for replay in self._pending:
+                        replay(rebuilt, fresh)
+                    with self._rw.write:
+                        old, self._map, self._storage = self._storage, rebuilt, fresh
+                    old.close()
+                    self._dirty = True
+                    self.rebuilds += 1
+            finally:
+                with self._writer:
+                    self._pending = None
+
+    def _copy_into(self, rebuilt: IdMap, fresh: Storage, ids: list[str]) -> None:
+        """Copy the vectors of ``ids`` that are still live, a chunk at a time: each chunk with its
+        current seqs, under the writers' mutex, so writes interleave. A write made meanwhile is
+        replayed afterwards; on the ids copied after it, with its seq, the guard makes it a no-op."""
+        fresh.reserve(len(ids))
+        for start in range(0, len(ids), REBUILD_CHUNK):
+            with self._writer:
+                self._check_open()
+                live = [id_ for id_ in ids[start : start + REBUILD_CHUNK] if id_ in self._map.key_of]
+                keys = self._map.keys(live)
+                seqs, vectors = self._map.seqs_of(keys), self._storage.get(keys)
+            first = rebuilt.next_key
+            fresh.add(np.arange(first, first + len(live), dtype=np.int64), vectors, REBUILD_THREADS)
+            rebuilt.add(live, seqs.tolist())
 
     def close(self) -> None:
         """Release memory. Writes since the last ``checkpoint`` are not saved."""
-        with self._lock:
+        with self._writer:
             if self._closed:
                 return
-            self._closed = True
-            self._store_reset()
-            self._key_of.clear()
-            self._id_of.clear()
-            self._seqs.clear()
-            self._tombstones.clear()
+            with self._rw.write:
+                self._closed = True
+                self._storage.close()
+                self._map = IdMap()
 
     def destroy(self) -> None:
         """Close and delete the index directory with every checkpoint in it."""
-        with self._lock:
-            self.close()
-            shutil.rmtree(self.directory, ignore_errors=True)
+        self.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
 
     def __repr__(self) -> str:
         m = self.meta
         return f"{type(self).__name__}({m.collection!r}/{m.version!r}/{m.kind!r}, n={len(self)})"
 
-    # --- hooks for subclasses -------------------------------------------------------------------
+    # --- rebuild policy -------------------------------------------------------------------------
 
-    @abstractmethod
-    def _store_reset(self) -> None:
-        """Empty the vector storage."""
+    def _rebuild_into(self) -> Storage | None:
+        """Empty storage to rebuild into when a rebuild is due, else None (subclasses add reasons)."""
+        if self.rebuild_deleted_ratio is None:
+            return None
+        live = len(self._map)
+        dead, holes = self._storage.dead_slots(), self._map.holes
+        if dead >= REBUILD_MIN and dead > self.rebuild_deleted_ratio * live:
+            return self._storage.empty()
+        if holes >= REBUILD_MIN and holes > HOLES_PER_LIVE * live:
+            return self._storage.empty()
+        return None
 
-    @abstractmethod
-    def _store_add(self, keys: np.ndarray, vectors: np.ndarray) -> None:
-        """Add vectors under keys that are not stored yet."""
+    def _rebuild_in_background(self, into: Storage) -> None:
+        try:
+            self.rebuild(into)
+            self.rebuild_error = None
+            logger.info("index %s rebuilt (%d vectors, %s)", self, len(self), self.index_type)
+        except Exception as exc:  # the old storage keeps serving; the next checkpoint tries again
+            self.rebuild_error = f"{type(exc).__name__}: {exc}"
+            if not self._closed:
+                logger.exception("rebuilding index %s failed; it keeps serving as it was", self)
 
-    @abstractmethod
-    def _store_replace(self, keys: np.ndarray, vectors: np.ndarray) -> None:
-        """Overwrite the vectors of keys that are stored."""
+    # --- validation -----------------------------------------------------------------------------
 
-    @abstractmethod
-    def _store_remove(self, keys: np.ndarray) -> None:
-        """Remove keys that are stored."""
-
-    @abstractmethod
-    def _store_get(self, keys: np.ndarray) -> np.ndarray:
-        """The vectors of stored keys, ``[len(keys), dim]`` float32."""
-
-    @abstractmethod
-    def _store_search(self, queries: np.ndarray, k: int, exclude: set[int]) -> list[list[tuple[int, float]]]:
-        """Per query, up to k ``(key, inner product)`` best first, never a key in ``exclude``."""
-
-    @abstractmethod
-    def _store_save(self, directory: Path) -> list[Path]:
-        """Write the storage into ``directory``; returns the files written (the caller fsyncs)."""
-
-    @abstractmethod
-    def _store_load(self, directory: Path, keys: np.ndarray) -> None:
-        """Load storage written by ``_store_save``; ``keys`` are the live keys it must hold."""
-
-    @abstractmethod
-    def _store_load_snapshot(self, snapshot: Snapshot) -> None:
-        """Fill the empty storage with the snapshot's vectors under its keys."""
-
-    @abstractmethod
-    def _store_nbytes(self) -> int:
-        """Bytes held by the vector storage."""
-
-    def _type_params(self) -> dict[str, Any]:
-        """Extra build parameters recorded in meta.json."""
-        return {}
-
-    # --- helpers --------------------------------------------------------------------------------
-
-    def _keys(self, ids: Sequence[str]) -> np.ndarray:
-        return np.fromiter((self._key_of[i] for i in ids), dtype=np.int64, count=len(ids))
-
-    def _passes_guard(self, id_: str, seq: int) -> bool:
-        last = self._seqs.get(id_)
-        if last is None:
-            last = self._tombstones.get(id_)
-        return last is None or seq > last
-
-    @staticmethod
-    def _latest_per_id(ids: Sequence[str], seqs: list[int]) -> dict[str, tuple[int, int]]:
-        """id -> (row, seq) of its highest seq in this call; on a tie the first row wins."""
-        latest: dict[str, tuple[int, int]] = {}
-        for row, (id_, seq) in enumerate(zip(ids, seqs, strict=True)):
-            seen = latest.get(id_)
-            if seen is None or seq > seen[1]:
-                latest[id_] = (row, seq)
-        return latest
-
-    def _plan_upsert(self, ids: Sequence[str], seqs: list[int]) -> _Plan:
-        plan = _Plan()
-        for id_, (row, seq) in self._latest_per_id(ids, seqs).items():
-            if not self._passes_guard(id_, seq):
-                continue
-            if id_ in self._key_of:
-                plan.old_ids.append(id_)
-                plan.old_rows.append(row)
-                plan.old_seqs.append(seq)
-            else:
-                plan.new_ids.append(id_)
-                plan.new_rows.append(row)
-                plan.new_seqs.append(seq)
-        return plan
+    def _check_queries(self, queries: np.ndarray) -> np.ndarray:
+        """The common case (one float32 C-contiguous ``[n, dim]`` array) without conversions."""
+        if (
+            type(queries) is np.ndarray
+            and queries.dtype == _DTYPE
+            and queries.ndim == 2
+            and queries.shape[1] == self.meta.dim
+            and queries.flags.c_contiguous
+        ):
+            if not np.isfinite(queries).all():
+                raise InvalidRequest("queries contain NaN or infinite values")
+            return queries
+        return self._check_vectors(queries, None, what="queries")
 
     def _check_vectors(self, vectors: np.ndarray, n: int | None, *, what: str) -> np.ndarray:
         """``vectors`` as a C-contiguous float32 ``[n, dim]`` array of finite numbers."""
@@ -385,14 +385,6 @@ class LocalIndex(ABC):
             raise InvalidRequest(f"{what} contain NaN or infinite values (or overflow float32)")
         return out
 
-    @staticmethod
-    def _check_seqs(ids: Sequence[str], seqs: Sequence[int]) -> list[int]:
-        if isinstance(ids, str):
-            raise InvalidRequest("ids must be a sequence of strings, not one string")
-        if len(ids) != len(seqs):
-            raise InvalidRequest(f"got {len(ids)} ids but {len(seqs)} seqs; pass one seq per id")
-        return [int(s) for s in seqs]
-
     def _check_open(self) -> None:
         if self._closed:
             raise Unavailable(
@@ -402,7 +394,7 @@ class LocalIndex(ABC):
             )
 
     def _warn_if_large(self) -> None:
-        if not self._warned_large and len(self._key_of) > LARGE_INDEX_WARNING:
+        if not self._warned_large and len(self._map) > LARGE_INDEX_WARNING:
             self._warned_large = True
             logger.warning(
                 "index %s/%s/%s holds %d vectors in process memory; past %d vectors use a server "
@@ -410,24 +402,9 @@ class LocalIndex(ABC):
                 self.meta.collection,
                 self.meta.version,
                 self.meta.kind,
-                len(self._key_of),
+                len(self._map),
                 LARGE_INDEX_WARNING,
             )
-
-    def _load_snapshot(self, snapshot: Snapshot) -> None:
-        self._set_state(snapshot.ids, snapshot.keys, snapshot.seqs, snapshot.tombstones, snapshot.next_key)
-        if snapshot.ids:
-            self._store_load_snapshot(snapshot)
-
-    def _set_state(
-        self, ids: list[str], keys: np.ndarray, seqs: np.ndarray, tombstones: dict[str, int], next_key: int
-    ) -> None:
-        key_list = [int(k) for k in keys.tolist()]
-        self._key_of = dict(zip(ids, key_list, strict=True))
-        self._id_of = dict(zip(key_list, ids, strict=True))
-        self._seqs = dict(zip(ids, [int(s) for s in seqs.tolist()], strict=True))
-        self._tombstones = dict(tombstones)
-        self._next_key = max(next_key, max(key_list, default=-1) + 1)
 
     # --- checkpoint files -----------------------------------------------------------------------
 
@@ -440,159 +417,95 @@ class LocalIndex(ABC):
             "fingerprint": m.fingerprint,
             "dim": m.dim,
             "index_type": self.index_type,
-            "params": self._type_params(),
+            "params": self._storage.params(),
         }
 
     def _write_checkpoint(self, target: Path) -> None:
-        ids = list(self._key_of)
-        tomb_ids = list(self._tombstones)
-        _write_json(target / "meta.json", self._meta_dict())
-        _write_json(
-            target / "state.json",
-            {"format": _STATE_FORMAT, "next_key": self._next_key, "ids": ids, "tombstone_ids": tomb_ids},
-        )
-        write_npy(target / "keys.npy", self._keys(ids))
-        write_npy(target / "seqs.npy", np.array([self._seqs[i] for i in ids], dtype=np.int64))
-        write_npy(
-            target / "tombstone_seqs.npy", np.array([self._tombstones[i] for i in tomb_ids], dtype=np.int64)
-        )
-        for path in self._store_save(target):
-            _fsync(path)
+        ids, keys, seqs = self._map.live()
+        tomb_ids = list(self._map.tombstones)
+        write_json(target / "meta.json", self._meta_dict())
+        state = {
+            "format": _STATE_FORMAT,
+            "next_key": self._map.next_key,
+            "ids": ids,
+            "tombstone_ids": tomb_ids,
+        }
+        write_json(target / "state.json", state)
+        write_npy(target / "keys.npy", keys)
+        write_npy(target / "seqs.npy", seqs)
+        tomb_seqs = np.array([self._map.tombstones[i] for i in tomb_ids], dtype=np.int64)
+        write_npy(target / "tombstone_seqs.npy", tomb_seqs)
+        for path in self._storage.save(target):
+            fsync(path)
 
     def _load_checkpoint(self, ckpt: Path) -> None:
-        disk = read_meta(ckpt)
-        check_meta(disk, self.meta, self.index_type, self.directory)
+        check_meta(read_meta(ckpt), self.meta, self.index_type, self.directory)
         with open(ckpt / "state.json", encoding="utf-8") as f:
             state = json.load(f)
         tomb_seqs = np.load(ckpt / "tombstone_seqs.npy", allow_pickle=False)
         tombstones = dict(zip(state["tombstone_ids"], [int(s) for s in tomb_seqs.tolist()], strict=True))
         keys = np.load(ckpt / "keys.npy", allow_pickle=False)
         seqs = np.load(ckpt / "seqs.npy", allow_pickle=False)
-        self._set_state(state["ids"], keys, seqs, tombstones, int(state["next_key"]))
-        self._store_load(ckpt, keys)
-
-    def _read_current(self) -> str | None:
-        return read_current(self.directory)
-
-    def _publish(self, name: str) -> None:
-        """Atomically point CURRENT at checkpoint ``name``."""
-        tmp = self.directory / (CURRENT + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(name + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.directory / CURRENT)
-        _fsync(self.directory)
-
-    def _next_ckpt_number(self) -> int:
-        numbers = [int(m.group(1)) for p in self.directory.iterdir() if (m := _CKPT_RE.match(p.name))]
-        return max(numbers, default=0) + 1
-
-    def _remove_debris(self, keep: str | None) -> None:
-        """Remove checkpoints other than ``keep`` and a half-written CURRENT."""
-        for path in self.directory.iterdir():
-            if (_CKPT_RE.match(path.name) and path.name != keep) or path.name == CURRENT + ".tmp":
-                if path.is_dir():
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    path.unlink(missing_ok=True)
+        self._map = IdMap.restore(state["ids"], keys, seqs, tombstones, int(state["next_key"]))
+        self._storage.load(ckpt, keys)
 
 
-# --- module helpers -----------------------------------------------------------------------------
+# --- writes on a (map, storage) pair: the serving one, or a rebuild's in replay ------------------
 
 
-def read_current(directory: Path) -> str | None:
-    """The checkpoint directory name CURRENT points at, or None when there is no checkpoint yet."""
-    try:
-        name = (Path(directory) / CURRENT).read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        return None
-    if not _CKPT_RE.match(name) or not (Path(directory) / name / "meta.json").is_file():
-        raise EmbedswitchError(
-            f"index directory {directory} is corrupt: CURRENT names {name!r}, which is missing; "
-            "restore the directory from a backup or rebuild this version",
-            path=str(directory),
-        )
-    return name
+def _upsert(
+    ids_map: IdMap,
+    storage: Storage,
+    ids: Sequence[str],
+    vecs: np.ndarray,
+    seqs: list[int],
+    exclusive: contextlib.AbstractContextManager[Any],
+) -> int:
+    plan = ids_map.plan_upsert(ids, seqs)
+    for old_ids, rows, old_seqs in _chunks(plan.old_ids, plan.old_rows, plan.old_seqs):
+        with exclusive:
+            storage.replace(ids_map.keys(old_ids), vecs[rows], threads_for(len(rows)))
+            ids_map.set_seqs(old_ids, old_seqs)
+    if plan.new_ids:
+        with exclusive:
+            storage.reserve(len(plan.new_ids))
+        for new_ids, rows, new_seqs in _chunks(plan.new_ids, plan.new_rows, plan.new_seqs):
+            with exclusive:
+                start = ids_map.next_key
+                storage.add(np.arange(start, start + len(new_ids), dtype=np.int64), vecs[rows], -1)
+                ids_map.add(new_ids, new_seqs)
+    return len(plan.old_ids) + len(plan.new_ids)
 
 
-def read_meta(ckpt: Path) -> dict[str, Any]:
-    """The meta.json of a checkpoint directory."""
-    with open(ckpt / "meta.json", encoding="utf-8") as f:
-        meta: dict[str, Any] = json.load(f)
-    return meta
+def _delete(
+    ids_map: IdMap,
+    storage: Storage,
+    ids: Sequence[str],
+    seqs: list[int],
+    exclusive: contextlib.AbstractContextManager[Any],
+) -> tuple[int, dict[str, int]]:
+    """Apply the deletes that pass the guard; returns how many vectors went, and the deletes applied."""
+    applied = ids_map.plan_delete(ids, seqs)
+    present = [id_ for id_ in applied if id_ in ids_map.key_of]
+    with exclusive:
+        if present:
+            storage.remove(ids_map.keys(present))
+            ids_map.remove(present)
+        ids_map.tombstones.update(applied)
+    return len(present), applied
 
 
-def stored_type(directory: Path) -> str | None:
-    """The index type of the checkpoint in ``directory``, or None when there is none."""
-    current = read_current(directory)
-    if current is None:
-        return None
-    return str(read_meta(Path(directory) / current)["index_type"])
+def _chunks(
+    ids: list[str], rows: list[int], seqs: list[int]
+) -> Iterator[tuple[list[str], list[int], list[int]]]:
+    for start in range(0, len(ids), WRITE_CHUNK):
+        end = start + WRITE_CHUNK
+        yield ids[start:end], rows[start:end], seqs[start:end]
 
 
-def check_meta(disk: dict[str, Any], meta: IndexMeta, index_type: str, directory: Path) -> None:
-    """Raise ``IndexMismatch`` naming the first field where the checkpoint differs from ``meta``."""
-    where = f"index at {directory}"
-    if disk["fingerprint"] != meta.fingerprint:
-        _mismatch(
-            "fingerprint",
-            disk["fingerprint"],
-            meta.fingerprint,
-            f"{where} was built by model {disk['fingerprint'][:12]}, not {meta.fingerprint[:12]}; open it "
-            "with the same model spec, or create a new version for the new model",
-        )
-    if int(disk["dim"]) != meta.dim:
-        _mismatch(
-            "dim",
-            disk["dim"],
-            meta.dim,
-            f"{where} holds {disk['dim']}-dim vectors, not {meta.dim}-dim; open it with the model "
-            "that built it, or create a new version",
-        )
-    for name in ("collection", "version", "kind"):
-        if disk[name] != getattr(meta, name):
-            _mismatch(
-                name,
-                disk[name],
-                getattr(meta, name),
-                f"{where} belongs to {name} {disk[name]!r}, not {getattr(meta, name)!r}; "
-                f"give each {name} its own index directory",
-            )
-    if disk["index_type"] != index_type:
-        _mismatch(
-            "index_type",
-            disk["index_type"],
-            index_type,
-            f"{where} is an {disk['index_type']!r} index, not {index_type!r}; open it with "
-            f"type={disk['index_type']!r} or type='auto'",
-        )
-
-
-def _mismatch(field_name: str, on_disk: Any, requested: Any, message: str) -> None:
-    raise IndexMismatch(message, field=field_name, on_disk=on_disk, requested=requested)
-
-
-def _write_json(path: Path, obj: Any) -> Path:
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(obj, f, ensure_ascii=False, separators=(",", ":"))
-        f.flush()
-        os.fsync(f.fileno())
-    return path
-
-
-def write_npy(path: Path, arr: np.ndarray) -> Path:
-    with open(path, "wb") as f:
-        np.save(f, arr, allow_pickle=False)
-        f.flush()
-        os.fsync(f.fileno())
-    return path
-
-
-def _fsync(path: Path) -> None:
-    """fsync a file or a directory (a directory's fsync makes the names in it durable)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _check_seqs(ids: Sequence[str], seqs: Sequence[int]) -> list[int]:
+    if isinstance(ids, str):
+        raise InvalidRequest("ids must be a sequence of strings, not one string")
+    if len(ids) != len(seqs):
+        raise InvalidRequest(f"got {len(ids)} ids but {len(seqs)} seqs; pass one seq per id")
+    return [int(s) for s in seqs]

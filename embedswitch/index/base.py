@@ -34,12 +34,22 @@ class VectorIndex(Protocol):
       no-op. ``upsert`` and ``delete`` return how many ids they actually changed;
     - ``search`` takes unit-norm queries ``[n, dim]`` and returns, per query, up to ``k`` hits
       ``(id, score)`` by descending inner product, skipping ids in ``exclude``;
-    - all methods are safe to call from several threads;
+    - all methods are safe to call from several threads, and searches do not wait for each other;
     - ``checkpoint`` makes every write so far durable; after a crash the index reopens as of its
       last checkpoint, never half-written.
     """
 
     meta: IndexMeta
+
+    @property
+    def index_type(self) -> str:
+        """What serves the vectors now, e.g. "exact", "hnsw" or "usearch"."""
+        ...
+
+    @property
+    def precision(self) -> str:
+        """How each number is stored: "f32" (``get`` returns vectors as written), "f16" or "i8"."""
+        ...
 
     def upsert(self, ids: Sequence[str], vectors: np.ndarray, seqs: Sequence[int]) -> int: ...
 
@@ -67,8 +77,12 @@ class VectorIndex(Protocol):
 
     def checkpoint(self) -> None: ...
 
-    def nbytes(self) -> int:
-        """Approximate memory/disk footprint, for metrics."""
+    def memory_bytes(self) -> int:
+        """Bytes of memory the index holds: its vectors, search structure and id bookkeeping."""
+        ...
+
+    def disk_bytes(self) -> int:
+        """Bytes of its last checkpoint on disk (0 for an index kept elsewhere)."""
         ...
 
     def close(self) -> None: ...

@@ -2,17 +2,20 @@
 
 Every query scores every vector, so results are exact and a query costs O(n * dim): about 1.5 ms
 at 20,000 vectors of 384 dims on one core. Use it for small collections; ``registry.open_index``
-with ``type="auto"`` switches to HNSW past ``auto_threshold`` vectors.
+with ``type="auto"`` switches to HNSW past ``auto_threshold`` vectors. The matrix holds each vector
+once (rows ``[0, n)`` dense, capacity growing by a quarter), plus 16 bytes per row and 8 per key.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from embedswitch._errors import EmbedswitchError
-from embedswitch.index._local import LocalIndex, Snapshot, write_npy
+from embedswitch.index._files import write_npy
+from embedswitch.index._local import LocalIndex
+from embedswitch.index._storage import Found, corrupt
 from embedswitch.index.base import IndexMeta
 from embedswitch.index.specs import ExactSpec
 
@@ -21,63 +24,81 @@ _SCORE_BUDGET = 8_000_000
 """Most query x vector scores computed at once, bounding the temporary matrix to ~32 MB."""
 
 
-class ExactIndex(LocalIndex):
-    """A ``VectorIndex`` that scores every stored vector on every query."""
+class ExactStorage:
+    """The vectors as rows of one matrix; a removed row is filled with the last one."""
 
     index_type = "exact"
+    precision = "f32"
 
-    @classmethod
-    def from_spec(cls, spec: ExactSpec, directory: Path, meta: IndexMeta) -> ExactIndex:
-        return cls(directory, meta)
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self.close()
 
-    def _store_reset(self) -> None:
-        self._mat = np.zeros((0, self.meta.dim), dtype=np.float32)
-        self._row_keys = np.zeros(0, dtype=np.int64)
-        self._row_of: dict[int, int] = {}
+    def close(self) -> None:
+        self._mat = np.zeros((0, self.dim), dtype=np.float32)
+        self._row_keys = np.zeros(0, dtype=np.int64)  # row -> key
+        self._row_of = np.zeros(0, dtype=np.int64)  # key -> row, -1 for none
         self._n = 0
 
-    def _store_add(self, keys: np.ndarray, vectors: np.ndarray) -> None:
+    def reserve(self, extra: int) -> None:
+        """Grow capacity to fit ``extra`` more rows, by at least a quarter (amortised O(1) appends)."""
+        size, capacity = self._n + extra, len(self._mat)
+        if size <= capacity:
+            return
+        new_capacity = max(_MIN_CAPACITY, size, capacity + capacity // 4)
+        mat = np.zeros((new_capacity, self.dim), dtype=np.float32)
+        mat[: self._n] = self._mat[: self._n]
+        row_keys = np.zeros(new_capacity, dtype=np.int64)
+        row_keys[: self._n] = self._row_keys[: self._n]
+        self._mat, self._row_keys = mat, row_keys
+
+    def add(self, keys: np.ndarray, vectors: np.ndarray, threads: int) -> None:
         n, m = self._n, len(keys)
-        self._reserve(n + m)
+        self.reserve(m)
         self._mat[n : n + m] = vectors
         self._row_keys[n : n + m] = keys
-        self._row_of.update(zip(keys.tolist(), range(n, n + m), strict=True))
+        top = int(keys.max()) + 1 if m else 0
+        if top > len(self._row_of):
+            grown = np.full(max(top, len(self._row_of) * 5 // 4), -1, dtype=np.int64)
+            grown[: len(self._row_of)] = self._row_of
+            self._row_of = grown
+        self._row_of[keys] = np.arange(n, n + m)
         self._n = n + m
 
-    def _store_replace(self, keys: np.ndarray, vectors: np.ndarray) -> None:
-        self._mat[self._rows(keys)] = vectors
+    def replace(self, keys: np.ndarray, vectors: np.ndarray, threads: int) -> None:
+        self._mat[self._row_of[keys]] = vectors
 
-    def _store_remove(self, keys: np.ndarray) -> None:
+    def remove(self, keys: np.ndarray) -> None:
         """Move the last row into each removed row, keeping rows ``[0, n)`` dense."""
         for key in keys.tolist():
-            row = self._row_of.pop(key)
-            last = self._n - 1
+            row, last = int(self._row_of[key]), self._n - 1
             if row != last:
                 moved = int(self._row_keys[last])
                 self._mat[row] = self._mat[last]
                 self._row_keys[row] = moved
                 self._row_of[moved] = row
+            self._row_of[key] = -1
             self._n = last
 
-    def _store_get(self, keys: np.ndarray) -> np.ndarray:
-        return self._mat[self._rows(keys)]
+    def get(self, keys: np.ndarray) -> np.ndarray:
+        return self._mat[self._row_of[keys]]
 
-    def _store_search(self, queries: np.ndarray, k: int, exclude: set[int]) -> list[list[tuple[int, float]]]:
+    def search(self, queries: np.ndarray, k: int, exclude: set[int]) -> Found:
         n = self._n
-        mask = [self._row_of[key] for key in exclude]
+        mask = self._row_of[np.fromiter(exclude, dtype=np.int64, count=len(exclude))]
         kk = min(k, n - len(mask))
         if kk <= 0:
             return [[] for _ in range(len(queries))]
         chunk = max(1, _SCORE_BUDGET // n)
-        out: list[list[tuple[int, float]]] = []
+        out: Found = []
         for start in range(0, len(queries), chunk):
             out += self._top_k(queries[start : start + chunk], kk, mask)
         return out
 
-    def _top_k(self, queries: np.ndarray, kk: int, mask: list[int]) -> list[list[tuple[int, float]]]:
+    def _top_k(self, queries: np.ndarray, kk: int, mask: np.ndarray) -> Found:
         n = self._n
         scores = queries @ self._mat[:n].T
-        if mask:
+        if len(mask):
             scores[:, mask] = -np.inf
         if kk < n:
             top = np.argpartition(scores, n - kk, axis=1)[:, n - kk :]
@@ -90,40 +111,38 @@ class ExactIndex(LocalIndex):
         best = np.take_along_axis(top_scores, order, axis=1).tolist()
         return [list(zip(ks, ss, strict=True)) for ks, ss in zip(keys, best, strict=True)]
 
-    def _store_save(self, directory: Path) -> list[Path]:
+    def save(self, directory: Path) -> list[Path]:
         return [
             write_npy(directory / "vectors.npy", self._mat[: self._n]),
             write_npy(directory / "row_keys.npy", self._row_keys[: self._n]),
         ]
 
-    def _store_load(self, directory: Path, keys: np.ndarray) -> None:
+    def load(self, directory: Path, keys: np.ndarray) -> None:
         vectors = np.load(directory / "vectors.npy", allow_pickle=False)
         row_keys = np.load(directory / "row_keys.npy", allow_pickle=False)
         if len(row_keys) != len(keys) or set(row_keys.tolist()) != set(keys.tolist()):
-            raise EmbedswitchError(
-                f"index checkpoint {directory} is corrupt: its vectors do not match its ids; "
-                "restore it from a backup or rebuild this version",
-                path=str(directory),
-            )
-        self._store_add(row_keys.astype(np.int64), vectors.astype(np.float32, copy=False))
+            raise corrupt(directory, "vectors")
+        self.add(row_keys.astype(np.int64), vectors.astype(np.float32, copy=False), 1)
 
-    def _store_load_snapshot(self, snapshot: Snapshot) -> None:
-        self._store_add(snapshot.keys, snapshot.vectors)
+    def empty(self) -> ExactStorage:
+        return ExactStorage(self.dim)
 
-    def _store_nbytes(self) -> int:
-        return int(self._mat.nbytes + self._row_keys.nbytes) + 64 * len(self._row_of)
+    def dead_slots(self) -> int:
+        return 0
 
-    def _rows(self, keys: np.ndarray) -> list[int]:
-        return [self._row_of[key] for key in keys.tolist()]
+    def memory_bytes(self) -> int:
+        return int(self._mat.nbytes + self._row_keys.nbytes + self._row_of.nbytes)
 
-    def _reserve(self, size: int) -> None:
-        """Grow capacity geometrically so that appends are amortised O(1)."""
-        capacity = len(self._mat)
-        if size <= capacity:
-            return
-        new_capacity = max(_MIN_CAPACITY, size, capacity + capacity // 2)
-        mat = np.zeros((new_capacity, self.meta.dim), dtype=np.float32)
-        mat[: self._n] = self._mat[: self._n]
-        row_keys = np.zeros(new_capacity, dtype=np.int64)
-        row_keys[: self._n] = self._row_keys[: self._n]
-        self._mat, self._row_keys = mat, row_keys
+    def params(self) -> dict[str, Any]:
+        return {}
+
+
+class ExactIndex(LocalIndex):
+    """A ``VectorIndex`` that scores every stored vector on every query."""
+
+    def __init__(self, directory: Path, meta: IndexMeta) -> None:
+        super().__init__(directory, meta, ExactStorage(meta.dim))
+
+    @classmethod
+    def from_spec(cls, spec: ExactSpec, directory: Path, meta: IndexMeta) -> ExactIndex:
+        return cls(directory, meta)

@@ -4,10 +4,18 @@ hnswlib was chosen by ``bench/bench_index.py`` (100,000 x 384 clustered vectors,
 ef_construction=128, ef_search=64, on this project's 2-core machine): it built the graph about 2x
 faster than usearch and answered a query about 3x faster (0.31 ms against 0.97 ms p50) at the same
 recall, and unlike faiss HNSW it can delete. A query costs roughly O(log n), so one process serves a
-few million 384-dim vectors; the graph and the float32 vectors live in memory, about 1.7 KB per
-384-dim vector at M=16. With the defaults recall@10 was 0.92 at 100,000 clustered vectors; raise
-``ef_search`` for more recall at the cost of latency. ``get`` returns the float32 vectors exactly as
-written. Deleted vectors are marked, and their slots are reused by later insertions.
+few million 384-dim vectors; the graph holds each float32 vector once, about 1.7 KB per 384-dim
+vector at M=16 (capacity grows by an eighth at a time). With the defaults recall@10 was 0.92 at
+100,000 clustered vectors; raise ``ef_search`` for more recall at the cost of latency. ``get``
+returns the float32 vectors exactly as written. Deleted vectors are marked, their slots reused by
+later insertions; once marked slots pass ``rebuild_deleted_ratio`` of the live vectors the graph is
+rebuilt in the background (``LocalIndex``).
+
+What this relies on from hnswlib 0.8 (its README): ``knn_query`` is safe with other ``knn_query``
+calls but not with ``add_items``, and ``resize_index`` is safe with neither; ``add_items`` and
+``knn_query`` release the GIL. ``LocalIndex`` runs every write (``add_items``, which also replaces
+vectors in place and reuses deleted slots, ``mark_deleted``, ``resize_index``) with searches
+excluded, and lets searches, ``get_items`` and ``save_index`` run side by side.
 """
 
 from __future__ import annotations
@@ -19,14 +27,116 @@ import hnswlib
 import numpy as np
 
 from embedswitch._errors import EmbedswitchError
-from embedswitch.index._local import LocalIndex, Snapshot
+from embedswitch.index._local import LocalIndex
+from embedswitch.index._storage import Found, corrupt, scored, threads_for
 from embedswitch.index.base import IndexMeta
 from embedswitch.index.specs import AutoSpec, HnswSpec
 
 _FILE = "index.hnswlib"
-_PARALLEL = 256
-"""Batches at least this large are added or searched with all cores; smaller ones on one."""
 _MIN_CAPACITY = 1024
+_MUTEX = 40
+"""sizeof(std::mutex) on Linux x86-64: hnswlib keeps one per slot and 65,536 for labels."""
+_LABEL_LOCKS = 65_536
+_LOOKUP_NODE = 40
+"""An entry of hnswlib's label -> slot ``unordered_map``: node (32 B allocated) + bucket pointer."""
+
+
+class HnswStorage:
+    """The vectors in an hnswlib graph (inner-product space), labelled by key."""
+
+    index_type = "hnsw"
+    precision = "f32"
+
+    def __init__(self, dim: int, m: int, ef_construction: int, ef_search: int) -> None:
+        self.dim, self.m, self.ef_construction, self.ef_search = dim, m, ef_construction, ef_search
+        self.close()
+
+    def close(self) -> None:
+        self._graph = hnswlib.Index(space="ip", dim=self.dim)
+        self._graph.init_index(
+            max_elements=_MIN_CAPACITY,
+            ef_construction=self.ef_construction,
+            M=self.m,
+            allow_replace_deleted=True,
+        )
+        self._graph.set_ef(self.ef_search)
+        self._live = 0
+
+    def reserve(self, extra: int) -> None:
+        """Grow the graph so ``extra`` more vectors fit, by at least an eighth (deleted slots count
+        as taken: they are reused first, but they are in the capacity)."""
+        need = self._graph.element_count + extra
+        capacity = self._graph.get_max_elements()
+        if need > capacity:
+            self._graph.resize_index(max(need, capacity + capacity // 8))
+
+    def add(self, keys: np.ndarray, vectors: np.ndarray, threads: int) -> None:
+        # Keys are never reused, so every key here is new and may take a deleted slot.
+        self.reserve(len(keys))
+        self._graph.add_items(vectors, keys.astype(np.uint64), num_threads=threads, replace_deleted=True)
+        self._live += len(keys)
+
+    def replace(self, keys: np.ndarray, vectors: np.ndarray, threads: int) -> None:
+        # add_items with a live label updates that element in place.
+        self._graph.add_items(vectors, keys.astype(np.uint64), num_threads=threads)
+
+    def remove(self, keys: np.ndarray) -> None:
+        for key in keys.tolist():
+            self._graph.mark_deleted(key)
+        self._live -= len(keys)
+
+    def get(self, keys: np.ndarray) -> np.ndarray:
+        try:
+            found = self._graph.get_items(keys.astype(np.uint64), return_type="numpy")
+        except RuntimeError as exc:
+            raise EmbedswitchError(f"HNSW graph lost vectors of stored keys ({exc}); rebuild it") from exc
+        return np.asarray(found, dtype=np.float32).reshape(len(keys), self.dim)
+
+    def search(self, queries: np.ndarray, k: int, exclude: set[int]) -> Found:
+        count = min(k + len(exclude), self._live)
+        if count <= 0:
+            return [[] for _ in range(len(queries))]
+        # hnswlib searches with max(ef, count), so ef never needs raising per query
+        labels, distances = self._graph.knn_query(queries, k=count, num_threads=threads_for(len(queries)))
+        return [scored(row, dists, exclude, k) for row, dists in zip(labels, distances, strict=True)]
+
+    def save(self, directory: Path) -> list[Path]:
+        path = directory / _FILE
+        self._graph.save_index(str(path))
+        return [path]
+
+    def load(self, directory: Path, keys: np.ndarray) -> None:
+        graph = hnswlib.Index(space="ip", dim=self.dim)
+        graph.load_index(str(directory / _FILE), allow_replace_deleted=True)
+        graph.set_ef(self.ef_search)
+        self.m = int(graph.M)
+        if len(keys) and not set(keys.tolist()) <= set(graph.get_ids_list()):
+            raise corrupt(directory, "graph")
+        self._graph, self._live = graph, len(keys)
+
+    def empty(self) -> HnswStorage:
+        return HnswStorage(self.dim, self.m, self.ef_construction, self.ef_search)
+
+    def dead_slots(self) -> int:
+        return int(self._graph.element_count) - self._live
+
+    def memory_bytes(self) -> int:
+        """What hnswlib allocates, by its layout: per slot of capacity the level-0 links, vector
+        and label, a level, a link-list pointer, a mutex and a visited mark; the upper levels' links
+        as they are (``index_file_size`` counts them); the label lookup per element; label locks."""
+        graph = self._graph
+        capacity, count = int(graph.get_max_elements()), int(graph.element_count)
+        per_slot = (2 * self.m * 4 + 4) + self.dim * 4 + 8
+        upper = int(graph.index_file_size()) - count * (per_slot + 4)
+        return (
+            capacity * (per_slot + 4 + 8 + _MUTEX + 2)
+            + max(0, upper)
+            + count * _LOOKUP_NODE
+            + (_LABEL_LOCKS * _MUTEX)
+        )
+
+    def params(self) -> dict[str, Any]:
+        return {"m": self.m, "ef_construction": self.ef_construction, "ef_search": self.ef_search}
 
 
 class HnswIndex(LocalIndex):
@@ -36,8 +146,6 @@ class HnswIndex(LocalIndex):
     the ``m`` it was built with. ``ef_construction`` and ``ef_search`` apply on every open.
     """
 
-    index_type = "hnsw"
-
     def __init__(
         self,
         directory: Path,
@@ -46,114 +154,19 @@ class HnswIndex(LocalIndex):
         m: int = 16,
         ef_construction: int = 128,
         ef_search: int = 64,
-        snapshot: Snapshot | None = None,
+        rebuild_deleted_ratio: float | None = None,
     ) -> None:
-        self._m = m
-        self._ef_construction = ef_construction
-        self._ef_search = ef_search
-        super().__init__(directory, meta, snapshot=snapshot)
+        storage = HnswStorage(meta.dim, m, ef_construction, ef_search)
+        super().__init__(directory, meta, storage, rebuild_deleted_ratio=rebuild_deleted_ratio)
 
     @classmethod
-    def from_spec(
-        cls, spec: HnswSpec | AutoSpec, directory: Path, meta: IndexMeta, snapshot: Snapshot | None = None
-    ) -> HnswIndex:
-        """The graph of ``spec`` (an ``auto`` spec's HNSW parameters too), from ``snapshot`` if given."""
+    def from_spec(cls, spec: HnswSpec | AutoSpec, directory: Path, meta: IndexMeta) -> HnswIndex:
+        """The graph of ``spec`` (an ``auto`` spec's HNSW parameters too)."""
         return cls(
             directory,
             meta,
             m=spec.m,
             ef_construction=spec.ef_construction,
             ef_search=spec.ef_search,
-            snapshot=snapshot,
+            rebuild_deleted_ratio=spec.rebuild_deleted_ratio,
         )
-
-    def _store_reset(self) -> None:
-        self._graph = hnswlib.Index(space="ip", dim=self.meta.dim)
-        self._graph.init_index(
-            max_elements=_MIN_CAPACITY,
-            ef_construction=self._ef_construction,
-            M=self._m,
-            allow_replace_deleted=True,
-        )
-        self._graph.set_ef(self._ef_search)
-        self._live = 0
-
-    def _reserve(self, extra: int) -> None:
-        """Grow the graph so ``extra`` more vectors fit (deleted slots are reused first)."""
-        need = self._live + extra
-        capacity = self._graph.get_max_elements()
-        if need > capacity:
-            self._graph.resize_index(max(need, 2 * capacity))
-
-    def _store_add(self, keys: np.ndarray, vectors: np.ndarray) -> None:
-        # Keys are never reused by LocalIndex, so every key here is new and may take a deleted slot.
-        self._reserve(len(keys))
-        threads = -1 if len(keys) >= _PARALLEL else 1
-        self._graph.add_items(vectors, keys.astype(np.uint64), num_threads=threads, replace_deleted=True)
-        self._live += len(keys)
-
-    def _store_replace(self, keys: np.ndarray, vectors: np.ndarray) -> None:
-        # add_items with a live label updates that element in place.
-        threads = -1 if len(keys) >= _PARALLEL else 1
-        self._graph.add_items(vectors, keys.astype(np.uint64), num_threads=threads)
-
-    def _store_remove(self, keys: np.ndarray) -> None:
-        for key in keys.tolist():
-            self._graph.mark_deleted(key)
-        self._live -= len(keys)
-
-    def _store_get(self, keys: np.ndarray) -> np.ndarray:
-        try:
-            found = self._graph.get_items(keys.astype(np.uint64), return_type="numpy")
-        except RuntimeError as exc:
-            raise EmbedswitchError(
-                f"HNSW index {self.directory} lost vectors of stored keys ({exc}); rebuild it"
-            ) from exc
-        return np.asarray(found, dtype=np.float32).reshape(len(keys), self.meta.dim)
-
-    def _store_search(self, queries: np.ndarray, k: int, exclude: set[int]) -> list[list[tuple[int, float]]]:
-        count = min(k + len(exclude), self._live)
-        if count <= 0:
-            return [[] for _ in range(len(queries))]
-        # hnswlib needs ef >= count to return count results
-        self._graph.set_ef(max(self._ef_search, count))
-        threads = -1 if len(queries) >= _PARALLEL else 1
-        labels, distances = self._graph.knn_query(queries, k=count, num_threads=threads)
-        return [
-            self._hits(row_keys, row_dists, k, exclude)
-            for row_keys, row_dists in zip(labels, distances, strict=True)
-        ]
-
-    @staticmethod
-    def _hits(keys: np.ndarray, dists: np.ndarray, k: int, exclude: set[int]) -> list[tuple[int, float]]:
-        """hnswlib's ip distance is ``1 - dot``; turn it back into a score."""
-        pairs = zip(keys.tolist(), dists.tolist(), strict=True)
-        return [(key, 1.0 - d) for key, d in pairs if key not in exclude][:k]
-
-    def _store_save(self, directory: Path) -> list[Path]:
-        path = directory / _FILE
-        self._graph.save_index(str(path))
-        return [path]
-
-    def _store_load(self, directory: Path, keys: np.ndarray) -> None:
-        graph = hnswlib.Index(space="ip", dim=self.meta.dim)
-        graph.load_index(str(directory / _FILE), allow_replace_deleted=True)
-        graph.set_ef(self._ef_search)
-        self._m = int(graph.M)
-        if len(keys) and not set(keys.tolist()) <= set(graph.get_ids_list()):
-            raise EmbedswitchError(
-                f"index checkpoint {directory} is corrupt: its graph does not match its ids; "
-                "restore it from a backup or rebuild this version",
-                path=str(directory),
-            )
-        self._graph, self._live = graph, len(keys)
-
-    def _store_load_snapshot(self, snapshot: Snapshot) -> None:
-        self._store_add(snapshot.keys, snapshot.vectors)
-
-    def _store_nbytes(self) -> int:
-        per_vector = self.meta.dim * 4 + self._m * 2 * 4 + 16
-        return int(self._graph.get_max_elements() * per_vector)
-
-    def _type_params(self) -> dict[str, Any]:
-        return {"m": self._m, "ef_construction": self._ef_construction, "ef_search": self._ef_search}

@@ -7,6 +7,9 @@ directory. Their limits:
 - ``hnsw`` (hnswlib, in process) answers in roughly O(log n), ~0.3 ms at 100,000 x 384, with
   recall@10 of 0.92-0.98 at the default parameters (raise ``ef_search`` for more); one machine
   serves a few million 384-dim vectors (~1.7 KB each in memory).
+- ``usearch`` is HNSW on usearch with vectors stored at reduced precision (``f16``: half the
+  vectors' memory, ``i8``: a quarter, unit-norm vectors only), for side-by-side versions that
+  must fit in memory; recall beside float32 in ``bench/index_memory.py``.
 - ``auto`` (the default) opens whatever type is on disk, starts new indexes as ``exact``, and
   converts one to ``hnsw`` at its first checkpoint past ``auto_threshold`` vectors.
 
@@ -20,13 +23,14 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from embedswitch.index._local import stored_type
+from embedswitch.index._files import stored_type
 from embedswitch.index.base import IndexMeta, VectorIndex
 from embedswitch.index.specs import IndexSpec
 
 INDEX_TYPES: dict[str, str] = {
     "exact": "embedswitch.index.exact:ExactIndex",
     "hnsw": "embedswitch.index.hnsw:HnswIndex",
+    "usearch": "embedswitch.index.usearch:UsearchIndex",
     "auto": "embedswitch.index.auto:AutoIndex",
 }
 """Index type -> ``module:class`` of its backend, imported when first opened; each class has

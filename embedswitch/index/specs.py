@@ -25,6 +25,12 @@ class _HnswParams(_Spec):
     m: int = Field(default=16, ge=2, le=256, description="HNSW graph degree; fixed once a graph is built")
     ef_construction: int = Field(default=128, ge=1, description="HNSW search depth while inserting")
     ef_search: int = Field(default=64, ge=1, description="HNSW search depth per query (recall)")
+    rebuild_deleted_ratio: float = Field(
+        default=0.25,
+        gt=0,
+        description="rebuild the graph in the background once deleted vectors' slots pass this share "
+        "of the live vectors",
+    )
 
 
 class HnswSpec(_HnswParams):
@@ -40,11 +46,28 @@ class AutoSpec(_HnswParams):
     auto_threshold: int = Field(default=20_000, ge=0, description="'auto' goes HNSW past this size")
 
 
-IndexSpec = Annotated[AutoSpec | ExactSpec | HnswSpec, Field(discriminator="type")]
-"""The index of a version, by ``type``: ``auto`` (the default), ``exact`` or ``hnsw``."""
+Precision = Literal["f32", "f16", "i8"]
+
+
+class UsearchSpec(_HnswParams):
+    """An in-process HNSW graph (usearch) storing vectors at ``precision``: ``f16`` halves the
+    vectors' memory, ``i8`` quarters it (for unit-norm vectors only), at some recall; ``get``
+    returns the rounded vectors."""
+
+    type: Literal["usearch"] = "usearch"
+    precision: Precision = Field(default="f16", description="how each number of a vector is stored")
+
+
+IndexSpec = Annotated[AutoSpec | ExactSpec | HnswSpec | UsearchSpec, Field(discriminator="type")]
+"""The index of a version, by ``type``: ``auto`` (the default), ``exact``, ``hnsw`` or ``usearch``."""
 
 _ADAPTER: TypeAdapter[IndexSpec] = TypeAdapter(IndexSpec)
-_TYPES: dict[str, type[_Spec]] = {"auto": AutoSpec, "exact": ExactSpec, "hnsw": HnswSpec}
+_TYPES: dict[str, type[_Spec]] = {
+    "auto": AutoSpec,
+    "exact": ExactSpec,
+    "hnsw": HnswSpec,
+    "usearch": UsearchSpec,
+}
 
 
 def parse_index_spec(value: Any, lenient: bool = False) -> Any:

@@ -2,7 +2,8 @@
 
 ``specs.py`` holds every spec, ``registry.py`` maps a spec's type to its adapter module (imported
 only when a model of that type loads), ``base.py`` the protocols. One module per adapter: hashing,
-sentence-transformers, model2vec, OpenAI-compatible HTTP, history-mean and ALS.
+sentence-transformers, model2vec, OpenAI-compatible HTTP, history-mean, ALS, and ``none`` for
+records that bring their own vectors.
 """
 
 from .base import EmbeddingModel, Purpose, UserModel, l2_normalize
@@ -16,6 +17,7 @@ from .specs import (
     MiniLMStaticSpec,
     Model2VecSpec,
     ModelSpec,
+    NoneSpec,
     OpenAISpec,
     SentenceTransformersSpec,
     model_label,
@@ -34,6 +36,7 @@ __all__ = [
     "MiniLMStaticSpec",
     "Model2VecSpec",
     "ModelSpec",
+    "NoneSpec",
     "OpenAISpec",
     "Purpose",
     "SentenceTransformersSpec",

@@ -12,7 +12,7 @@ import threading
 from typing import Any
 
 from .base import EmbeddingModel
-from .specs import HistoryMeanSpec, ModelSpec, canonical_json, parse_model_spec
+from .specs import HistoryMeanSpec, ModelSpec, NoneSpec, canonical_json, parse_model_spec
 
 ADAPTERS: dict[str, str] = {
     "hashing": "embedswitch.models.hashing:HashingModel",
@@ -23,6 +23,7 @@ ADAPTERS: dict[str, str] = {
     "openai": "embedswitch.models.openai:OpenAIModel",
     "history-mean": "embedswitch.models.history_mean:HistoryMeanModel",
     "als": "embedswitch.models.als:AlsModel",
+    "none": "embedswitch.models.precomputed:PrecomputedModel",
 }
 """Model type -> ``module:class`` of its adapter; each class has ``from_spec(spec)``."""
 
@@ -61,6 +62,8 @@ def _build(spec: ModelSpec) -> EmbeddingModel:
     adapter: Any = getattr(importlib.import_module(module), name)
     if isinstance(spec, HistoryMeanSpec):  # it wraps a text model, loaded (and shared) like any other
         model: EmbeddingModel = adapter(load_model(spec.text), spec.half_life_days)
+    elif isinstance(spec, NoneSpec):
+        model = adapter(spec, load_model(spec.query) if spec.query is not None else None)
     else:
         model = adapter.from_spec(spec)
     return model

@@ -123,6 +123,28 @@ class AlsSpec(_Spec):
     trained_seq: Annotated[int | None, Field(ge=0)] = None
 
 
+class NoneSpec(_Spec):
+    """No embedding model: records bring their own ``dim``-long vectors (``"vector"`` in a record),
+    searches bring theirs (``"vector"`` or ``"like"``). ``query``, a text model of the same
+    dimension, optionally embeds ``text`` queries; ``normalize`` scales vectors to unit length
+    (turn it off for vectors compared by plain inner product)."""
+
+    type: Literal["none"] = "none"
+    dim: Annotated[int, Field(ge=1, le=65_536)]
+    normalize: bool = True
+    query: TextModelSpec | None = None
+
+    @field_validator("query", mode="before")
+    @classmethod
+    def _query(cls, value: Any) -> Any:
+        if isinstance(value, str | dict):
+            parsed = parse_model_spec(value)
+            if isinstance(parsed, HistoryMeanSpec | AlsSpec | NoneSpec):
+                raise ValueError("'query' must be a text model (e.g. \"minilm\")")
+            return parsed
+        return value
+
+
 ModelSpec = Annotated[
     HashingSpec
     | MiniLMSpec
@@ -131,7 +153,8 @@ ModelSpec = Annotated[
     | Model2VecSpec
     | OpenAISpec
     | HistoryMeanSpec
-    | AlsSpec,
+    | AlsSpec
+    | NoneSpec,
     Field(discriminator="type"),
 ]
 

@@ -27,10 +27,15 @@ class NewRecord(Protocol):
     def id(self) -> str: ...
 
     @property
-    def text(self) -> str: ...
+    def text(self) -> str | None: ...
 
     @property
     def fields(self) -> Mapping[str, Any]: ...
+
+    @property
+    def vector(self) -> Sequence[float] | None:
+        """The record's own vector, if it brings one (kept with it as float32)."""
+        ...
 
 
 class NewInteraction(Protocol):
@@ -61,11 +66,14 @@ class Interaction:
 
 @dataclass(frozen=True)
 class Record:
+    """A stored record; ``text`` is "" for one that brought only a ``vector`` (float32 bytes)."""
+
     kind: str
     id: str
     text: str
     fields: dict[str, Any]
     seq: int
+    vector: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,7 @@ class Change:
     kind: str
     id: str
     text: str | None = None
+    vector: bytes | None = None  # an upsert's own vector, float32 bytes, if the record brought one
 
 
 @dataclass(frozen=True)

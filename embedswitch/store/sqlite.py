@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from .._errors import CollectionExists, CollectionNotFound, RecordNotFound
@@ -44,10 +45,11 @@ CREATE TABLE IF NOT EXISTS collections(
   name TEXT PRIMARY KEY, head_seq INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS records(
   collection TEXT NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL, text TEXT NOT NULL,
-  fields TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY(collection, kind, id)) WITHOUT ROWID;
+  fields TEXT NOT NULL, seq INTEGER NOT NULL, vector BLOB,
+  PRIMARY KEY(collection, kind, id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS log(
   collection TEXT NOT NULL, seq INTEGER NOT NULL, op TEXT NOT NULL, kind TEXT NOT NULL,
-  id TEXT NOT NULL, text TEXT, PRIMARY KEY(collection, seq)) WITHOUT ROWID;
+  id TEXT NOT NULL, text TEXT, vector BLOB, PRIMARY KEY(collection, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS versions(
   collection TEXT NOT NULL, name TEXT NOT NULL, spec TEXT NOT NULL, state TEXT NOT NULL,
   created_seq INTEGER NOT NULL, applied_seq INTEGER NOT NULL, backfill TEXT,
@@ -109,6 +111,13 @@ class SqliteConfig(BaseModel):
     path: Path
 
 
+def _add_vector_columns(db: sqlite3.Connection) -> None:
+    """Give a store written before records could bring vectors its ``vector`` columns."""
+    for table in ("records", "log"):
+        if "vector" not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN vector BLOB")
+
+
 class SqliteStore:
     """The Store seam on one SQLite file (see the module docstring for its limits)."""
 
@@ -122,6 +131,7 @@ class SqliteStore:
         self._tx = self._connections.transaction
         with self._connections.write_lock:
             self._db().executescript(SCHEMA)
+            _add_vector_columns(self._db())
         self._changed = threading.Condition()  # notified after every commit that moves a head
         self._applied: dict[tuple[str, str], int] = {}
         self._applied_changed = threading.Condition()
@@ -220,22 +230,24 @@ class SqliteStore:
             changed = 0
             for rec in upserts:
                 fields = json.dumps(dict(rec.fields), separators=(",", ":"), sort_keys=True)
+                text = rec.text or ""
+                vector = None if rec.vector is None else np.asarray(rec.vector, np.float32).tobytes()
                 old = db.execute(
-                    "SELECT text, fields FROM records WHERE collection=? AND kind=? AND id=?",
+                    "SELECT text, fields, vector FROM records WHERE collection=? AND kind=? AND id=?",
                     (collection, rec.kind, rec.id),
                 ).fetchone()
-                if old == (rec.text, fields):
+                if old == (text, fields, vector):
                     continue
                 seq += 1
                 changed += 1
                 db.execute(
-                    "INSERT INTO log(collection, seq, op, kind, id, text) VALUES (?,?,?,?,?,?)",
-                    (collection, seq, "upsert", rec.kind, rec.id, rec.text),
+                    "INSERT INTO log(collection, seq, op, kind, id, text, vector) VALUES (?,?,?,?,?,?,?)",
+                    (collection, seq, "upsert", rec.kind, rec.id, text, vector),
                 )
                 db.execute(
-                    "INSERT OR REPLACE INTO records(collection, kind, id, text, fields, seq) "
-                    "VALUES (?,?,?,?,?,?)",
-                    (collection, rec.kind, rec.id, rec.text, fields, seq),
+                    "INSERT OR REPLACE INTO records(collection, kind, id, text, fields, seq, vector) "
+                    "VALUES (?,?,?,?,?,?,?)",
+                    (collection, rec.kind, rec.id, text, fields, seq, vector),
                 )
             for kind, rid in deletes:
                 gone = db.execute(
@@ -377,12 +389,12 @@ class SqliteStore:
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
                 marks = ",".join("?" * len(chunk))
-                for rid, text, fields, seq in db.execute(
-                    "SELECT id, text, fields, seq FROM records "
+                for rid, text, fields, seq, vector in db.execute(
+                    "SELECT id, text, fields, seq, vector FROM records "
                     f"WHERE collection=? AND kind=? AND id IN ({marks})",
                     [collection, kind, *chunk],
                 ):
-                    out[(kind, rid)] = Record(kind, rid, text, json.loads(fields), seq)
+                    out[(kind, rid)] = Record(kind, rid, text, json.loads(fields), seq, vector)
         return out
 
     def count_records(self, collection: str) -> dict[str, int]:
@@ -393,7 +405,7 @@ class SqliteStore:
 
     def read_log(self, collection: str, after: int, limit: int) -> list[Change]:
         rows = self._db().execute(
-            "SELECT seq, op, kind, id, text FROM log WHERE collection=? AND seq>? ORDER BY seq LIMIT ?",
+            "SELECT seq,op,kind,id,text,vector FROM log WHERE collection=? AND seq>? ORDER BY seq LIMIT ?",
             (collection, after, limit),
         )
         return [Change(*row) for row in rows]
@@ -409,11 +421,12 @@ class SqliteStore:
     ) -> list[Record]:
         kind, rid = after if after else ("", "")
         rows = self._db().execute(
-            "SELECT kind, id, text, fields, seq FROM records WHERE collection=? AND (kind, id) > (?, ?) "
+            "SELECT kind, id, text, fields, seq, vector FROM records WHERE collection=? "
+            "AND (kind, id) > (?, ?) "
             "AND seq<=? ORDER BY kind, id LIMIT ?",
             (collection, kind, rid, upto_seq, limit),
         )
-        return [Record(k, i, t, json.loads(f), s) for k, i, t, f, s in rows]
+        return [Record(k, i, t, json.loads(f), s, v) for k, i, t, f, s, v in rows]
 
     # -- versions ----------------------------------------------------------------------------
 

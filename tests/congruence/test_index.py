@@ -2,36 +2,17 @@
 
 from __future__ import annotations
 
-import functools
-import itertools
-import random
-import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _indexes import DIM, META, SPECS, TYPES, assert_stored, open_typed, score_atol, unit
 
 from embedswitch._errors import EmbedswitchError, IndexMismatch, InvalidRequest, Unavailable
-from embedswitch.index import IndexMeta, VectorIndex, index_spec, open_index
-from embedswitch.index._local import CURRENT, LocalIndex
-
-DIM = 16
-META = IndexMeta(collection="docs", version="v1", kind="text", fingerprint="ab" * 32, dim=DIM)
-TYPES = ["exact", "hnsw"]
-
-
-def unit(n: int, seed: int = 0, dim: int = DIM) -> np.ndarray:
-    v = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
-
-
-def open_typed(index_type: str, directory: Path, meta: IndexMeta = META) -> LocalIndex:
-    index = open_index(index_spec({"type": index_type}), directory, meta)
-    assert isinstance(index, LocalIndex)
-    assert index.index_type == index_type
-    return index
+from embedswitch.index import IndexMeta, VectorIndex, _local
+from embedswitch.index._files import CURRENT
+from embedswitch.index._local import LocalIndex
 
 
 @pytest.fixture(params=TYPES)
@@ -72,7 +53,7 @@ def test_get_returns_vectors_exactly_as_written(index: LocalIndex) -> None:
     assert set(got) == set(ids)
     for i, id_ in enumerate(ids):
         assert got[id_].dtype == np.float32
-        np.testing.assert_array_equal(got[id_], vecs[i])
+        assert_stored(index, got[id_], vecs[i])
 
 
 def test_search_ranks_by_inner_product(index: LocalIndex) -> None:
@@ -82,11 +63,11 @@ def test_search_ranks_by_inner_product(index: LocalIndex) -> None:
     for q, hits in enumerate(results):
         assert len(hits) == 10
         assert hits[0][0] == ids[q]
-        assert hits[0][1] == pytest.approx(1.0, abs=1e-5)
+        assert hits[0][1] == pytest.approx(1.0, abs=score_atol(index))
         scores = [s for _, s in hits]
         assert scores == sorted(scores, reverse=True)
         for id_, score in hits:
-            assert score == pytest.approx(float(vecs[q] @ vecs[ids.index(id_)]), abs=1e-5)
+            assert score == pytest.approx(float(vecs[q] @ vecs[ids.index(id_)]), abs=score_atol(index))
 
 
 def test_search_k_bigger_than_len_and_k_zero(index: LocalIndex) -> None:
@@ -115,10 +96,13 @@ def test_delete_removes_from_every_read(index: LocalIndex) -> None:
     assert index.seq_of(ids[0]) == 2
 
 
-def test_nbytes_grows_with_content(index: LocalIndex) -> None:
-    before = index.nbytes()
+def test_memory_and_disk_bytes_grow_with_content(index: LocalIndex) -> None:
+    before = index.memory_bytes()
+    assert index.disk_bytes() == 0
     fill(index, 200)
-    assert index.nbytes() > before
+    assert index.memory_bytes() > before
+    index.checkpoint()
+    assert index.disk_bytes() > 200 * DIM * 2
 
 
 # --- seq guards ---------------------------------------------------------------------------------
@@ -128,14 +112,14 @@ def test_same_seq_twice_is_a_no_op(index: LocalIndex) -> None:
     v = unit(2, 1)
     assert index.upsert(["a"], v[:1], [5]) == 1
     assert index.upsert(["a"], v[1:], [5]) == 0
-    np.testing.assert_array_equal(index.get(["a"])["a"], v[0])
+    assert_stored(index, index.get(["a"])["a"], v[0])
 
 
 def test_older_seq_after_newer_is_a_no_op(index: LocalIndex) -> None:
     v = unit(2, 2)
     index.upsert(["a"], v[1:], [9])
     assert index.upsert(["a"], v[:1], [3]) == 0
-    np.testing.assert_array_equal(index.get(["a"])["a"], v[1])
+    assert_stored(index, index.get(["a"])["a"], v[1])
     assert index.seq_of("a") == 9
 
 
@@ -155,12 +139,12 @@ def test_newer_upsert_after_delete_resurrects(index: LocalIndex) -> None:
     index.delete([ids[0]], [5])
     new = unit(1, 77)
     assert index.upsert([ids[0]], new, [6]) == 1
-    np.testing.assert_array_equal(index.get([ids[0]])[ids[0]], new[0])
+    assert_stored(index, index.get([ids[0]])[ids[0]], new[0])
     assert index.seq_of(ids[0]) == 6
     assert index.tombstones() == {}
     assert len(index) == 10
     top = index.search(new, 1)[0][0]
-    assert top[0] == ids[0] and top[1] == pytest.approx(1.0, abs=1e-5)
+    assert top[0] == ids[0] and top[1] == pytest.approx(1.0, abs=score_atol(index))
 
 
 def test_delete_of_unseen_id_leaves_a_tombstone(index: LocalIndex) -> None:
@@ -175,7 +159,7 @@ def test_delete_of_unseen_id_leaves_a_tombstone(index: LocalIndex) -> None:
 def test_same_id_twice_in_one_call_takes_highest_seq(index: LocalIndex) -> None:
     v = unit(3, 4)
     assert index.upsert(["a", "a", "a"], v, [3, 8, 5]) == 1
-    np.testing.assert_array_equal(index.get(["a"])["a"], v[1])
+    assert_stored(index, index.get(["a"])["a"], v[1])
     assert index.seq_of("a") == 8
     assert index.delete(["a", "a"], [7, 9]) == 1
     assert index.seq_of("a") == 9
@@ -260,7 +244,7 @@ def test_checkpoint_and_reopen_restore_everything(index_type: str, tmp_path: Pat
     assert again.upsert(ids[:1], unit(1, 6), [2]) == 0
     assert again.upsert(ids[:1], unit(1, 6), [3]) == 1
     fresh = again.upsert(["new"], unit(1, 7), [1])
-    assert fresh == 1 and len(set(again._key_of.values())) == len(again)
+    assert fresh == 1 and len(set(again._map.key_of.values())) == len(again)
 
 
 def test_writes_after_checkpoint_are_lost_without_another(index_type: str, tmp_path: Path) -> None:
@@ -306,11 +290,11 @@ def test_crash_while_writing_checkpoint_keeps_previous(
     index.upsert(["late"], unit(1, 3), [2])
     index.delete(ids[:10], [3] * 10)
 
-    def crash(self: LocalIndex, directory: Path) -> list[Path]:
+    def crash(self: object, directory: Path) -> list[Path]:
         (directory / "vectors.partial").write_bytes(b"\0" * 100)
         raise OSError("disk full")
 
-    monkeypatch.setattr(type(index), "_store_save", crash)
+    monkeypatch.setattr(type(index._storage), "save", crash)
     with pytest.raises(OSError, match="disk full"):
         index.checkpoint()
     monkeypatch.undo()
@@ -330,11 +314,11 @@ def test_crash_before_current_is_replaced_keeps_previous(
     expected = state_of(index)
     index.upsert(["late"], unit(1, 3), [2])
 
-    def crash(self: LocalIndex, name: str) -> None:
-        (self.directory / (CURRENT + ".tmp")).write_text("ckpt-")
+    def crash(directory: Path, name: str) -> None:
+        (directory / (CURRENT + ".tmp")).write_text("ckpt-")
         raise OSError("power cut")
 
-    monkeypatch.setattr(LocalIndex, "_publish", crash)
+    monkeypatch.setattr(_local, "publish", crash)
     with pytest.raises(OSError, match="power cut"):
         index.checkpoint()
     monkeypatch.undo()
@@ -400,7 +384,8 @@ def test_opening_as_another_type_is_index_mismatch(index_type: str, tmp_path: Pa
     index = open_typed(index_type, tmp_path / "idx")
     index.checkpoint()
     other = "hnsw" if index_type == "exact" else "exact"
-    with pytest.raises(IndexMismatch, match=f"open it with type='{index_type}' or type='auto'"):
+    on_disk = SPECS[index_type]["type"]
+    with pytest.raises(IndexMismatch, match=f"open it with type='{on_disk}' or type='auto'"):
         open_typed(other, tmp_path / "idx")
 
 
@@ -415,116 +400,3 @@ def test_close_and_destroy(index_type: str, tmp_path: Path) -> None:
         index.upsert(["a"], unit(1), [9])
     index.destroy()
     assert not (tmp_path / "idx").exists()
-
-
-# --- concurrency --------------------------------------------------------------------------------
-
-N_IDS = 48
-
-
-@functools.cache
-def vector_for(id_num: int, seq: int) -> np.ndarray:
-    """A unit vector determined by (id, seq), so any stored vector tells which write it came from."""
-    v = np.random.default_rng([id_num, seq]).standard_normal(DIM).astype(np.float32)
-    return v / np.linalg.norm(v)
-
-
-def hammer(index: LocalIndex, seed: int, seqs: itertools.count[int], log: list[tuple[str, int, str]]) -> None:
-    """Random writes and reads on overlapping ids; every read is checked against the write log."""
-    rnd = random.Random(seed)
-    for _ in range(250):
-        op = rnd.random()
-        nums = rnd.sample(range(N_IDS), rnd.randint(1, 4))
-        ids = [f"id{n}" for n in nums]
-        if op < 0.45:
-            batch = [next(seqs) for _ in nums]
-            log.extend((id_, s, "upsert") for id_, s in zip(ids, batch, strict=True))
-            index.upsert(ids, np.stack([vector_for(n, s) for n, s in zip(nums, batch, strict=True)]), batch)
-        elif op < 0.65:
-            batch = [next(seqs) for _ in nums]
-            log.extend((id_, s, "delete") for id_, s in zip(ids, batch, strict=True))
-            index.delete(ids, batch)
-        elif op < 0.9:
-            query = vector_for(10_000 + seed, rnd.randint(0, 10**9))
-            hits = index.search(query[None, :], 8)[0]
-            check_hits(query, hits, log)
-        else:
-            for id_, vec in index.get(ids).items():
-                assert any(np.array_equal(v, vec) for v in written(id_, log)), id_
-
-
-def written(id_: str, log: list[tuple[str, int, str]]) -> Iterator[np.ndarray]:
-    """Every vector the log says was upserted for ``id_`` (so far)."""
-    num = int(id_[2:])
-    return (vector_for(num, s) for i, s, kind in list(log) if i == id_ and kind == "upsert")
-
-
-def check_hits(query: np.ndarray, hits: list[tuple[str, float]], log: list[tuple[str, int, str]]) -> None:
-    assert len({id_ for id_, _ in hits}) == len(hits), "duplicate ids in one result"
-    scores = [s for _, s in hits]
-    assert scores == sorted(scores, reverse=True)
-    for id_, score in hits:
-        assert any(abs(float(v @ query) - score) < 1e-4 for v in written(id_, log)), (
-            f"{id_} returned with score {score}, which matches no vector ever written for it"
-        )
-
-
-def test_concurrent_writers_and_readers(index_type: str, tmp_path: Path) -> None:
-    """8 threads write and read overlapping ids while a 9th checkpoints.
-
-    Every read must match a vector that was written for that id, and the end state must be the
-    highest-seq write per id. Replacing the index's lock with a no-op makes this fail reliably.
-    """
-    old_interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)  # switch threads often so that races show up
-    index = open_typed(index_type, tmp_path / "idx")
-    seqs = itertools.count(1)
-    log: list[tuple[str, int, str]] = []
-    errors: list[BaseException] = []
-
-    def run(seed: int) -> None:
-        try:
-            hammer(index, seed, seqs, log)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread below
-            errors.append(exc)
-
-    def checkpoints() -> None:
-        try:
-            for _ in range(5):
-                index.checkpoint()
-        except BaseException as exc:  # noqa: BLE001
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(seed,)) for seed in range(8)]
-    threads.append(threading.Thread(target=checkpoints))
-    try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        sys.setswitchinterval(old_interval)
-    if errors:
-        raise errors[0]
-    assert_final_state_is_last_write(index, log)
-    index.checkpoint()
-    index.close()
-    assert_final_state_is_last_write(open_typed(index_type, tmp_path / "idx"), log)
-
-
-def assert_final_state_is_last_write(index: LocalIndex, log: list[tuple[str, int, str]]) -> None:
-    last: dict[str, tuple[int, str]] = {}
-    for id_, seq, kind in log:
-        if id_ not in last or seq > last[id_][0]:
-            last[id_] = (seq, kind)
-    live = sorted(id_ for id_, (_, kind) in last.items() if kind == "upsert")
-    assert sorted(index.ids()) == live
-    assert len(index) == len(live)
-    vectors = index.get(live)
-    for id_, (seq, kind) in last.items():
-        assert index.seq_of(id_) == seq
-        if kind == "upsert":
-            np.testing.assert_array_equal(vectors[id_], vector_for(int(id_[2:]), seq))
-    everything = index.search(vector_for(1, 1)[None, :], N_IDS)[0]
-    assert len(everything) == len(live) or index.index_type == "hnsw"
-    assert set(hit_ids(everything)) <= set(live)

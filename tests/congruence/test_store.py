@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from embedswitch import CollectionExists, CollectionNotFound, RecordNotFound, Unavailable
@@ -38,8 +39,9 @@ BACKENDS = ["sqlite"]
 class Rec:
     kind: str
     id: str
-    text: str
+    text: str | None
     fields: Mapping[str, Any] = field(default_factory=dict)
+    vector: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -267,6 +269,26 @@ def test_read_log_in_seq_order_with_after_and_limit(store: Store) -> None:
     assert [c.seq for c in store.read_log("c", 1, 2)] == [2, 3]
     assert [c.seq for c in store.read_log("c", 3, 10)] == [4]
     assert store.read_log("c", 4, 10) == [] and store.read_log("unknown", 0, 10) == []
+
+
+def test_record_vectors_are_kept_in_the_log_and_the_records(store: Store) -> None:
+    """A record's own vector is stored as float32 bytes with it and with its log entry (so a
+    version replays it); the same vector again is no change, another one is."""
+    make(store)
+    vector = (0.5, -0.25, 1.0 / 3)
+    blob = np.asarray(vector, dtype=np.float32).tobytes()
+    store.write("c", [Rec("doc", "v", None, {}, vector), doc(2)], [])
+    assert store.write("c", [Rec("doc", "v", None, {}, vector)], []).changed == 0
+    store.write("c", [Rec("doc", "w", "text too", {}, (1.0, 2.0, 3.0))], [])
+    log = store.read_log("c", 0, 10)
+    assert log[0] == Change(1, "upsert", "doc", "v", "", blob) and log[1].vector is None
+    assert np.frombuffer(log[2].vector or b"", dtype=np.float32).tolist() == [1.0, 2.0, 3.0]
+    got = store.get_records("c", [("doc", "v"), ("doc", "2")])
+    assert got[("doc", "v")].vector == blob and got[("doc", "v")].text == ""
+    assert got[("doc", "2")].vector is None
+    scanned = {r.id: r.vector for r in store.scan_records("c", 10, None, 10)}
+    assert scanned == {"v": blob, "2": None, "w": log[2].vector}
+    assert store.write("c", [Rec("doc", "v", None, {}, (0.5, 0.0, 0.0))], []).changed == 1
 
 
 def test_prune_log_removes_entries_up_to_a_seq(store: Store) -> None:

@@ -436,3 +436,26 @@ def test_docs_api_md_names_every_route_error_code_and_limit(http: httpx.Client) 
     ):
         assert f"{limit:,}" in text, limit
     assert specs.NAME_PATTERN in text and specs.KIND_PATTERN in text
+
+
+def test_a_collection_of_vectors_alone_over_http(http: httpx.Client) -> None:
+    """Created with model "none", fed rows carrying "vector", searched by vector and like; a text
+    search is a 422 naming the fix, a malformed row a 422 that writes nothing."""
+    create(http, "vecs", {"name": "v1", "model": {"type": "none", "dim": 4}})
+    rows = [{"id": f"p{i}", "vector": [1.0, float(i), 0.0, 2.0], "fields": {"i": i}} for i in range(10)]
+    seq = put(http, rows, "vecs")["seq"]
+    found = search(http, "vecs", vector=[1.0, 3.0, 0.0, 2.0], k=2, min_seq=seq)
+    assert found["hits"][0]["id"] == "p3" and found["hits"][0]["fields"] == {"i": 3}
+    assert found["hits"][0]["score"] > 0.999
+    liked = search(http, "vecs", like={"kind": "doc", "id": "p9"}, k=1)
+    assert liked["hits"][0]["id"] == "p8"
+    body = error(http.post("/v1/collections/vecs/search", json={"text": "cats"}), 422, "text_not_supported")
+    assert '"vector"' in body["message"] and '"query"' in body["message"]
+    bad = {"records": [{"id": "q", "vector": [1.0, 2.0]}]}
+    body = error(http.put("/v1/collections/vecs/records", json=bad), 422, "invalid_request")
+    assert "dimension 4" in body["message"]
+    neither = {"records": [{"id": "q"}]}
+    error(http.put("/v1/collections/vecs/records", json=neither), 422, "invalid_request")
+    assert ok(http.get("/v1/collections/vecs"))["head_seq"] == seq
+    info = ok(http.get("/v1/collections/vecs/versions/v1"))
+    assert info["model"]["type"] == "none" and info["indexes"]["doc"]["vectors"] == 10

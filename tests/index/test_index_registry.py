@@ -11,11 +11,13 @@ import pydantic
 import pytest
 
 import embedswitch.index as index_pkg
-from embedswitch.index import AutoSpec, IndexMeta, IndexSpec, VectorIndex, _local, index_spec, open_index
-from embedswitch.index._local import LocalIndex, Snapshot, stored_type
+from embedswitch.index import AutoSpec, IndexMeta, VectorIndex, _local, index_spec, open_index
+from embedswitch.index._files import stored_type
+from embedswitch.index._local import LocalIndex
 from embedswitch.index.auto import AutoIndex
 from embedswitch.index.exact import ExactIndex
-from embedswitch.index.hnsw import HnswIndex
+from embedswitch.index.hnsw import HnswIndex, HnswStorage
+from embedswitch.index.usearch import UsearchIndex
 
 DIM = 16
 META = IndexMeta(collection="docs", version="v1", kind="text", fingerprint="ef" * 32, dim=DIM)
@@ -33,6 +35,7 @@ def test_public_api() -> None:
         "HnswSpec",
         "IndexMeta",
         "IndexSpec",
+        "UsearchSpec",
         "VectorIndex",
         "index_spec",
         "open_index",
@@ -61,7 +64,10 @@ def test_spec_defaults_and_validation() -> None:
         spec.m = 32  # type: ignore[misc]
 
 
-@pytest.mark.parametrize(("type_", "cls"), [("exact", ExactIndex), ("hnsw", HnswIndex), ("auto", AutoIndex)])
+@pytest.mark.parametrize(
+    ("type_", "cls"),
+    [("exact", ExactIndex), ("hnsw", HnswIndex), ("usearch", UsearchIndex), ("auto", AutoIndex)],
+)
 def test_open_index_types(tmp_path: Path, type_: str, cls: type) -> None:
     index = open_index(index_spec({"type": type_}), tmp_path / "idx", META)
     assert isinstance(index, cls)
@@ -70,7 +76,7 @@ def test_open_index_types(tmp_path: Path, type_: str, cls: type) -> None:
 
 
 def test_auto_reopens_whatever_type_is_on_disk(tmp_path: Path) -> None:
-    for type_, cls in (("hnsw", HnswIndex), ("exact", ExactIndex)):
+    for type_, cls in (("hnsw", HnswIndex), ("exact", AutoIndex)):
         directory = tmp_path / type_
         index = open_index(index_spec({"type": type_}), directory, META)
         index.upsert(["a"], unit(1), [1])
@@ -78,8 +84,7 @@ def test_auto_reopens_whatever_type_is_on_disk(tmp_path: Path) -> None:
         index.close()
         assert stored_type(directory) == type_
         again = open_index(index_spec({}), directory, META)
-        inner = again.inner if isinstance(again, AutoIndex) else again
-        assert isinstance(inner, cls)
+        assert isinstance(again, cls) and again.index_type == type_
         assert again.ids() == ["a"]
 
 
@@ -90,13 +95,13 @@ def test_hnsw_keeps_the_m_it_was_built_with(tmp_path: Path) -> None:
     index.close()
     again = open_index(index_spec({"type": "hnsw", "m": 32, "ef_search": 99}), tmp_path / "idx", META)
     assert isinstance(again, HnswIndex)
-    assert again._type_params() == {"m": 8, "ef_construction": 128, "ef_search": 99}
+    assert again._storage.params() == {"m": 8, "ef_construction": 128, "ef_search": 99}
 
 
 def full_state(index: VectorIndex) -> dict[str, object]:
     ids = sorted(index.ids())
     vectors = index.get(ids)
-    tombstones = index.tombstones() if isinstance(index, LocalIndex | AutoIndex) else None
+    tombstones = index.tombstones() if isinstance(index, LocalIndex) else None
     return {
         "ids": ids,
         "seqs": {i: index.seq_of(i) for i in ids},
@@ -115,10 +120,19 @@ def build_auto(directory: Path, threshold: int, n: int) -> AutoIndex:
     return index
 
 
+def converted(index: AutoIndex) -> None:
+    """Checkpoint, let the conversion it starts finish, and checkpoint what it built (after a failed
+    conversion that checkpoint starts another; wait for that one too, so none is left running)."""
+    index.checkpoint()
+    assert index.wait_rebuilt(60)
+    index.checkpoint()
+    assert index.wait_rebuilt(60)
+
+
 def test_auto_stays_exact_up_to_threshold(tmp_path: Path) -> None:
     index = build_auto(tmp_path / "idx", threshold=40, n=45)
     assert len(index) == 40
-    index.checkpoint()
+    converted(index)
     assert index.index_type == "exact"
     assert stored_type(tmp_path / "idx") == "exact"
 
@@ -129,9 +143,9 @@ def test_auto_converts_to_hnsw_at_checkpoint_keeping_all_state(tmp_path: Path) -
     before_search = index.search(unit(3, 9), 60)
     assert index.index_type == "exact"
 
-    index.checkpoint()
+    converted(index)
     assert index.index_type == "hnsw"
-    assert isinstance(index.inner, HnswIndex)
+    assert isinstance(index._storage, HnswStorage)
     assert stored_type(tmp_path / "idx") == "hnsw"
     assert full_state(index) == before
     assert index.seq_of("ghost") == 11 and index.seq_of("r0") == 11
@@ -149,20 +163,21 @@ def test_auto_converts_to_hnsw_at_checkpoint_keeping_all_state(tmp_path: Path) -
 
 def test_writes_during_conversion_are_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     index = build_auto(tmp_path / "idx", threshold=30, n=60)
-    real_open = HnswIndex.from_spec
+    real_add = HnswStorage.add
     late = unit(2, 42)
+    wrote: list[bool] = []
 
-    def open_while_writing(
-        spec: IndexSpec, directory: Path, meta: IndexMeta, snapshot: Snapshot | None = None
-    ) -> HnswIndex:
-        assert index.upsert(["r10", "brand-new"], late, [13, 13]) == 2
-        assert index.delete(["r11"], [13]) == 1
-        assert index.upsert(["r12"], late[:1], [1]) == 0
-        return real_open(spec, directory, meta, snapshot)
+    def add_while_writing(self: HnswStorage, keys: np.ndarray, vectors: np.ndarray, threads: int) -> None:
+        if not wrote:  # the first chunk of the conversion: write meanwhile, from this thread
+            wrote.append(True)
+            assert index.upsert(["r10", "brand-new"], late, [13, 13]) == 2
+            assert index.delete(["r11"], [13]) == 1
+            assert index.upsert(["r12"], late[:1], [1]) == 0
+        real_add(self, keys, vectors, threads)
 
-    monkeypatch.setattr(HnswIndex, "from_spec", open_while_writing)
-    index.checkpoint()
-    assert index.index_type == "hnsw"
+    monkeypatch.setattr(HnswStorage, "add", add_while_writing)
+    converted(index)
+    assert wrote and index.index_type == "hnsw"
     got = index.get(["r10", "brand-new", "r11"])
     np.testing.assert_array_equal(got["r10"], late[0])
     np.testing.assert_array_equal(got["brand-new"], late[1])
@@ -177,17 +192,17 @@ def test_failed_conversion_keeps_serving_exact(tmp_path: Path, monkeypatch: pyte
     index = build_auto(tmp_path / "idx", threshold=30, n=60)
     before = full_state(index)
 
-    def broken(*args: object, **kwargs: object) -> HnswIndex:
+    def broken(*args: object, **kwargs: object) -> None:
         raise MemoryError("no room for the graph")
 
-    monkeypatch.setattr(HnswIndex, "from_spec", broken)
-    with pytest.raises(MemoryError):
-        index.checkpoint()
+    monkeypatch.setattr(HnswStorage, "add", broken)
+    converted(index)
     assert index.index_type == "exact"
+    assert index.rebuild_error == "MemoryError: no room for the graph"
     index.upsert(["after"], unit(1, 5), [20])
     monkeypatch.undo()
-    index.checkpoint()
-    assert index.index_type == "hnsw"
+    converted(index)
+    assert index.index_type == "hnsw" and index.rebuild_error is None
     assert full_state(index)["ids"] == sorted([*before["ids"], "after"])  # type: ignore[misc]
 
 
@@ -207,7 +222,7 @@ def test_searches_keep_working_during_conversion(tmp_path: Path) -> None:
     thread = threading.Thread(target=search_loop)
     thread.start()
     try:
-        index.checkpoint()
+        converted(index)
     finally:
         stop.set()
         thread.join()

@@ -30,7 +30,7 @@ DEMO_MODEL = "minilm-static"
 SHARED_CORPUS = Path("../shared/data/scifact/corpus.jsonl")
 SAMPLE_CORPUS = Path(__file__).parent / "data" / "sample_corpus.jsonl"
 
-_NATIVE_KEYS = {"id", "text", "kind", "fields"}
+_NATIVE_KEYS = {"id", "text", "kind", "fields", "vector"}
 _BEIR_KEYS = {"_id", "title", "text", "metadata"}
 
 
@@ -78,7 +78,7 @@ def parse_line(raw: bytes, kind: str = "doc") -> dict[str, Any]:
         raise ValueError(f"expected a JSON object, got {type(data).__name__}")
     record = _from_beir(data, kind) if "_id" in data and "id" not in data else _from_native(data, kind)
     try:
-        return RecordIn.model_validate(record).model_dump()
+        return RecordIn.model_validate(record).model_dump(exclude_none=True)
     except ValidationError as exc:
         raise ValueError(describe_errors(exc)) from None
 
@@ -87,7 +87,7 @@ def _from_native(data: dict[str, Any], kind: str) -> dict[str, Any]:
     extra = sorted(set(data) - _NATIVE_KEYS)
     if extra:
         raise ValueError(
-            f"unknown keys {extra}; a record has id, text and optionally kind and fields "
+            f"unknown keys {extra}; a record has id, text (or vector) and optionally kind and fields "
             "(or, for BEIR corpus lines, _id, title, text and metadata)"
         )
     return {"kind": kind, **data, "id": _id(data.get("id"), "id")}

@@ -133,7 +133,7 @@ def test_rollout_under_load(engine: Engine) -> None:
 
         def traffic(method: str, path: str, body: dict | None = None) -> None:
             before = time.monotonic()
-            r = admin.request(method, path, json=body)
+            r = admin.request(method, path, json={} if body is None else body)
             assert r.status_code == 200, r.text
             live = {v for v, w in r.json()["weights"].items() if w > 0}
             assignments.append((before, time.monotonic(), live))

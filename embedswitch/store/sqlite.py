@@ -9,6 +9,7 @@ seam.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import threading
@@ -74,33 +75,14 @@ CREATE TABLE IF NOT EXISTS rollouts(
 
 
 def _backfill_to_json(state: BackfillState | None) -> str | None:
-    if state is None:
-        return None
-    return json.dumps(
-        {
-            "upto_seq": state.upto_seq,
-            "total": state.total,
-            "done": state.done,
-            "cursor": list(state.cursor) if state.cursor else None,
-            "finished": state.finished,
-            "awaiting_vectors": state.awaiting_vectors,
-        }
-    )
+    return None if state is None else json.dumps(dataclasses.asdict(state))
 
 
 def _backfill_from_json(text: str | None) -> BackfillState | None:
     if not text:
         return None
     raw = json.loads(text)
-    cursor = tuple(raw["cursor"]) if raw["cursor"] else None
-    return BackfillState(
-        raw["upto_seq"],
-        raw["total"],
-        raw["done"],
-        cursor,
-        raw["finished"],
-        raw.get("awaiting_vectors", False),
-    )
+    return BackfillState(**{**raw, "cursor": tuple(raw["cursor"]) if raw["cursor"] else None})
 
 
 class SqliteConfig(BaseModel):

@@ -177,7 +177,7 @@ def test_ingest_rejects_record_without_text(url: str, tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "docs.jsonl", [{"id": "a", "text": "fine"}, {"id": "b"}])
     result = cli(url, "ingest", "docs", str(path))
     assert result.exit_code == 1
-    assert "line 2: text:" in result.output
+    assert "line 2:" in result.output and '"text" to embed' in result.output
 
 
 # -- search -----------------------------------------------------------------------------------

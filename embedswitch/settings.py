@@ -6,7 +6,7 @@ shutdown), so a field added to any of them is at once a setting everywhere: ``--
 ``EMBEDSWITCH_<NAME>``, ``NAME = value`` in the TOML file (``--config FILE`` or
 ``$EMBEDSWITCH_CONFIG``), ``embedswitch config`` and the table in docs/operations.md.
 
-``load`` merges the layers, flags over environment over file over defaults, and remembers where
+``load_settings`` merges the layers, flags over environment over file over defaults, and remembers where
 each value came from. A setting the file does not know is an error; an ``EMBEDSWITCH_`` variable
 that is no setting (nor one of ``OTHER_VARIABLES``) is only warned about (``unknown_variables``),
 since an environment is often shared.
@@ -126,7 +126,7 @@ class LoadedSettings:
     file: Path | None
 
 
-def load(flags: Mapping[str, object], file: Path | None = None) -> LoadedSettings:
+def load_settings(flags: Mapping[str, object], file: Path | None = None) -> LoadedSettings:
     """Defaults, overridden by the settings file (``file``, else ``$EMBEDSWITCH_CONFIG``), then by
     ``EMBEDSWITCH_<NAME>`` variables, then by ``flags``. ``InvalidRequest`` names a bad value and
     where it came from."""

@@ -70,6 +70,19 @@ def test_building_versions_do_not_count(engine: Engine) -> None:
     engine.wait_ready("c", "v2", 60)
 
 
+def test_an_interleaved_version_counts(engine: Engine) -> None:
+    """A version without weight that answers users through interleaving is serving too."""
+    engine.add_version("c", {"name": "v2", "model": {"type": "hashing", "seed": 2}})
+    engine.wait_ready("c", "v2", 60)
+    engine.set_traffic("c", interleave={"versions": ["v1", "v2"], "percent": 10})
+    assert engine.serving("c") == {"v1", "v2"}
+    with engine.collection("c").get_version("v2").applier.lock:  # the fault: v2 is paused
+        ack = engine.upsert("c", records("a", BOUND + 1))
+        assert engine.collection("c").get_version("v1").wait_applied(ack.seq, 10)
+        with pytest.raises(Overloaded, match="version 'v2'"):
+            engine.upsert("c", records("b", 1))
+
+
 def test_over_http_a_refused_write_is_503_and_the_client_retries(
     engine: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:

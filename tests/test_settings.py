@@ -16,7 +16,7 @@ from embedswitch.settings import (
     OTHER_VARIABLES,
     ServeConfig,
     ServerSettings,
-    load,
+    load_settings,
     parse_assignments,
     reference_table,
     rows,
@@ -50,7 +50,7 @@ def test_flags_beat_the_environment_which_beats_the_file(
     file = write(tmp_path, 'apply_batch = 1\nbackfill_batch = 2\nport = 3\nallowed_hosts = ["a.internal"]\n')
     monkeypatch.setenv("EMBEDSWITCH_BACKFILL_BATCH", "20")
     monkeypatch.setenv("EMBEDSWITCH_PORT", "30")
-    loaded = load({"port": "300"}, file)
+    loaded = load_settings({"port": "300"}, file)
     settings = loaded.settings
     assert (settings.apply_batch, settings.backfill_batch, settings.port) == (1, 20, 300)
     assert settings.allowed_hosts == ["a.internal"]
@@ -61,7 +61,7 @@ def test_flags_beat_the_environment_which_beats_the_file(
 
 def test_the_file_may_come_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EMBEDSWITCH_CONFIG", str(write(tmp_path, 'log_format = "json"\n')))
-    assert load({}).settings.log_format == "json"
+    assert load_settings({}).settings.log_format == "json"
 
 
 def test_values_as_variables_and_flags_write_them(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -70,7 +70,7 @@ def test_values_as_variables_and_flags_write_them(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("embedswitch_inline_quick_requests", "false")  # names are case-insensitive
     monkeypatch.setenv("EMBEDSWITCH_QUERY_LOG_SIZE", "")  # empty: unset
     flags = parse_assignments(["allowed-hosts=x,y", "max_apply_lag=null", "log_level=DEBUG"])
-    settings = load(flags).settings
+    settings = load_settings(flags).settings
     assert settings.cors_origins == ["https://a.example", "https://b.example"]
     assert settings.allowed_hosts == ["x", "y"] and settings.max_apply_lag is None
     assert settings.torch_threads is None and settings.inline_quick_requests is False
@@ -82,24 +82,24 @@ def test_bad_values_name_the_setting_and_where_it_came_from(
 ) -> None:
     monkeypatch.setenv("EMBEDSWITCH_APPLY_BATCH", "many")
     with pytest.raises(InvalidRequest, match="apply_batch .from EMBEDSWITCH_APPLY_BATCH.: Input should be"):
-        load({})
+        load_settings({})
     monkeypatch.delenv("EMBEDSWITCH_APPLY_BATCH")
     file = write(tmp_path, "port = 0\n")
     with pytest.raises(InvalidRequest, match=f"port .from {re.escape(str(file))}.: Input should be"):
-        load({}, file)
+        load_settings({}, file)
     with pytest.raises(InvalidRequest, match="drain_timeout_s .30. must be less than shutdown_timeout_s"):
-        load({"drain_timeout_s": "30"})
+        load_settings({"drain_timeout_s": "30"})
     with pytest.raises(InvalidRequest, match="log_format .from a flag.: Input should be 'plain' or 'json'"):
-        load({"log_format": "xml"})
+        load_settings({"log_format": "xml"})
 
 
 def test_unknown_names_in_a_file_or_a_flag_are_errors_with_the_closest_name(tmp_path: Path) -> None:
     with pytest.raises(InvalidRequest, match="unknown setting 'aply_batch'; did you mean 'apply_batch'"):
-        load({}, write(tmp_path, "aply_batch = 3\n"))
+        load_settings({}, write(tmp_path, "aply_batch = 3\n"))
     with pytest.raises(InvalidRequest, match="not valid TOML"):
-        load({}, write(tmp_path, "apply_batch = \n"))
+        load_settings({}, write(tmp_path, "apply_batch = \n"))
     with pytest.raises(InvalidRequest, match="does not exist"):
-        load({}, tmp_path / "missing.toml")
+        load_settings({}, tmp_path / "missing.toml")
     with pytest.raises(InvalidRequest, match="did you mean 'max_body_bytes'"):
         parse_assignments(["max_body_byte=1"])
     with pytest.raises(InvalidRequest, match="NAME=VALUE"):
@@ -144,16 +144,16 @@ def test_the_server_settings_are_the_engine_http_and_serve_settings() -> None:
     parts = [set(EngineConfig.model_fields), set(HttpConfig.model_fields), set(ServeConfig.model_fields)]
     assert sum(len(p) for p in parts) == len(set().union(*parts))
     assert set(ServerSettings.model_fields) == set().union(*parts)
-    settings = load({"apply_batch": "7", "rate_limit_burst": "9", "api_keys": "admin:k"}).settings
+    settings = load_settings({"apply_batch": "7", "rate_limit_burst": "9", "api_keys": "admin:k"}).settings
     assert settings.engine_config() == EngineConfig(apply_batch=7, encode_workers=settings.encode_workers)
     assert settings.http_config().rate_limit_burst == 9
     assert settings.http_config().api_keys == SecretStr("admin:k")
 
 
 def test_secrets_are_masked_when_shown() -> None:
-    shown = {row.name: row for row in rows(load({"api_keys": "admin:s3cret"}))}
+    shown = {row.name: row for row in rows(load_settings({"api_keys": "admin:s3cret"}))}
     assert shown["api_keys"].value == "***" and shown["api_keys"].source == "flag"
-    assert "s3cret" not in repr(load({"api_keys": "admin:s3cret"}).settings)
+    assert "s3cret" not in repr(load_settings({"api_keys": "admin:s3cret"}).settings)
 
 
 def test_operations_md_lists_every_setting() -> None:

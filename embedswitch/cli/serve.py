@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -25,7 +26,7 @@ from ..http.auth import Gate
 from ..http.logs import configure_logging
 from ..http.settings import LOOPBACK_HOSTS, HttpConfig
 from ..models import OpenAISpec
-from ..settings import LoadedSettings, ServerSettings, load, parse_assignments, unknown_variables
+from ..settings import LoadedSettings, ServerSettings, load_settings, parse_assignments, unknown_variables
 from ._common import reported
 
 log = logging.getLogger("embedswitch")
@@ -88,7 +89,7 @@ class Flags:
         }
         values = parse_assignments(self.assignments)
         values.update({name: value for name, value in named.items() if value is not None})
-        return load(values, self.config)
+        return load_settings(values, self.config)
 
 
 def serve(
@@ -186,7 +187,7 @@ class _Server(uvicorn.Server):
         log.info(
             "shutting down: no new connections, requests in flight get %g s, exit within %g s", drain, timeout
         )
-        threading.Event().wait(timeout)
+        time.sleep(timeout)
         log.error(
             "shutdown did not finish within shutdown_timeout_s (%g s); exiting now. Nothing acknowledged "
             "is lost: the change log replays on the next start",

@@ -27,7 +27,8 @@ from .settings import HttpConfig
 
 
 def create_app(engine: Engine, close_engine: bool = True, config: HttpConfig | None = None) -> FastAPI:
-    """A FastAPI app serving ``engine``; it closes the engine on shutdown unless told not to."""
+    """A FastAPI app serving ``engine``; it closes the engine on shutdown unless told not to.
+    Without a ``config``, the defaults overridden by ``EMBEDSWITCH_<FIELD>`` variables."""
     config = config or HttpConfig.model_validate(env_values(HttpConfig))
 
     @asynccontextmanager

@@ -88,7 +88,7 @@ def run(quick: bool, params: Params | None = None) -> dict[str, Any]:
 
 
 def _engine_loads(params: Params, raw_s: float) -> list[dict[str, Any]]:
-    from embedswitch import Engine
+    from embedswitch import Engine, EngineConfig
 
     from .bench_index import clustered
 
@@ -99,7 +99,7 @@ def _engine_loads(params: Params, raw_s: float) -> list[dict[str, Any]]:
     for path in ("records with vectors", "put_vectors"):
         with (
             tempfile.TemporaryDirectory(prefix="bench-engine-load-") as tmp,
-            Engine.open(Path(tmp)) as engine,
+            Engine.open(Path(tmp), EngineConfig(max_apply_lag=None)) as engine,  # a bulk load
         ):
             version = {"name": "v", "model": {"type": "none", "dim": params.dim}, "index": {"type": "hnsw"}}
             if path == "put_vectors":

@@ -29,6 +29,7 @@ how to fix the problem. The HTTP layer turns any of them into ``{"code": ..., "m
     │   └── RolloutInProgress (409 rollout_in_progress)
     ├── Unavailable (503 unavailable)
     │   ├── NotCaughtUp (503 not_caught_up)
+    │   ├── Overloaded (503 overloaded)
     │   └── ModelUnavailable (503 model_unavailable)
     └── IndexMismatch (500 index_mismatch)
 """
@@ -98,7 +99,7 @@ class RateLimited(EmbedswitchError):
 
     def __init__(self, message: str, retry_after_s: float, **context: object) -> None:
         super().__init__(message, retry_after_s=round(retry_after_s, 3), **context)
-        self.headers = {"Retry-After": str(max(1, math.ceil(retry_after_s)))}
+        self.headers = _retry_after(retry_after_s)
 
 
 class NotFound(EmbedswitchError):
@@ -190,8 +191,23 @@ class NotCaughtUp(Unavailable):
     code = "not_caught_up"
 
 
+class Overloaded(Unavailable):
+    """A write refused because a serving version's applier is too far behind; nothing was
+    written. ``Retry-After`` says when to try again."""
+
+    code = "overloaded"
+
+    def __init__(self, message: str, retry_after_s: float, **context: object) -> None:
+        super().__init__(message, retry_after_s=round(retry_after_s, 3), **context)
+        self.headers = _retry_after(retry_after_s)
+
+
 class ModelUnavailable(Unavailable):
     code = "model_unavailable"
+
+
+def _retry_after(seconds: float) -> dict[str, str]:
+    return {"Retry-After": str(max(1, math.ceil(seconds)))}
 
 
 class IndexMismatch(EmbedswitchError):

@@ -10,7 +10,6 @@ and checkpoints the version every ``checkpoint_interval_s``.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -20,9 +19,8 @@ from typing import Protocol
 import numpy as np
 
 from .backfill.base import EmbedStep
+from .events import Trouble
 from .store.base import Change, RecordStore
-
-log = logging.getLogger("embedswitch")
 
 MIN_CHUNK = 16
 """Texts per parallel encoding chunk, at least."""
@@ -76,11 +74,12 @@ class Applier:
         batch: int,
         checkpoint_interval_s: float,
         workers: int,
+        trouble: Trouble,
     ) -> None:
         self.lock = threading.RLock()
         """Held around each applied batch; hold it to change what derived users depend on."""
         self.caught_up = False
-        self.error: str | None = None
+        self.trouble = trouble
         self._target = target
         self._store = store
         self._step = step
@@ -117,9 +116,8 @@ class Applier:
                     last_checkpoint = time.monotonic()
                 if self.caught_up and not self._stop.is_set():
                     self._store.wait_for_log(target.collection, target.applied_seq, IDLE_WAIT_S)
-            except Exception as exc:  # keep serving; the error is visible in status and logs
-                self.error = f"{type(exc).__name__}: {exc}"
-                log.exception("applier %s/%s failed; retrying", target.collection, target.name)
+            except Exception as exc:  # keep serving; the error shows in status, events and the log
+                self.trouble.failed(exc)
                 self._stop.wait(1.0)
 
     def apply(self, changes: list[Change]) -> None:
@@ -133,7 +131,7 @@ class Applier:
                 if items:
                     users |= self._store.users_of_items(target.collection, items)
                 target.write_users(sorted(users), changes[-1].seq)
-        self.error = None
+        self.trouble.cleared()
         target.mark_applied(changes[-1].seq)
 
     def _apply_records(self, changes: list[Change]) -> None:

@@ -47,6 +47,21 @@ def _error_classes() -> dict[str, type[EmbedswitchError]]:
 _BY_CODE = _error_classes()
 
 
+def _overloaded_wait(response: httpx.Response) -> float | None:
+    """Seconds to wait before sending again a write the server refused by backpressure (503
+    ``overloaded``: nothing was written), or None for any other answer."""
+    if response.status_code != 503:
+        return None
+    try:
+        code = response.json().get("code")
+    except (ValueError, AttributeError):
+        return None
+    if code != "overloaded":
+        return None
+    retry_after = response.headers.get("Retry-After", "")
+    return float(retry_after) if retry_after.isdigit() else 1.0
+
+
 def _raise_for(response: httpx.Response) -> None:
     if response.status_code < 400:
         return
@@ -74,10 +89,14 @@ class Client:
         timeout_s: float = 60.0,
         api_key: str | None = None,
         headers: dict[str, str] | None = None,
+        overloaded_wait_s: float = 300.0,
     ) -> None:
         """``api_key`` (default: ``$EMBEDSWITCH_API_KEY``) goes as ``Authorization: Bearer``;
-        ``headers`` are sent with every request too (for a proxy, say)."""
+        ``headers`` are sent with every request too (for a proxy, say). A write the server refuses
+        by backpressure (``Overloaded``: nothing was written) is sent again after its
+        ``Retry-After``, for up to ``overloaded_wait_s`` in all (0: raised at once)."""
         self.url = url.rstrip("/")
+        self.overloaded_wait_s = overloaded_wait_s
         sent = {"X-Requested-With": "embedswitch"}  # what a POST without a body needs (http/guards.py)
         api_key = api_key if api_key is not None else os.environ.get("EMBEDSWITCH_API_KEY")
         if api_key:
@@ -85,7 +104,13 @@ class Client:
         self._http = httpx.Client(base_url=self.url, timeout=timeout_s, headers={**sent, **(headers or {})})
 
     def _call(self, method: str, path: str, json: Any = None, params: dict[str, Any] | None = None) -> Any:
-        response = self._http.request(method, path, json=json, params=params)
+        deadline = time.monotonic() + self.overloaded_wait_s
+        while True:
+            response = self._http.request(method, path, json=json, params=params)
+            wait = _overloaded_wait(response)
+            if wait is None or time.monotonic() + wait > deadline:
+                break
+            time.sleep(wait)
         _raise_for(response)
         return response.json()
 

@@ -9,23 +9,25 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from . import events
 from ._errors import (
     Conflict,
     InvalidRequest,
     LastVersion,
     NotCaughtUp,
     NothingToRollBack,
+    Overloaded,
     RecordNotFound,
     VersionExists,
     VersionHasTraffic,
     VersionNotFound,
     VersionNotReady,
 )
+from ._request_id import request_id
 from .models import load_model, model_label, spec_to_dict
 from .request_stats import RequestStats
 from .results import (
@@ -121,6 +123,24 @@ class Collection:
             )
         version.check_vectors([r.vector for r in records if r.vector is not None], "record vectors")
 
+    def check_backlog(self, serving: Iterable[str], bound: int) -> None:
+        """Backpressure: ``Overloaded`` while a ``serving`` version has more than ``bound`` log entries
+        left to apply. Building versions are never asked: they catch up through their backfill."""
+        head = self.head_seq()
+        for name in sorted(serving):
+            version = self.versions.get(name)
+            lag = head - version.applied_seq if version is not None else 0
+            if lag > bound:
+                raise Overloaded(
+                    f"version {name!r} of {self.name!r} has {lag} log entries left to apply, more than "
+                    f"max_apply_lag ({bound}); nothing was written. Retry after Retry-After; if this "
+                    "lasts, its model can't keep up with the write rate (embedswitch_applier_lag_seqs)",
+                    retry_after_s=1.0,
+                    collection=self.name,
+                    version=name,
+                    lag=lag,
+                )
+
     def delete(self, kind: str, id: str) -> DeleteAck:
         result = self.store.write(self.name, [], [(kind, id)])
         return DeleteAck(seq=result.seq)
@@ -172,7 +192,7 @@ class Collection:
             return SearchResult(
                 version=pinned.name,
                 applied_seq=applied,
-                request_id=uuid.uuid4().hex,
+                request_id=request_id(),
                 hits=self._with_fields(kind, hits),
             )
 
@@ -202,7 +222,7 @@ class Collection:
             return RecommendResult(
                 version=pinned.name,
                 applied_seq=applied,
-                request_id=uuid.uuid4().hex,
+                request_id=request_id(),
                 hits=self._with_fields("item", hits),
                 fallback=fallback,
             )
@@ -252,8 +272,8 @@ class Collection:
                 created_at=time.time(),
             )
             self.store.add_version(row)
-            self.store.add_event(
-                self.name, spec.name, "created", {"model": spec_to_dict(spec.model), "seq": head}
+            events.record(
+                self.store, self.name, spec.name, "created", {"model": spec_to_dict(spec.model), "seq": head}
             )
             version = self._runtime(row)
             self.versions[spec.name] = version
@@ -332,7 +352,7 @@ class Collection:
                 f"version {name!r} has no vector load to commit", collection=self.name, version=name
             )
         version.commit_vectors()
-        self.store.add_event(self.name, name, "vectors_committed", {})
+        events.record(self.store, self.name, name, "vectors_committed", {})
         return self.version_info(name)
 
     def version_info(self, name: str) -> VersionInfo:
@@ -420,7 +440,7 @@ class Collection:
         clean = {name: weight for name, weight in weights.items() if weight > 0}
         router = self._router(clean)
         self.traffic = self.store.set_traffic(self.name, clean, reason, parent)
-        self.store.add_event(self.name, None, "traffic", {"weights": clean, "reason": reason})
+        events.record(self.store, self.name, None, "traffic", {"weights": clean, "reason": reason})
         self.router = router
 
     @staticmethod
@@ -477,7 +497,7 @@ class Collection:
             del self.versions[name]
             self.router = self._router(self.traffic.weights)
             self.store.delete_version(self.name, name)
-            self.store.add_event(self.name, name, "retired", {})
+            events.record(self.store, self.name, name, "retired", {})
         version.retire()
 
     # -- maintenance -------------------------------------------------------------------------

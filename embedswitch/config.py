@@ -1,13 +1,10 @@
-"""``EngineConfig``: the engine's tuning knobs, from code or ``EMBEDSWITCH_<FIELD>`` variables."""
+"""``EngineConfig``: the engine's tuning knobs (``embedswitch serve`` takes them from its settings)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
-
-from .specs import parse
 
 
 class EngineConfig(BaseModel):
@@ -15,52 +12,68 @@ class EngineConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    min_seq_timeout_s: float = Field(5.0, ge=0, description="How long search waits for min_seq")
+    min_seq_timeout_s: float = Field(
+        5.0, ge=0, description="How long a search's `min_seq` waits before a 503 `not_caught_up`"
+    )
     apply_batch: int = Field(256, ge=1, description="Log entries an applier embeds per step")
-    checkpoint_interval_s: float = Field(2.0, gt=0, description="How often indexes are made durable")
-    backfill_batch: int = Field(256, ge=1)
+    checkpoint_interval_s: float = Field(
+        2.0,
+        gt=0,
+        description="How often index state is made durable (replay after a crash covers at most this much)",
+    )
+    backfill_batch: int = Field(256, ge=1, description="Records per backfill page")
     encode_workers: int = Field(
         default_factory=lambda: os.cpu_count() or 1,
         ge=1,
         description="Threads that embed in parallel, per applier step and per backfill",
+        json_schema_extra={"shown_default": "cores"},
     )
     torch_threads: int | None = Field(
         1,
         ge=1,
-        description="Intra-op threads per torch forward pass; 1 lets backfill encoders and queries "
-        "run side by side on separate cores (None: torch's default)",
+        description="Intra-op threads per torch call; 1 lets the parallel encoders and queries each run on "
+        "their own core (null: torch's default)",
     )
     query_batch_wait_ms: float = Field(
         1.5,
         ge=0,
-        description="How long a query waits for concurrent queries to share one encode call, at most, "
-        "for models that gain from it (transformers); 0: off. A query on an idle model never waits",
+        description="How long a query may wait for concurrent queries to share one encode call "
+        "(transformer and remote models; static and hashing models never batch); a query on an idle "
+        "model is embedded at once; 0 turns batching off",
     )
     query_batch_max: int = Field(32, ge=1, description="Queries embedded in one shared call, at most")
     inline_quick_requests: bool = Field(
         True,
-        description="Run searches and recommendations that are quick (models that don't batch "
-        "queries, such as static or hashing ones, over an embedded store) on the HTTP server's event "
-        "loop instead of a worker thread; turn off when exact indexes are large (a long search "
-        "there holds up the other requests)",
+        description="Searches and recommendations whose models don't batch queries (static, hashing, "
+        "ALS), over the embedded store and without `min_seq`, run on the server's event loop instead "
+        "of a worker thread (the thread hop cost more than the search); turn it off when exact "
+        "indexes are large, since a long search there holds up the other requests",
     )
     blas_threads: int | None = Field(
         1,
         ge=1,
-        description="BLAS threads per call (numpy's matrix products, e.g. the exact index); 1 lets "
-        "concurrent requests use the cores side by side instead of fighting over BLAS's pool",
+        description="BLAS threads per call (numpy matrix products such as the exact index's); 1 lets "
+        "concurrent requests run side by side on the cores (null: BLAS's default)",
     )
-    backfill_max_rate: float | None = Field(None, gt=0, description="Records/s cap per backfill")
+    backfill_max_rate: float | None = Field(
+        None, gt=0, description="Records/s cap per backfill (the throttle); null: no cap"
+    )
     backfill_yield_max_wait_s: float = Field(
-        0.05, ge=0, description="How long a backfill batch waits for in-flight queries to finish"
+        0.05, ge=0, description="How long a backfill page waits for in-flight queries before it runs anyway"
     )
     maintenance_interval_s: float = Field(
-        10.0, gt=0, description="How often the change log and the events are pruned and the WAL truncated"
+        10.0,
+        gt=0,
+        description="How often maintenance runs: the change log pruned below every version's saved "
+        "position, events pruned, write-ahead logs truncated",
     )
     events_keep: int = Field(10_000, ge=1, description="Events kept per collection, at most (the newest)")
     events_retention_days: float = Field(90.0, gt=0, description="How long an event is kept, at most")
     query_log_size: int = Field(
-        0, ge=0, description="Searches kept per collection for evaluating candidates on real traffic; 0: off"
+        0,
+        ge=0,
+        description="Routed searches kept per collection for evaluating a candidate on live queries "
+        "(see the query log below); 0: off",
     )
     query_log_retention_s: float = Field(
         7 * 86_400.0, gt=0, description="How long a logged search is kept, at most"
@@ -68,14 +81,10 @@ class EngineConfig(BaseModel):
     experiment_retention_days: float = Field(
         30.0, gt=0, description="How long request assignments, feedback and shadow observations are kept"
     )
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> EngineConfig:
-        """Defaults overridden by ``EMBEDSWITCH_<FIELD>`` variables, e.g. EMBEDSWITCH_BACKFILL_MAX_RATE."""
-        env = os.environ if environ is None else environ
-        values = {
-            name: env[f"EMBEDSWITCH_{name.upper()}"]
-            for name in cls.model_fields
-            if f"EMBEDSWITCH_{name.upper()}" in env
-        }
-        return parse(cls, values)
+    max_apply_lag: int | None = Field(
+        100_000,
+        ge=1,
+        description="Backpressure: log entries a serving version may have left to apply; past it writes "
+        "get 503 `overloaded` with Retry-After and change nothing (building versions don't count); "
+        "null: no bound",
+    )

@@ -24,6 +24,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from . import events
+from ._env import env_values
 from ._errors import CollectionNotFound, EmbedswitchError, InvalidRequest, RecordNotFound
 from .activity import Activity
 from .backfill import BackfillConfig
@@ -34,7 +36,7 @@ from .evaluation.offline import evaluate_versions
 from .evaluation.querylog import QueryLog
 from .experiments import Experiment, Experiments
 from .metrics import Metrics
-from .models import load_model, set_blas_threads, set_torch_threads
+from .models import load_model, set_blas_threads, set_torch_threads, spec_to_dict
 from .results import (
     CandidateEvaluation,
     CollectionInfo,
@@ -141,7 +143,8 @@ class Engine:
     @classmethod
     def open(cls, path: str | Path, config: EngineConfig | None = None, store: str = "sqlite") -> Engine:
         """Open (or create) the engine in the data dir ``path``: index files there, and the store
-        ``store`` names (``"sqlite"``, the default: ``embedswitch.db`` in ``path``)."""
+        ``store`` names (``"sqlite"``, the default: ``embedswitch.db`` in ``path``). Without a
+        ``config``, the defaults overridden by ``EMBEDSWITCH_<FIELD>`` variables."""
         data_dir = Path(path)
         data_dir.mkdir(parents=True, exist_ok=True)
         lock_file = open(data_dir / "LOCK", "w")  # noqa: SIM115 - held for the engine's lifetime
@@ -154,7 +157,8 @@ class Engine:
                 "--data dir (several API processes need a shared store, which this release does not have)"
             ) from None
         try:
-            engine = cls(data_dir, open_store(store, data_dir), config or EngineConfig.from_env())
+            config = config or parse(EngineConfig, env_values(EngineConfig))
+            engine = cls(data_dir, open_store(store, data_dir), config)
         except BaseException:
             lock_file.close()
             raise
@@ -192,7 +196,9 @@ class Engine:
         row = VersionRow(name, spec.name, spec.model_dump(mode="json"), READY, 0, 0, None, time.time())
         with self._lock:
             self.store.create_collection(name, row, {spec.name: 100})
-            self.store.add_event(name, spec.name, "created", {"seq": 0})
+            events.record(
+                self.store, name, spec.name, "created", {"model": spec_to_dict(spec.model), "seq": 0}
+            )
             self._load(name)
         return self.describe(name)
 
@@ -220,11 +226,24 @@ class Engine:
         batch = (
             records if isinstance(records, RecordBatch) else parse(RecordBatch, {"records": list(records)})
         )
+        self._admit_write(target)
         return target.upsert(batch.records)
 
     def delete(self, collection: str, id: str, kind: str = "doc") -> DeleteAck:
         parse(_Kind, {"kind": kind})
-        return self.collection(collection).delete(kind, id)
+        target = self.collection(collection)
+        self._admit_write(target)
+        return target.delete(kind, id)
+
+    def _admit_write(self, target: Collection) -> None:
+        """Backpressure: ``Overloaded`` (503, nothing written) while a version that serves users has
+        more than ``max_apply_lag`` log entries left to apply."""
+        if self.config.max_apply_lag is not None:
+            target.check_backlog(self.serving(target.name), self.config.max_apply_lag)
+
+    def serving(self, collection: str) -> set[str]:
+        """The versions of ``collection`` that answer users: weight > 0, or interleaved."""
+        return self._experiment(collection).serving()
 
     def get_record(self, collection: str, id: str, kind: str = "doc") -> RecordOut:
         parse(_Kind, {"kind": kind})
@@ -342,6 +361,7 @@ class Engine:
             if isinstance(interactions, InteractionBatch)
             else parse(InteractionBatch, {"interactions": list(interactions)})
         )
+        self._admit_write(target)
         return target.add_interactions(batch.interactions)
 
     # -- versions and traffic -----------------------------------------------------------------
@@ -515,16 +535,18 @@ class Engine:
             log.exception("compacting the store failed")
 
     def close(self) -> None:
-        """Checkpoint every version and release the data dir; a second call does nothing."""
+        """Write the buffered experiment and query logs (shadow replays end first, while the
+        versions still answer), stop and checkpoint every version, and release the data dir; a
+        second call does nothing. ``embedswitch serve`` bounds how long this may take."""
         if self._closed:
             return
         self._closed = True
         self._stop.set()
         self.rollouts.close()
-        for target in list(self._collections.values()):
-            target.close()
         self.experiments.close()
         self.query_log.close()
+        for target in list(self._collections.values()):
+            target.close()
         self.store.close()
         if self._lock_file is not None:
             self._lock_file.close()

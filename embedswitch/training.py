@@ -14,19 +14,18 @@ interactions and seed.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable
 
 import numpy as np
 
+from . import events
 from .backfill.base import VectorSink
+from .events import Trouble
 from .models.als import train_als
 from .models.specs import AlsSpec
 from .store.base import Store
-
-log = logging.getLogger("embedswitch")
 
 LOAD_BATCH = 10_000
 
@@ -60,7 +59,7 @@ class Training:
         self.done = 0
         self.total = spec.iterations
         self.started = time.monotonic()
-        self.error: str | None = None
+        self.trouble = Trouble(store, collection, version, "training")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"train-{collection}-{version}", daemon=True)
 
@@ -106,7 +105,9 @@ class Training:
                     on_iteration=self._tick,
                 )
                 self._load(factors.item_ids, factors.item_factors)
-                self._store.add_event(
+                self.trouble.cleared()
+                events.record(
+                    self._store,
                     self.collection,
                     self.version,
                     "trained",
@@ -120,9 +121,8 @@ class Training:
                 return
             except _Stopped:
                 return
-            except Exception as exc:  # visible in status; retried, since the inputs are durable
-                self.error = f"{type(exc).__name__}: {exc}"
-                log.exception("training of %s/%s failed; retrying", self.collection, self.version)
+            except Exception as exc:  # visible in status and events; retried, since the inputs are durable
+                self.trouble.failed(exc)
                 self._stop.wait(5.0)
 
     def _load(self, item_ids: list[str], item_factors: np.ndarray) -> None:

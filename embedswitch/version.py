@@ -13,7 +13,6 @@ after a crash is a no-op for everything already applied.
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import threading
@@ -23,9 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from . import events
 from ._errors import InvalidRequest, RecordNotFound, UnknownKind
 from .applier import Applier
 from .backfill import Backfill, BackfillConfig, EmbedStep, ThreadExecutor
+from .events import Trouble
 from .index import IndexMeta, VectorIndex, open_index
 from .index.base import Hit
 from .models import AlsSpec, NoneSpec, UserModel, l2_normalize, load_model
@@ -34,8 +35,6 @@ from .results import IndexUsage
 from .specs import VersionSpec
 from .store.base import Store, VersionRow
 from .training import Training
-
-log = logging.getLogger("embedswitch")
 
 BUILDING, READY = "building", "ready"
 GRAM_FILE = "item_gram.npy"
@@ -90,7 +89,13 @@ class Version:
             self.index(path.name, create=True)
         step = EmbedStep.of(spec.model)
         self.applier = Applier(
-            self, store, step, config.apply_batch, config.checkpoint_interval_s, config.backfill.workers
+            self,
+            store,
+            step,
+            config.apply_batch,
+            config.checkpoint_interval_s,
+            config.backfill.workers,
+            Trouble(store, self.collection, self.name, "applier"),
         )
         self.backfill: Backfill | None = None
         if row.backfill is not None:
@@ -108,6 +113,7 @@ class Version:
                 ),
                 bf,
                 self._finish_backfill,
+                Trouble(store, self.collection, self.name, "backfill"),
                 self.own_vectors if self.takes_vectors else None,
             )
         self.training: Training | None = None
@@ -381,8 +387,8 @@ class Version:
             if self.derives_users:
                 self.rebuild_users()
             self.backfill.mark_finished()
-        self.store.add_event(
-            self.collection, self.name, "backfill_finished", {"done": self.backfill.state.done}
+        events.record(
+            self.store, self.collection, self.name, "backfill_finished", {"done": self.backfill.state.done}
         )
         self.checkpoint()
 
@@ -414,8 +420,7 @@ class Version:
                     index.forget_tombstones(self.row.applied_seq)
             self.store.save_version_progress(self.collection, self.name, applied, backfill, state)
             if state != self.state:
-                self.store.add_event(self.collection, self.name, "ready", {"applied_seq": applied})
-                log.info("version %s/%s is ready at seq %d", self.collection, self.name, applied)
+                events.record(self.store, self.collection, self.name, "ready", {"applied_seq": applied})
             self.row = replace(self.row, applied_seq=applied, backfill=backfill, state=state)
             self.state = state
 
@@ -448,6 +453,8 @@ class Version:
     @property
     def problem(self) -> str | None:
         """The applier's, the training's or the backfill's last error while it retries, else None."""
-        training = self.training.error if self.training is not None and self.awaiting_vectors() else None
-        error = self.applier.error
-        return error or training or (self.backfill.error if self.backfill is not None else None)
+        training = (
+            self.training.trouble.error if self.training is not None and self.awaiting_vectors() else None
+        )
+        backfill = self.backfill.trouble.error if self.backfill is not None else None
+        return self.applier.trouble.error or training or backfill

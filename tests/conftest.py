@@ -106,11 +106,20 @@ def client(server: ServerThread) -> Iterator[Client]:
 class ServerProcess:
     """``embedswitch serve`` in its own process, so tests can kill -9 it."""
 
-    def __init__(self, data: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        data: Path,
+        env: dict[str, str] | None = None,
+        log_level: str = "warning",
+        log: Path | None = None,
+    ) -> None:
+        """``log``: a file its log (stderr) goes to, instead of the test's stderr."""
         self.data = data
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "EMBEDSWITCH_CHECKPOINT_INTERVAL_S": "0.3", **(env or {})}
+        self.log_level = log_level
+        self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 60) -> ServerProcess:
@@ -124,9 +133,13 @@ class ServerProcess:
             "--port",
             str(self.port),
             "--log-level",
-            "warning",
+            self.log_level,
         ]
-        self.proc = subprocess.Popen(cmd, env=self.env, cwd=REPO)
+        if self.log is None:
+            self.proc = subprocess.Popen(cmd, env=self.env, cwd=REPO)
+        else:
+            with self.log.open("ab") as stderr:
+                self.proc = subprocess.Popen(cmd, env=self.env, cwd=REPO, stderr=stderr)
         self.wait_healthy(timeout_s)
         return self
 

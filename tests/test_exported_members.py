@@ -24,6 +24,7 @@ def test_all_is_pinned() -> None:
         "NotCaughtUp",
         "NotFound",
         "NothingToRollBack",
+        "Overloaded",
         "PayloadTooLarge",
         "RateLimited",
         "RecordIn",

@@ -10,7 +10,6 @@ deleted record never comes back. Pages can be throttled to ``max_rate`` records 
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections import deque
@@ -20,10 +19,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ..events import Trouble
 from ..store.base import BackfillState, Record, RecordKey, RecordStore
 from .base import BackfillConfig, EmbedExecutor, EmbedStep, VectorSink
-
-log = logging.getLogger("embedswitch")
 
 
 @dataclass(frozen=True)
@@ -54,13 +52,14 @@ class Backfill:
         executor: Callable[[], EmbedExecutor],
         config: BackfillConfig,
         on_finish: Callable[[], None],
+        trouble: Trouble,
         own_vectors: Callable[[list[bytes]], np.ndarray] | None = None,
     ) -> None:
         self.collection = collection
         self.version = version
         self.state = state
         self.rate = 0.0
-        self.error: str | None = None
+        self.trouble = trouble
         self.read_cursor: RecordKey | None = state.cursor  # last record read; ahead of state.cursor
         self._store = store
         self._sink = sink
@@ -129,11 +128,9 @@ class Backfill:
                 try:
                     if self._pipeline(executor):
                         self._on_finish()
-                        log.info("backfill of %s/%s finished", self.collection, self.version)
                         return
                 except Exception as exc:  # keep going from the last written page; visible in status
-                    self.error = f"{type(exc).__name__}: {exc}"
-                    log.exception("backfill of %s/%s failed; retrying", self.collection, self.version)
+                    self.trouble.failed(exc)
                     self._stop.wait(1.0)
         finally:
             executor.close()
@@ -161,7 +158,7 @@ class Backfill:
                     return True
                 batch, future = pending.popleft()
                 self._write(batch, future.result() if future is not None else None)
-                self.error = None
+                self.trouble.cleared()
                 self.rate = (self.state.done - started_done) / max(1e-9, time.monotonic() - started)
             return False
         finally:

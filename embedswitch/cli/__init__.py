@@ -1,10 +1,10 @@
 """The ``embedswitch`` command: serve the API, or drive a running server over HTTP.
 
-Each noun has its module: ``serve``, ``demo``, ``collections``, ``records`` (ingest, get, delete),
-``search``, ``recommend`` (recommend, interactions, generate-data), ``train``, ``versions``,
-``traffic`` (traffic, promote, rollback, retire), ``rollouts`` (start, show, stop), ``simulate``,
-``status``, ``evaluate`` (evaluate, evaluate-candidate) and ``experiment`` (experiment show|reset,
-feedback).
+Each noun has its module: ``serve``, ``config`` (the settings serve would use), ``demo``,
+``collections``, ``records`` (ingest, get, delete), ``search``, ``recommend`` (recommend,
+interactions, generate-data), ``train``, ``versions``, ``traffic`` (traffic, promote, rollback,
+retire), ``rollouts`` (start, show, stop), ``simulate``, ``status``, ``evaluate`` (evaluate,
+evaluate-candidate) and ``experiment`` (experiment show|reset, feedback).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import typer
 
 from . import (
     collections,
+    config,
     demo,
     evaluate,
     experiment,
@@ -39,6 +40,7 @@ app = typer.Typer(
 )
 
 app.command("serve")(serve.serve)
+app.command("config")(config.show_config)
 app.command("demo")(demo.demo)
 app.add_typer(collections.app, name="collections")
 app.command("ingest")(records.ingest)

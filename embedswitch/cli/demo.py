@@ -13,15 +13,29 @@ from rich.console import Console
 from ..demo import DEMO_COLLECTION, DemoProgress, DemoReport, ensure_demo
 from ..engine import Engine
 from ._common import DEFAULT_URL, RateColumn, console, progress_bar, reported, text
-from .serve import DataOption, HostOption, InsecureOption, LogLevelOption, PortOption, http_config, run_server
+from .serve import (
+    ConfigOption,
+    DataOption,
+    Flags,
+    HostOption,
+    InsecureOption,
+    LogFormatOption,
+    LogLevelOption,
+    PortOption,
+    SetOption,
+    StoreOption,
+    open_engine,
+    prepare,
+    run_server,
+)
 
 EXAMPLE_QUERY = "vitamin D deficiency and the risk of cancer"
 
 
 def demo(
-    data: DataOption,
-    host: HostOption = "127.0.0.1",
-    port: PortOption = 8000,
+    data: DataOption = None,
+    host: HostOption = None,
+    port: PortOption = None,
     corpus: Annotated[
         Path | None,
         typer.Option(
@@ -32,22 +46,29 @@ def demo(
             dir_okay=False,
         ),
     ] = None,
-    log_level: LogLevelOption = "info",
-    insecure: InsecureOption = False,
+    store: StoreOption = None,
+    log_format: LogFormatOption = None,
+    log_level: LogLevelOption = None,
+    insecure: InsecureOption = None,
+    config: ConfigOption = None,
+    assignments: SetOption = None,
 ) -> None:
-    """Create (first run) or refresh the scifact collection in DATA, then serve it over HTTP."""
+    """Create (first run) or refresh the scifact collection in the data dir, then serve it over HTTP
+    (with the settings and flags of `embedswitch serve`)."""
     out = console()
+    flags = Flags(data, host, port, store, log_format, log_level, insecure, tuple(assignments or ()), config)
     with reported():
-        config = http_config(host, insecure)
-        engine = Engine.open(data)
+        loaded, http = prepare(flags)
+        engine = open_engine(loaded)
     try:
         with reported():
             report = load(engine, corpus, out)
     except BaseException:
         engine.close()
         raise
-    print_intro(out, report, base_url(host, port))
-    run_server(engine, host, port, log_level, config)
+    settings = loaded.settings
+    print_intro(out, report, base_url(settings.host, settings.port))
+    run_server(engine, settings, http)
 
 
 def load(engine: Engine, corpus: Path | None, out: Console) -> DemoReport:

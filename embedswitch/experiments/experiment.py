@@ -28,7 +28,6 @@ from __future__ import annotations
 import random
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
@@ -37,7 +36,9 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from .. import events
 from .._errors import CollectionNotFound, InvalidRequest, RequestNotFound, VersionNotFound, VersionNotReady
+from .._request_id import request_id
 from ..activity import Activity
 from ..collection import Collection
 from ..evaluation.metrics import jaccard
@@ -222,6 +223,13 @@ class Experiment:
         self._maybe_mirror(result.version, [h.id for h in result.hits], live_ms, _recommend_on(self, request))
         return result
 
+    def serving(self) -> set[str]:
+        """The versions that answer users: those with weight, and the two being interleaved."""
+        serving = {name for name, weight in self.collection.router.weights.items() if weight > 0}
+        if self.interleave is not None:
+            serving.update(self.interleave.versions)
+        return serving
+
     def _interleave_pair(self, key: str | None) -> tuple[str, str] | None:
         setting = self.interleave
         if setting is None:
@@ -243,12 +251,12 @@ class Experiment:
         """Both lists, each entirely within its own pinned version, merged by team draft."""
         first = self.collection.search(request.model_copy(update={"version": pair[0]}), timeout_s)
         second = self.collection.search(request.model_copy(update={"version": pair[1]}), timeout_s)
-        request_id = uuid.uuid4().hex
-        hits = team_draft(first.hits, second.hits, pair, request.k, random.Random(request_id))
+        answer_id = request_id()
+        hits = team_draft(first.hits, second.hits, pair, request.k, random.Random(answer_id))
         return SearchResult(
             version=pair[0],
             applied_seq=min(first.applied_seq, second.applied_seq),
-            request_id=request_id,
+            request_id=answer_id,
             hits=hits,
             interleaved=list(pair),
         )
@@ -418,7 +426,7 @@ class Experiment:
             "interleave": interleave.model_dump() if interleave else None,
         }
         self._log.save_settings(self.name, as_json["shadow"], as_json["interleave"])
-        self.collection.store.add_event(self.name, None, "experiment_settings", as_json)
+        events.record(self.collection.store, self.name, None, "experiment_settings", as_json)
         self.shadow, self.interleave = shadow, interleave
 
     def forget_version(self, name: str) -> None:

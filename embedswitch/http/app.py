@@ -2,8 +2,9 @@
 
 Handlers are sync and run in the server's threadpool, except quick searches (``routes/search.py``).
 Each hands its parsed body straight to the engine, which validates nothing twice. In front of every
-route: ``guards.Guards`` (Host, how a POST is sent, body size), then ``auth.Gate`` (API key, role,
-rate limit), then CORS when it is switched on.
+route: ``logs.RequestLog`` (the request's id, one log line when it ends), ``guards.Guards`` (Host,
+how a POST is sent, body size), then ``auth.Gate`` (API key, role, rate limit), then CORS when it
+is switched on.
 """
 
 from __future__ import annotations
@@ -14,18 +15,21 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 
+from .._env import env_values
 from .._version import __version__
 from ..engine import Engine
 from . import errors
 from .auth import Gate, route_roles
 from .guards import Guards
+from .logs import RequestLog
 from .routes import ROUTERS
 from .settings import HttpConfig
 
 
 def create_app(engine: Engine, close_engine: bool = True, config: HttpConfig | None = None) -> FastAPI:
-    """A FastAPI app serving ``engine``; it closes the engine on shutdown unless told not to."""
-    config = config or HttpConfig.from_env()
+    """A FastAPI app serving ``engine``; it closes the engine on shutdown unless told not to.
+    Without a ``config``, the defaults overridden by ``EMBEDSWITCH_<FIELD>`` variables."""
+    config = config or HttpConfig.model_validate(env_values(HttpConfig))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -50,4 +54,5 @@ def create_app(engine: Engine, close_engine: bool = True, config: HttpConfig | N
             allow_headers=["Authorization", "Content-Type", "X-Requested-With"],
         )
     app.add_middleware(Guards, config=config)
+    app.add_middleware(RequestLog)  # added last: outermost
     return app

@@ -196,7 +196,7 @@ class Gate:
     """Who may call what, and how often: the check every API route runs first."""
 
     def __init__(self, config: HttpConfig, roles: dict[tuple[str, str], Role | None]) -> None:
-        keys = parse_keys(config.api_keys or "")
+        keys = parse_keys(config.api_keys.get_secret_value() if config.api_keys is not None else "")
         if config.api_keys_file is not None:
             keys += load_key_file(config.api_keys_file)
         self.keys = keys

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from .._errors import EmbedswitchError
+from .._errors import EmbedswitchError, Unavailable
 from .auth import api_routes
 
 log = logging.getLogger("embedswitch")
@@ -32,8 +32,9 @@ def allowed_methods(request: Request) -> list[str]:
 def install(app: FastAPI) -> None:
     @app.exception_handler(EmbedswitchError)
     async def _ours(request: Request, exc: EmbedswitchError) -> JSONResponse:
-        if exc.status >= 500:
-            log.error("%s %s failed: %s", request.method, request.url.path, exc.message)
+        if exc.status >= 500:  # a temporary 503 (backpressure, a remote model down) is no server error
+            level = logging.WARNING if isinstance(exc, Unavailable) else logging.ERROR
+            log.log(level, "%s %s failed: %s", request.method, request.url.path, exc.message)
         return JSONResponse(exc.to_dict(), status_code=exc.status, headers=exc.headers or None)
 
     @app.exception_handler(RequestValidationError)

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from .._env import CommaSeparated
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
 class HttpConfig(BaseModel):
-    """Defaults overridden by ``EMBEDSWITCH_<FIELD>`` variables (lists comma-separated)."""
+    """What the HTTP layer checks in front of the engine; ``embedswitch serve`` fills it from its
+    settings (``embedswitch/settings.py``)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    api_keys: str | None = Field(
+    api_keys: SecretStr | None = Field(
         None,
         description="Keys as role[@collection+collection]:key,... (roles read, write, admin); "
         "no keys and no key file: every request is allowed (loopback only, unless insecure)",
@@ -25,12 +26,12 @@ class HttpConfig(BaseModel):
         None, description="A JSON file of keys, each kept as its sha256 (see `embedswitch key new`)"
     )
     metrics_need_key: bool = Field(True, description="Whether /metrics needs a read key when keys are set")
-    allowed_hosts: list[str] = Field(
+    allowed_hosts: CommaSeparated = Field(
         default_factory=lambda: list(LOOPBACK_HOSTS),
         description="Host header values accepted (DNS rebinding guard); the serve address is added; "
         "'*' accepts any",
     )
-    cors_origins: list[str] = Field(
+    cors_origins: CommaSeparated = Field(
         default_factory=list, description="Origins allowed cross-site requests (CORS); empty: CORS off"
     )
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="Largest request body (413 beyond)")
@@ -43,15 +44,3 @@ class HttpConfig(BaseModel):
     max_concurrent_heavy: int = Field(
         2, ge=1, description="Evaluate, train and candidate evaluations running at once; more get 503"
     )
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> HttpConfig:
-        env = os.environ if environ is None else environ
-        values: dict[str, object] = {}
-        for name, field in cls.model_fields.items():
-            raw = env.get(f"EMBEDSWITCH_{name.upper()}")
-            if raw is None:
-                continue
-            is_list = field.annotation is not None and getattr(field.annotation, "__origin__", None) is list
-            values[name] = [part.strip() for part in raw.split(",") if part.strip()] if is_list else raw
-        return cls.model_validate(values)

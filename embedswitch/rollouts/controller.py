@@ -38,6 +38,7 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from .. import events
 from .._errors import (
     CollectionNotFound,
     Conflict,
@@ -312,16 +313,10 @@ class Rollouts:
 
     def _record(self, run: RolloutRun, entry: RolloutTransition) -> None:
         detail = {"rollout": run.id, "outcome": entry.outcome, "step": entry.step, "reason": entry.reason}
-        self._store.add_event(run.collection, run.spec.to, "rollout", detail | {"weights": entry.weights})
-        self.transitions.labels(run.collection, entry.outcome).inc()
-        log.info(
-            "rollout #%s of %s: %s at %s%%: %s",
-            run.id,
-            run.collection,
-            entry.outcome,
-            entry.step,
-            entry.reason,
+        events.record(
+            self._store, run.collection, run.spec.to, "rollout", detail | {"weights": entry.weights}
         )
+        self.transitions.labels(run.collection, entry.outcome).inc()
 
     def _reconcile(self, target: Collection, run: RolloutRun) -> None:
         """Finish what a crash interrupted, then resume a running rollout."""

@@ -352,7 +352,7 @@ def test_vectors_version_loads_precomputed_vectors_then_commits(http: httpx.Clie
 def test_healthz_and_readyz(http: httpx.Client) -> None:
     assert ok(http.get("/healthz")) == {"status": "ok"}
     create(http)
-    assert ok(http.get("/readyz")) == {"ready": True, "problems": []}
+    assert ok(http.get("/readyz")) == {"ready": True, "problems": [], "candidates": []}
 
 
 def metric_samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
+from ..._errors import CollectionNotFound
 from ..deps import EngineDep
 
 router = APIRouter(tags=["ops"])
@@ -17,14 +18,24 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 def readyz(engine: EngineDep) -> JSONResponse:
-    problems = [
-        f"{c.name}/{v.name}: {v.problem}"
-        for c in engine.list_collection_runtimes()
-        for v in c.versions.values()
-        if v.problem
-    ]
-    status = 503 if problems else 200
-    return JSONResponse({"ready": not problems, "problems": problems}, status_code=status)
+    """503 while a version that serves users (weight > 0, or interleaved) has a failing applier,
+    backfill or training: ``problems`` names them. A candidate's trouble is listed under
+    ``candidates`` (and shows in its status and events) but leaves the server ready: pulling the
+    server would take the live version down with it."""
+    problems: list[str] = []
+    candidates: list[str] = []
+    for target in engine.list_collection_runtimes():
+        try:
+            serving = engine.serving(target.name)
+        except CollectionNotFound:  # deleted meanwhile
+            continue
+        for version in list(target.versions.values()):
+            problem = version.problem
+            if problem:
+                found = problems if version.name in serving else candidates
+                found.append(f"{target.name}/{version.name}: {problem}")
+    body = {"ready": not problems, "problems": problems, "candidates": candidates}
+    return JSONResponse(body, status_code=503 if problems else 200)
 
 
 @router.get("/metrics")

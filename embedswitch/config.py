@@ -1,17 +1,29 @@
-"""``EngineConfig``: the engine's tuning knobs, from code or ``EMBEDSWITCH_<FIELD>`` variables."""
+"""``EngineConfig``: the engine's tuning knobs and what model specs may reach, from code or
+``EMBEDSWITCH_<FIELD>`` variables."""
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .models import ModelAccess
+from .models.access import KEY_ENV_PREFIX
+from .models.specs import check_http_url
 from .specs import parse
+
+_KEY_ENV_PATTERN = r"^(\*|[A-Za-z_][A-Za-z0-9_]*\*?)$"
 
 
 class EngineConfig(BaseModel):
-    """Tuning knobs; the defaults suit the embedded default on a small machine."""
+    """Tuning knobs, and what model specs may reach (``model_*``, see ``models/access.py``); the
+    defaults suit the embedded default on a small machine, and let specs read only variables named
+    ``EMBEDSWITCH_KEY_*`` and load only models under the data dir's ``models/``. Lists may be given
+    as one comma-separated string."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -68,6 +80,47 @@ class EngineConfig(BaseModel):
     experiment_retention_days: float = Field(
         30.0, gt=0, description="How long request assignments, feedback and shadow observations are kept"
     )
+    model_key_envs: list[str] = Field(
+        default_factory=lambda: [f"{KEY_ENV_PREFIX}*"],
+        description="Environment variables a model spec may name as api_key_env: names, or prefixes "
+        "ending in *",
+    )
+    model_dirs: list[Path] | None = Field(
+        None,
+        description="Directories local model specs (path) may load from; unset: the data dir's models/",
+    )
+    model_urls: list[str] | None = Field(
+        None, description="URL prefixes openai model specs may call; unset: any URL"
+    )
+
+    @field_validator("model_key_envs", "model_dirs", "model_urls", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        """A list may come as one comma-separated string (as ``EMBEDSWITCH_<FIELD>`` does)."""
+        return (
+            [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
+        )
+
+    @field_validator("model_key_envs")
+    @classmethod
+    def _key_envs(cls, value: list[str]) -> list[str]:
+        bad = [name for name in value if not re.match(_KEY_ENV_PATTERN, name)]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not a variable name or a prefix ending in *")
+        return value
+
+    @field_validator("model_urls")
+    @classmethod
+    def _urls(cls, value: list[str] | None) -> list[str] | None:
+        for url in value or []:
+            check_http_url(url)
+        return value
+
+    def model_access(self, data_dir: Path) -> ModelAccess:
+        """What model specs may reach in an engine on ``data_dir``."""
+        dirs = self.model_dirs if self.model_dirs is not None else [data_dir / "models"]
+        urls = None if self.model_urls is None else tuple(self.model_urls)
+        return ModelAccess(tuple(self.model_key_envs), tuple(Path(d).expanduser() for d in dirs), urls)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> EngineConfig:

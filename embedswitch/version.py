@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ._errors import InvalidRequest, RecordNotFound, UnknownKind
+from ._errors import InvalidRequest, ModelUnavailable, RecordNotFound, UnknownKind
 from .applier import Applier
 from .backfill import Backfill, BackfillConfig, EmbedStep, ThreadExecutor
 from .index import IndexMeta, VectorIndex, open_index
 from .index.base import Hit
-from .models import AlsSpec, NoneSpec, UserModel, l2_normalize, load_model
+from .models import AlsSpec, ModelAccess, NoneSpec, UserModel, l2_normalize, load_model
 from .models.batching import QueryBatcher
 from .results import IndexUsage
 from .specs import VersionSpec
@@ -38,6 +38,7 @@ from .training import Training
 log = logging.getLogger("embedswitch")
 
 BUILDING, READY = "building", "ready"
+FAILED = "failed"  # reported for a ``FailedVersion``, never stored
 GRAM_FILE = "item_gram.npy"
 
 
@@ -50,6 +51,7 @@ class VersionConfig:
     backfill: BackfillConfig
     query_batch_wait_s: float = 0.0  # 0: queries are embedded one call each
     query_batch_max: int = 32
+    access: ModelAccess = ModelAccess()  # what its model spec may reach
 
 
 class Version:
@@ -60,7 +62,7 @@ class Version:
         self.name = row.name
         self.row = row
         self.spec = spec
-        self.model = load_model(spec.model)
+        self.model = load_model(spec.model, config.access)
         self.root = root
         self.store = store
         self.state = row.state
@@ -451,3 +453,34 @@ class Version:
         training = self.training.error if self.training is not None and self.awaiting_vectors() else None
         error = self.applier.error
         return error or training or (self.backfill.error if self.backfill is not None else None)
+
+
+@dataclass(frozen=True)
+class FailedVersion:
+    """A stored version this process could not bring up: its stored spec no longer validates, or
+    its model is not allowed here (``ModelNotAllowed``) or not found (``UnknownModel``).
+
+    It keeps its row, so the change log is kept from its saved position on, and its files, so it
+    picks up where it stopped once the cause is fixed and the server restarted. Meanwhile it serves
+    nothing: a request pinned or routed to it gets ``unavailable()``, naming the reason.
+    """
+
+    row: VersionRow
+    reason: str
+    root: Path
+
+    @property
+    def name(self) -> str:
+        return self.row.name
+
+    def unavailable(self) -> ModelUnavailable:
+        return ModelUnavailable(
+            f"version {self.name!r} of {self.row.collection!r} could not be loaded when the server "
+            f"started: {self.reason}. Fix that and restart the server, or retire the version",
+            collection=self.row.collection,
+            version=self.name,
+        )
+
+    def destroy(self) -> None:
+        """Delete its files (it is being retired)."""
+        shutil.rmtree(self.root, ignore_errors=True)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
+from ..bodies import JsonRoute
 from ..deps import EngineDep
 
-router = APIRouter(tags=["ops"])
+router = APIRouter(tags=["ops"], route_class=JsonRoute)
 
 
 @router.get("/healthz")
@@ -18,10 +19,9 @@ def healthz() -> dict[str, str]:
 @router.get("/readyz")
 def readyz(engine: EngineDep) -> JSONResponse:
     problems = [
-        f"{c.name}/{v.name}: {v.problem}"
+        f"{c.name}/{version}: {problem}"
         for c in engine.list_collection_runtimes()
-        for v in c.versions.values()
-        if v.problem
+        for version, problem in c.problems().items()
     ]
     status = 503 if problems else 200
     return JSONResponse({"ready": not problems, "problems": problems}, status_code=status)

@@ -59,7 +59,7 @@ from .specs import (
     stored_version_spec,
 )
 from .store.base import BackfillState, Store, TrafficRow, VersionRow
-from .version import BUILDING, FAILED, READY, FailedVersion, Version, VersionConfig
+from .version import BUILDING, READY, FailedVersion, Version, VersionConfig
 
 log = logging.getLogger("embedswitch")
 
@@ -364,7 +364,7 @@ class Collection:
 
     def version_info(self, name: str) -> VersionInfo:
         if name in self.failed:
-            return self._failed_info(self.failed[name])
+            return self.failed[name].info(self.router.weights.get(name, 0), self.head_seq())
         version = self.get_version(name)
         spec = version.spec
         by_kind = version.records_by_kind()
@@ -407,27 +407,6 @@ class Collection:
             memory_bytes=sum(index.memory_bytes for index in usage.values()),
             disk_bytes=sum(index.disk_bytes for index in usage.values()) + version.own_disk_bytes(),
             indexes=usage,
-        )
-
-    def _failed_info(self, failed: FailedVersion) -> VersionInfo:
-        model = failed.row.spec.get("model")
-        model = model if isinstance(model, dict) else {}
-        return VersionInfo(
-            name=failed.name,
-            model=model,
-            model_label=str(model.get("type", "unknown")),
-            fingerprint="",
-            dim=0,
-            index=failed.row.spec.get("index") or {},
-            source=str(failed.row.spec.get("source", "model")),
-            state=FAILED,
-            created_seq=failed.row.created_seq,
-            applied_seq=failed.row.applied_seq,
-            lag=max(0, self.head_seq() - failed.row.applied_seq),
-            records=0,
-            records_by_kind={},
-            weight=self.router.weights.get(failed.name, 0),
-            error=failed.unavailable().message,
         )
 
     def problems(self) -> dict[str, str]:

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +31,7 @@ from .index import IndexMeta, VectorIndex, open_index
 from .index.base import Hit
 from .models import AlsSpec, ModelAccess, NoneSpec, UserModel, l2_normalize, load_model
 from .models.batching import QueryBatcher
-from .results import IndexUsage
+from .results import IndexUsage, VersionInfo
 from .specs import VersionSpec
 from .store.base import Store, VersionRow
 from .training import Training
@@ -479,6 +480,29 @@ class FailedVersion:
             f"started: {self.reason}. Fix that and restart the server, or retire the version",
             collection=self.row.collection,
             version=self.name,
+        )
+
+    def info(self, weight: int, head_seq: int) -> VersionInfo:
+        """What ``GET .../versions/{v}`` says of it: ``state`` failed, the reason in ``error``, and
+        what its row knows (nothing of its indexes, which are not open)."""
+        spec = self.row.spec
+        model: dict[str, Any] = spec["model"] if isinstance(spec.get("model"), dict) else {}
+        return VersionInfo(
+            name=self.name,
+            model=model,
+            model_label=str(model.get("type", "unknown")),
+            fingerprint="",
+            dim=0,
+            index=spec.get("index") or {},
+            source=str(spec.get("source", "model")),
+            state=FAILED,
+            created_seq=self.row.created_seq,
+            applied_seq=self.row.applied_seq,
+            lag=max(0, head_seq - self.row.applied_seq),
+            records=0,
+            records_by_kind={},
+            weight=weight,
+            error=self.unavailable().message,
         )
 
     def destroy(self) -> None:

@@ -49,9 +49,7 @@ class AutoSpec(_HnswParams):
     """Exact while small, converted to HNSW (with these parameters) past ``auto_threshold`` vectors."""
 
     type: Literal["auto"] = "auto"
-    auto_threshold: int = Field(
-        default=20_000, ge=0, le=2**63 - 1, description="'auto' goes HNSW past this size"
-    )
+    auto_threshold: int = Field(default=20_000, ge=0, description="'auto' goes HNSW past this size")
 
 
 Precision = Literal["f32", "f16", "i8"]

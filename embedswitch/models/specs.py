@@ -53,7 +53,8 @@ class MiniLMStaticSpec(_Spec):
 
 
 class SentenceTransformersSpec(_Spec):
-    """Any sentence-transformers model saved in a local directory (never downloaded)."""
+    """Any sentence-transformers model saved in a local directory (never downloaded), one of the
+    engine's model directories (``access.py``)."""
 
     type: Literal["sentence-transformers"] = "sentence-transformers"
     path: Annotated[str, Field(min_length=1)]
@@ -65,7 +66,8 @@ class SentenceTransformersSpec(_Spec):
 
 
 class Model2VecSpec(_Spec):
-    """Any model2vec static model saved in a local directory (never downloaded)."""
+    """Any model2vec static model saved in a local directory (never downloaded), one of the engine's
+    model directories (``access.py``)."""
 
     type: Literal["model2vec"] = "model2vec"
     path: Annotated[str, Field(min_length=1)]
@@ -76,7 +78,8 @@ class OpenAISpec(_Spec):
 
     ``url`` is the base URL (``http://host:port``); ``/v1/embeddings`` is appended unless it already
     ends with ``/embeddings`` (or with ``/v1``, where only ``/embeddings`` is appended). The API key is
-    read from the environment variable named by ``api_key_env``; keys never live in specs.
+    read from the environment variable named by ``api_key_env``; keys never live in specs. Which
+    variables and URLs a spec may name is up to the engine's settings (``access.py``).
     """
 
     type: Literal["openai"] = "openai"

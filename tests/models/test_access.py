@@ -56,6 +56,13 @@ def test_names_and_prefixes_from_the_settings() -> None:
     assert not EngineConfig(model_key_envs=[]).model_access(Path("/d")).key_env_allowed(f"{KEY_ENV_PREFIX}X")
 
 
+def test_model_dirs_default_to_the_data_dirs_models_and_come_from_the_settings() -> None:
+    assert EngineConfig().model_access(Path("/data")).model_dirs == (Path("/data/models"),)
+    config = EngineConfig.from_env({"EMBEDSWITCH_MODEL_DIRS": "/srv/models, ~/models"})
+    assert config.model_access(Path("/data")).model_dirs == (Path("/srv/models"), Path.home() / "models")
+    assert EngineConfig.from_env({"EMBEDSWITCH_MODEL_DIRS": ""}).model_access(Path("/d")).model_dirs == ()
+
+
 @pytest.mark.parametrize("bad", ["A B", "X-Y", "*A", "A**", ""])
 def test_bad_key_env_patterns_are_refused(bad: str) -> None:
     with pytest.raises(ValidationError, match="not a variable name or a prefix"):

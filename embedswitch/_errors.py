@@ -10,6 +10,7 @@ how to fix the problem. The HTTP layer turns any of them into ``{"code": ..., "m
     │   └── TextNotSupported (422 text_not_supported)
     ├── Unauthorized (401 unauthorized)
     ├── Forbidden (403 forbidden)
+    │   └── ModelNotAllowed (403 model_not_allowed)
     ├── PayloadTooLarge (413 payload_too_large)
     ├── RateLimited (429 rate_limited)
     ├── NotFound (404 not_found)
@@ -86,6 +87,14 @@ class Forbidden(EmbedswitchError):
     """A known key whose role (or collections) doesn't cover the request."""
 
     status, code = 403, "forbidden"
+
+
+class ModelNotAllowed(Forbidden):
+    """A model spec names what this server's settings keep specs from reaching: an environment
+    variable outside ``model_key_envs``, a local path outside ``model_dirs`` or a URL outside
+    ``model_urls`` (``EngineConfig``)."""
+
+    code = "model_not_allowed"
 
 
 class PayloadTooLarge(EmbedswitchError):

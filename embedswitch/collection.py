@@ -7,21 +7,26 @@ retired meanwhile stays alive until the request finishes.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from . import events
 from ._errors import (
     Conflict,
     InvalidRequest,
     LastVersion,
+    ModelNotAllowed,
     NotCaughtUp,
     NothingToRollBack,
     Overloaded,
     RecordNotFound,
+    UnknownModel,
     VersionExists,
     VersionHasTraffic,
     VersionNotFound,
@@ -52,10 +57,13 @@ from .specs import (
     TrainRequest,
     VectorRow,
     VersionSpec,
+    describe_errors,
     stored_version_spec,
 )
 from .store.base import BackfillState, Store, TrafficRow, VersionRow
-from .version import BUILDING, READY, Version, VersionConfig
+from .version import BUILDING, READY, FailedVersion, Version, VersionConfig
+
+log = logging.getLogger("embedswitch")
 
 
 class Collection:
@@ -75,20 +83,35 @@ class Collection:
         self.served = RequestStats()  # routed requests per version, for rollout gates
         self._lock = threading.RLock()
         self.versions: dict[str, Version] = {}
+        self.failed: dict[str, FailedVersion] = {}  # stored versions this process could not bring up
         self.kinds: set[str] = {"doc", *store.count_records(name)}
         for row in store.list_versions(name):
-            self.versions[row.name] = self._runtime(row)
+            self._bring_up(row)
         self.traffic = store.traffic_history(name, limit=1)[0]
         self.router = self._router(self.traffic.weights)
         for version in self.versions.values():
             version.start()
 
+    def _bring_up(self, row: VersionRow) -> None:
+        """Start a stored version, or keep it as failed when its spec no longer validates or its
+        model is not allowed or not found here: the other versions still serve."""
+        try:
+            self.versions[row.name] = self._runtime(row)
+        except (ModelNotAllowed, UnknownModel) as exc:
+            self.failed[row.name] = FailedVersion(row, exc.message, self.root / row.name)
+            log.error("version %s/%s is not served: %s", self.name, row.name, exc.message)
+
     def _runtime(self, row: VersionRow) -> Version:
-        return Version(row, stored_version_spec(row.spec), self.root / row.name, self.store, self._config)
+        try:
+            spec = stored_version_spec(row.spec)
+        except ValidationError as exc:
+            raise UnknownModel(f"its stored spec is no longer valid ({describe_errors(exc)})") from None
+        return Version(row, spec, self.root / row.name, self.store, self._config)
 
     def _router(self, weights: dict[str, int]) -> Router:
-        order = sorted(self.versions.values(), key=lambda v: v.row.created_at, reverse=True)
-        return Router(dict(weights), tuple(v.name for v in order))
+        rows = [v.row for v in self.versions.values()] + [f.row for f in self.failed.values()]
+        order = sorted(rows, key=lambda row: row.created_at, reverse=True)
+        return Router(dict(weights), tuple(row.name for row in order))
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -152,6 +175,8 @@ class Collection:
         """Resolve the version once and keep it alive for the whole request."""
         with self._lock:
             name = version if version is not None else self.router.pick(key)
+            if name in self.failed:
+                raise self.failed[name].unavailable()
             found = self.versions.get(name)
             if found is None or not found.try_acquire():
                 raise VersionNotFound(self.name, name, sorted(self.versions))
@@ -247,18 +272,20 @@ class Collection:
     def get_version(self, name: str) -> Version:
         found = self.versions.get(name)
         if found is None:
+            if name in self.failed:
+                raise self.failed[name].unavailable()
             raise VersionNotFound(self.name, name, sorted(self.versions))
         return found
 
     def add_version(self, spec: VersionSpec) -> VersionInfo:
         with self._lock:
-            if spec.name in self.versions:
+            if spec.name in self.versions or spec.name in self.failed:
                 raise VersionExists(
                     f"collection {self.name!r} already has a version {spec.name!r}; pick another name",
                     collection=self.name,
                     version=spec.name,
                 )
-            load_model(spec.model)  # fail before anything is persisted if the model can't load
+            load_model(spec.model, self._config.access)  # fail before anything is persisted
             head = self.head_seq()
             total = sum(self.store.count_records(self.name).values())
             row = VersionRow(
@@ -356,6 +383,8 @@ class Collection:
         return self.version_info(name)
 
     def version_info(self, name: str) -> VersionInfo:
+        if name in self.failed:
+            return self.failed[name].info(self.router.weights.get(name, 0), self.head_seq())
         version = self.get_version(name)
         spec = version.spec
         by_kind = version.records_by_kind()
@@ -400,6 +429,13 @@ class Collection:
             indexes=usage,
         )
 
+    def problems(self) -> dict[str, str]:
+        """Per version, what keeps it from serving right now: a worker's error while it retries, or
+        why a stored version could not be brought up."""
+        found = {v.name: v.problem for v in list(self.versions.values()) if v.problem}
+        found.update({f.name: f.unavailable().message for f in list(self.failed.values())})
+        return found
+
     def info(self) -> CollectionInfo:
         counts = self.store.count_records(self.name)
         return CollectionInfo(
@@ -407,7 +443,7 @@ class Collection:
             head_seq=self.head_seq(),
             records=sum(counts.values()),
             records_by_kind=counts,
-            versions=[self.version_info(name) for name in list(self.versions)],
+            versions=[self.version_info(name) for name in [*self.versions, *self.failed]],
             traffic={k: v for k, v in self.router.weights.items() if v > 0},
         )
 
@@ -463,7 +499,7 @@ class Collection:
                     "set weights with PUT /traffic instead",
                     collection=self.name,
                 )
-            gone = sorted(set(target.weights) - set(self.versions))
+            gone = sorted(set(target.weights) - set(self.versions) - set(self.failed))
             if gone:
                 raise NothingToRollBack(
                     f"the previous traffic assignment #{target.id} {target.weights} uses retired "
@@ -479,8 +515,8 @@ class Collection:
 
     def retire(self, name: str) -> None:
         with self._lock:
-            version = self.get_version(name)
-            if len(self.versions) == 1:
+            version = self.failed.get(name) or self.get_version(name)
+            if len(self.versions) + len(self.failed) == 1:
                 raise LastVersion(
                     f"version {name!r} is the last version of {self.name!r}; add another version or "
                     "delete the collection",
@@ -494,17 +530,22 @@ class Collection:
                     collection=self.name,
                     version=name,
                 )
-            del self.versions[name]
+            self.versions.pop(name, None)
+            self.failed.pop(name, None)
             self.router = self._router(self.traffic.weights)
             self.store.delete_version(self.name, name)
             events.record(self.store, self.name, name, "retired", {})
-        version.retire()
+        if isinstance(version, FailedVersion):
+            version.destroy()
+        else:
+            version.retire()
 
     # -- maintenance -------------------------------------------------------------------------
 
     def prune_log(self) -> int:
         with self._lock:
-            floor = min((v.row.applied_seq for v in self.versions.values()), default=0)
+            rows = [v.row for v in self.versions.values()] + [f.row for f in self.failed.values()]
+            floor = min((row.applied_seq for row in rows), default=0)
         return self.store.prune_log(self.name, floor)
 
     def close(self) -> None:
@@ -514,9 +555,13 @@ class Collection:
     def destroy(self) -> None:
         with self._lock:
             versions = list(self.versions.values())
+            failed = list(self.failed.values())
             self.versions.clear()
+            self.failed.clear()
         for version in versions:
             version.retire()
+        for broken in failed:
+            broken.destroy()
 
 
 def _entry(row: TrafficRow) -> TrafficEntry:

@@ -1,14 +1,26 @@
-"""``EngineConfig``: the engine's tuning knobs (``embedswitch serve`` takes them from its settings)."""
+"""``EngineConfig``: the engine's tuning knobs and what model specs may reach (``embedswitch serve``
+takes them from its settings)."""
 
 from __future__ import annotations
 
 import os
+import re
+from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ._env import CommaSeparated
+from .models import ModelAccess
+from .models.access import KEY_ENV_PREFIX
+from .models.specs import check_http_url
+
+_KEY_ENV_PATTERN = r"^(\*|[A-Za-z_][A-Za-z0-9_]*\*?)$"
 
 
 class EngineConfig(BaseModel):
-    """Tuning knobs; the defaults suit the embedded default on a small machine."""
+    """Tuning knobs, and what model specs may reach (``model_*``, see ``models/access.py``); the
+    defaults suit the embedded default on a small machine, and let specs read only variables named
+    ``EMBEDSWITCH_KEY_*`` and load only models under the data dir's ``models/``."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -88,3 +100,36 @@ class EngineConfig(BaseModel):
         "get 503 `overloaded` with Retry-After and change nothing (building versions don't count); "
         "null: no bound",
     )
+    model_key_envs: CommaSeparated = Field(
+        default_factory=lambda: [f"{KEY_ENV_PREFIX}*"],
+        description="Environment variables a model spec may name as api_key_env: names, or prefixes "
+        "ending in *",
+    )
+    model_dirs: CommaSeparated | None = Field(
+        None,
+        description="Directories local model specs (path) may load from; null: the data dir's models/",
+    )
+    model_urls: CommaSeparated | None = Field(
+        None, description="URL prefixes openai model specs may call; null: any URL"
+    )
+
+    @field_validator("model_key_envs")
+    @classmethod
+    def _key_envs(cls, value: list[str]) -> list[str]:
+        bad = [name for name in value if not re.match(_KEY_ENV_PATTERN, name)]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not a variable name or a prefix ending in *")
+        return value
+
+    @field_validator("model_urls")
+    @classmethod
+    def _urls(cls, value: list[str] | None) -> list[str] | None:
+        for url in value or []:
+            check_http_url(url)
+        return value
+
+    def model_access(self, data_dir: Path) -> ModelAccess:
+        """What model specs may reach in an engine on ``data_dir``."""
+        dirs = [Path(d) for d in self.model_dirs] if self.model_dirs is not None else [data_dir / "models"]
+        urls = None if self.model_urls is None else tuple(self.model_urls)
+        return ModelAccess(tuple(self.model_key_envs), tuple(d.expanduser() for d in dirs), urls)

@@ -117,6 +117,7 @@ class Engine:
             backfill,
             config.query_batch_wait_ms / 1000,
             config.query_batch_max,
+            config.model_access(data_dir),
         )
         self._lock = threading.RLock()
         self._collections: dict[str, Collection] = {}
@@ -192,7 +193,7 @@ class Engine:
         """Create a collection with its first version, which gets all traffic."""
         parse(_Name, {"name": name})
         spec = parse(VersionSpec, version)
-        load_model(spec.model)  # fail before anything is persisted if the model can't load
+        load_model(spec.model, self._version_config.access)  # fail before anything is persisted
         row = VersionRow(name, spec.name, spec.model_dump(mode="json"), READY, 0, 0, None, time.time())
         with self._lock:
             self.store.create_collection(name, row, {spec.name: 100})

@@ -37,6 +37,7 @@ from ._env import NULL, PREFIX, env_values, variable
 from ._errors import InvalidRequest
 from .config import EngineConfig
 from .http.settings import HttpConfig
+from .models.access import KEY_ENV_PREFIX
 
 Source = Literal["flag", "env", "file", "default"]
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
@@ -201,13 +202,15 @@ def _describe(exc: ValidationError, sources: Mapping[str, Source], path: Path | 
 
 
 def unknown_variables(environ: Mapping[str, str], also_known: Iterable[str] = ()) -> list[str]:
-    """A warning for each ``EMBEDSWITCH_`` variable that is no setting, none of ``OTHER_VARIABLES``
-    and not in ``also_known`` (the key variables that model specs name), with the closest name."""
+    """A warning for each ``EMBEDSWITCH_`` variable that is no setting, none of ``OTHER_VARIABLES``,
+    not in ``also_known`` (the key variables that model specs name) and not under the default prefix
+    of model API key variables (``EMBEDSWITCH_KEY_``), with the closest name."""
     known = {variable(name) for name in ServerSettings.model_fields} | set(OTHER_VARIABLES) | set(also_known)
     warnings = []
     for name in sorted(environ):
-        if name.upper().startswith(PREFIX) and name.upper() not in known:
-            close = difflib.get_close_matches(name.upper(), sorted(known), n=1)
+        upper = name.upper()
+        if upper.startswith(PREFIX) and upper not in known and not upper.startswith(KEY_ENV_PREFIX):
+            close = difflib.get_close_matches(upper, sorted(known), n=1)
             hint = f"; did you mean {close[0]}?" if close else ""
             warnings.append(f"unknown environment variable {name} is ignored{hint}")
     return warnings

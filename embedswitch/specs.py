@@ -26,6 +26,10 @@ MAX_ID_CHARS = 256
 MAX_FIELDS_BYTES = 65_536
 MAX_BATCH = 10_000
 MAX_K = 1_000
+MAX_SEQ = 2**63 - 1
+"""The largest seq (and rollout id) a store holds: SQLite's largest integer."""
+MAX_WEIGHT = 1e6
+MAX_GRADE = 1_000_000
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 KIND_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
@@ -88,7 +92,13 @@ class RecordIn(_Strict):
     @field_validator("fields")
     @classmethod
     def _fields_size(cls, value: dict[str, Any]) -> dict[str, Any]:
-        size = len(json.dumps(value, separators=(",", ":")))
+        try:
+            size = len(json.dumps(value, separators=(",", ":"), allow_nan=False))
+        except ValueError:
+            raise ValueError(
+                "fields hold NaN or an infinite number, which JSON has no way to keep; send null, "
+                "a string or a finite number"
+            ) from None
         if size > MAX_FIELDS_BYTES:
             raise ValueError(f"fields take {size} bytes as JSON, over the limit of {MAX_FIELDS_BYTES}")
         return value
@@ -170,7 +180,7 @@ class SearchRequest(_Strict):
     kind: Kind = "doc"
     version: Name | None = None
     key: RoutingKey | None = None
-    min_seq: Annotated[int, Field(ge=0)] | None = None
+    min_seq: Annotated[int, Field(ge=0, le=MAX_SEQ)] | None = None
 
     @field_validator("text")
     @classmethod
@@ -191,7 +201,7 @@ class InteractionIn(_Strict):
 
     user: RecordId
     item: RecordId
-    weight: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1.0
+    weight: Annotated[float, Field(gt=0, le=MAX_WEIGHT, allow_inf_nan=False)] = 1.0
     ts: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None  # seconds; default: now
 
 
@@ -290,7 +300,7 @@ MAX_EVAL_VERSIONS = 16
 MAX_BACKFILL_SAMPLE = 100_000
 
 QueryTexts = dict[RecordId, str]
-Judgments = dict[RecordId, dict[RecordId, int]]
+Judgments = dict[RecordId, dict[RecordId, Annotated[int, Field(ge=-MAX_GRADE, le=MAX_GRADE)]]]
 
 
 def check_query_texts(queries: QueryTexts | None) -> QueryTexts | None:
@@ -350,7 +360,7 @@ class CandidateEvaluateRequest(_Strict):
     against: Name | None = None
     k: Annotated[int, Field(ge=1, le=MAX_K)] = 10
     backfill_sample: Annotated[int, Field(ge=0, le=MAX_BACKFILL_SAMPLE)] = 0
-    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] | None = None
+    seed: Annotated[int, Field(ge=0, le=MAX_SEQ)] | None = None
     queries: QueryTexts | None = Field(None, max_length=MAX_EVAL_QUERIES)
     qrels: Judgments | None = Field(None, max_length=MAX_EVAL_QUERIES)
 

@@ -19,6 +19,7 @@ from embedswitch import (
     EngineConfig,
     InvalidRequest,
     LastVersion,
+    ModelNotAllowed,
     ModelUnavailable,
     NotCaughtUp,
     NotFound,
@@ -282,13 +283,22 @@ ERRORS: dict[str, ErrorCase] = {
                     "type": "openai",
                     "url": "http://127.0.0.1:9",
                     "model": "m",
-                    "api_key_env": "EMBEDSWITCH_TEST_KEY_THAT_IS_NOT_SET",
+                    "api_key_env": "EMBEDSWITCH_KEY_TEST_THAT_IS_NOT_SET",
                 },
             },
         ),
         ModelUnavailable,
         "model_unavailable",
         503,
+    ),
+    "model spec reaching too far": (
+        lambda c: c.add_version(
+            "docs",
+            {"name": "remote", "model": {"type": "model2vec", "path": "/etc"}},
+        ),
+        ModelNotAllowed,
+        "model_not_allowed",
+        403,
     ),
 }
 
@@ -297,7 +307,7 @@ ERRORS: dict[str, ErrorCase] = {
 def test_errors_come_back_as_the_engine_exception_classes(
     shared: Client, case: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("EMBEDSWITCH_TEST_KEY_THAT_IS_NOT_SET", raising=False)
+    monkeypatch.delenv("EMBEDSWITCH_KEY_TEST_THAT_IS_NOT_SET", raising=False)
     call, cls, code, status = ERRORS[case]
     before = shared.describe("docs")
     with pytest.raises(cls) as raised:

@@ -19,6 +19,7 @@ def test_all_is_pinned() -> None:
         "IndexMismatch",
         "InvalidRequest",
         "LastVersion",
+        "ModelNotAllowed",
         "ModelUnavailable",
         "NoLoggedQueries",
         "NotCaughtUp",

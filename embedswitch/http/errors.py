@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 
 from .._errors import EmbedswitchError, Unavailable
 from .auth import api_routes
+from .bodies import MAX_JSON_DEPTH
 
 log = logging.getLogger("embedswitch")
 
@@ -40,8 +41,15 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
-        if any(e.get("type") == "json_invalid" for e in errors):
-            return _json(400, "malformed_json", "the request body is not valid JSON; send a JSON object")
+        for error in errors:
+            if error.get("type") == "json_invalid":
+                reason = (error.get("ctx") or {}).get("error", "unreadable")
+                return _json(
+                    400,
+                    "malformed_json",
+                    f"the request body is not valid JSON ({reason}); send one JSON object in UTF-8, "
+                    f"nested at most {MAX_JSON_DEPTH} levels deep",
+                )
         parts = []
         for err in errors[:5]:
             loc = [str(p) for p in err.get("loc", ()) if p != "body"]

@@ -10,6 +10,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+MAX_EF = 100_000
+"""The largest HNSW search depth (``ef_construction``, ``ef_search``) a spec may ask for."""
+
 
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -23,11 +26,14 @@ class ExactSpec(_Spec):
 
 class _HnswParams(_Spec):
     m: int = Field(default=16, ge=2, le=256, description="HNSW graph degree; fixed once a graph is built")
-    ef_construction: int = Field(default=128, ge=1, description="HNSW search depth while inserting")
-    ef_search: int = Field(default=64, ge=1, description="HNSW search depth per query (recall)")
+    ef_construction: int = Field(
+        default=128, ge=1, le=MAX_EF, description="HNSW search depth while inserting"
+    )
+    ef_search: int = Field(default=64, ge=1, le=MAX_EF, description="HNSW search depth per query (recall)")
     rebuild_deleted_ratio: float = Field(
         default=0.25,
         gt=0,
+        allow_inf_nan=False,
         description="rebuild the graph in the background once deleted vectors' slots pass this share "
         "of the live vectors",
     )

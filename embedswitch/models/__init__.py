@@ -3,9 +3,11 @@
 ``specs.py`` holds every spec, ``registry.py`` maps a spec's type to its adapter module (imported
 only when a model of that type loads), ``base.py`` the protocols. One module per adapter: hashing,
 sentence-transformers, model2vec, OpenAI-compatible HTTP, history-mean, ALS, and ``none`` for
-records that bring their own vectors.
+records that bring their own vectors. ``access.py`` checks what a spec may reach (environment
+variables, local directories, URLs) before it loads.
 """
 
+from .access import ModelAccess
 from .base import EmbeddingModel, Purpose, UserModel, l2_normalize
 from .registry import load_model
 from .specs import (
@@ -35,6 +37,7 @@ __all__ = [
     "MiniLMSpec",
     "MiniLMStaticSpec",
     "Model2VecSpec",
+    "ModelAccess",
     "ModelSpec",
     "NoneSpec",
     "OpenAISpec",

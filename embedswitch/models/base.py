@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from .._errors import UnknownModel
+from .._errors import EmbedswitchError, UnknownModel
 
 Purpose = Literal["document", "query"]
 
@@ -81,6 +82,24 @@ def local_model_dir(path: str, kind: str) -> Path:
             model=kind,
         )
     return directory.resolve()
+
+
+@contextlib.contextmanager
+def loading(kind: str, directory: Path, device: str | None = None) -> Iterator[None]:
+    """Turns a library's failure to load the model in ``directory`` (not a model, a broken or
+    partial one, a device this machine lacks) into ``UnknownModel``: a spec's fault, never a 500."""
+    try:
+        yield
+    except EmbedswitchError:
+        raise
+    except Exception as exc:
+        on = f" on device {device!r}" if device else ""
+        raise UnknownModel(
+            f"could not load a {kind} model from {str(directory)!r}{on} ({type(exc).__name__}: "
+            f"{str(exc)[:200]}); give the directory of a complete {kind} model saved with "
+            f"save_pretrained{', and a device this machine has' if device else ''}",
+            model=kind,
+        ) from exc
 
 
 # Files that describe a model but never change its vectors (a distilled model's README carries a date).

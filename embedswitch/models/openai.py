@@ -38,8 +38,8 @@ class OpenAIModel:
     weights can't be hashed, and hosted embeddings vary slightly from call to call, so a probe
     vector would make the fingerprint flap; a different model served under the same name is not
     detected. Connection failures, timeouts, non-2xx answers and answers of
-    the wrong shape raise ``ModelUnavailable`` naming the URL (and status). Thread-safe: one pooled
-    ``httpx.Client`` is shared.
+    the wrong shape raise ``ModelUnavailable`` naming the URL (and status), never repeating what the
+    endpoint answered. Redirects are not followed. Thread-safe: one pooled ``httpx.Client`` is shared.
     """
 
     dim: int
@@ -125,11 +125,14 @@ class OpenAIModel:
             response = self._client.post(self.url, json=body)
         except httpx.HTTPError as exc:
             raise ModelUnavailable(
-                f"embedding endpoint {self.url} is unreachable: {type(exc).__name__}: {exc}", url=self.url
+                f"embedding endpoint {self.url} is unreachable ({type(exc).__name__}); check the URL "
+                "and that the endpoint is up",
+                url=self.url,
             ) from exc
         if not response.is_success:
             raise ModelUnavailable(
-                f"embedding endpoint {self.url} answered HTTP {response.status_code}: {response.text[:300]}",
+                f"embedding endpoint {self.url} answered HTTP {response.status_code}; "
+                f"{_status_hint(response.status_code, self.model)}",
                 url=self.url,
                 status=response.status_code,
             )
@@ -140,7 +143,7 @@ class OpenAIModel:
             data = sorted(response.json()["data"], key=lambda item: item["index"])
             vectors = np.asarray([item["embedding"] for item in data], dtype=np.float32)
         except (ValueError, KeyError, TypeError) as exc:
-            raise self._bad_shape(response, f"unreadable answer ({type(exc).__name__}: {exc})") from exc
+            raise self._bad_shape(response, f"an unreadable answer ({type(exc).__name__})") from exc
         if vectors.ndim != 2 or vectors.shape[0] != expected:
             raise self._bad_shape(response, f"{vectors.shape[0]} vectors for {expected} texts")
         if self.dim and vectors.shape[1] != self.dim:
@@ -159,6 +162,24 @@ class OpenAIModel:
 
     def __repr__(self) -> str:
         return f"OpenAIModel(url={self.url!r}, model={self.model!r}, dim={self.dim})"
+
+
+def _status_hint(status: int, model: str) -> str:
+    """What to check for an error status (the answer's body is never repeated: the URL is the
+    caller's choice, and what an arbitrary server answers is not for the caller to read)."""
+    if status in (401, 403):
+        return "check the API key in the variable named by api_key_env"
+    if status == 404:
+        return (
+            f"check the URL (it should end in /v1 or /embeddings) and that the model {model!r} exists there"
+        )
+    if status == 429:
+        return "the endpoint is rate limiting; retry later or lower the request rate"
+    if status >= 500:
+        return "the endpoint failed; retry later"
+    if 300 <= status < 400:
+        return "redirects are not followed; give the URL it redirects to"
+    return "check that the URL is an OpenAI-compatible /v1/embeddings endpoint"
 
 
 def _checked(text: str) -> str:

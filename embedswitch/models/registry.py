@@ -11,6 +11,7 @@ import importlib
 import threading
 from typing import Any
 
+from .access import ModelAccess
 from .base import EmbeddingModel
 from .specs import HistoryMeanSpec, ModelSpec, NoneSpec, canonical_json, parse_model_spec
 
@@ -32,15 +33,19 @@ _loading: dict[str, threading.Lock] = {}
 _guard = threading.Lock()
 
 
-def load_model(spec: str | dict[str, Any] | ModelSpec) -> EmbeddingModel:
+def load_model(spec: str | dict[str, Any] | ModelSpec, access: ModelAccess | None = None) -> EmbeddingModel:
     """The loaded model for ``spec``, shared process-wide.
 
     Equal specs give the same instance; when several threads ask for one spec at once, it is loaded
     once and the others wait. Different specs load in parallel. Raises ``UnknownModel`` for a bad
     spec or missing model files and ``ModelUnavailable`` for an unreachable endpoint; a failed load
-    is not cached.
+    is not cached. With ``access``, a spec that reaches beyond it raises ``ModelNotAllowed`` first,
+    before anything is read or sent (even when an equal spec is loaded already); without, the
+    caller vouches for the spec (code that wrote it itself).
     """
     parsed = parse_model_spec(spec)
+    if access is not None:
+        access.check(parsed)
     key = canonical_json(parsed)
     with _guard:
         if key in _models:

@@ -8,11 +8,20 @@ from __future__ import annotations
 
 import json
 from typing import Annotated, Any, Literal, get_args
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 
 from .._errors import UnknownModel
+
+
+def check_http_url(url: str) -> str:
+    """``url`` if it is an http:// or https:// URL with a host; ``ValueError`` otherwise."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url!r} is not an http:// or https:// URL with a host, e.g. http://localhost:8080")
+    return url
 
 
 class _Spec(BaseModel):
@@ -24,7 +33,7 @@ class HashingSpec(_Spec):
 
     type: Literal["hashing"] = "hashing"
     dim: Annotated[int, Field(ge=8, le=4096)] = 256
-    seed: int = 0
+    seed: Annotated[int, Field(ge=-(2**63), le=2**63 - 1)] = 0
 
 
 class MiniLMSpec(_Spec):
@@ -44,7 +53,8 @@ class MiniLMStaticSpec(_Spec):
 
 
 class SentenceTransformersSpec(_Spec):
-    """Any sentence-transformers model saved in a local directory (never downloaded)."""
+    """Any sentence-transformers model saved in a local directory (never downloaded), one of the
+    engine's model directories (``access.py``)."""
 
     type: Literal["sentence-transformers"] = "sentence-transformers"
     path: Annotated[str, Field(min_length=1)]
@@ -56,7 +66,8 @@ class SentenceTransformersSpec(_Spec):
 
 
 class Model2VecSpec(_Spec):
-    """Any model2vec static model saved in a local directory (never downloaded)."""
+    """Any model2vec static model saved in a local directory (never downloaded), one of the engine's
+    model directories (``access.py``)."""
 
     type: Literal["model2vec"] = "model2vec"
     path: Annotated[str, Field(min_length=1)]
@@ -67,16 +78,19 @@ class OpenAISpec(_Spec):
 
     ``url`` is the base URL (``http://host:port``); ``/v1/embeddings`` is appended unless it already
     ends with ``/embeddings`` (or with ``/v1``, where only ``/embeddings`` is appended). The API key is
-    read from the environment variable named by ``api_key_env``; keys never live in specs.
+    read from the environment variable named by ``api_key_env``; keys never live in specs. Which
+    variables and URLs a spec may name is up to the engine's settings (``access.py``).
     """
 
     type: Literal["openai"] = "openai"
-    url: Annotated[str, Field(min_length=1)]
+    url: Annotated[str, Field(min_length=1, max_length=2048)]
     model: Annotated[str, Field(min_length=1)]
     api_key_env: str | None = None
-    dimensions: Annotated[int | None, Field(ge=1)] = None
+    dimensions: Annotated[int | None, Field(ge=1, le=65_536)] = None
     batch_size: Annotated[int, Field(ge=1, le=4096)] = 128
-    timeout_s: Annotated[float, Field(gt=0)] = 30.0
+    timeout_s: Annotated[float, Field(gt=0, le=600, allow_inf_nan=False)] = 30.0
+
+    _url = field_validator("url")(check_http_url)
 
 
 TextModelSpec = Annotated[
@@ -92,7 +106,7 @@ class HistoryMeanSpec(_Spec):
 
     type: Literal["history-mean"] = "history-mean"
     text: TextModelSpec = Field(default_factory=MiniLMSpec)
-    half_life_days: Annotated[float, Field(gt=0)] = 30.0
+    half_life_days: Annotated[float, Field(gt=0, le=36_500, allow_inf_nan=False)] = 30.0
 
     @field_validator("text", mode="before")
     @classmethod
@@ -116,11 +130,11 @@ class AlsSpec(_Spec):
 
     type: Literal["als"] = "als"
     factors: Annotated[int, Field(ge=2, le=1024)] = 64
-    regularization: Annotated[float, Field(ge=0)] = 0.05
-    alpha: Annotated[float, Field(gt=0)] = 20.0
+    regularization: Annotated[float, Field(ge=0, le=1e4, allow_inf_nan=False)] = 0.05
+    alpha: Annotated[float, Field(gt=0, le=1e4, allow_inf_nan=False)] = 20.0
     iterations: Annotated[int, Field(ge=1, le=1000)] = 15
-    seed: int = 0
-    trained_seq: Annotated[int | None, Field(ge=0)] = None
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
+    trained_seq: Annotated[int | None, Field(ge=0, le=2**63 - 1)] = None
 
 
 class NoneSpec(_Spec):
@@ -229,7 +243,13 @@ def _describe(error: ErrorDetails, kind: str) -> str:
         return f"unknown field {field!r} (fields of {kind!r}: {allowed})"
     if error["type"] == "missing":
         return f"{field}: required field is missing"
-    return f"{field}: {error['msg']} (got {error.get('input')!r})"
+    return f"{field}: {error['msg'].removeprefix('Value error, ')} (got {_short(error.get('input'))})"
+
+
+def _short(value: Any) -> str:
+    """``repr`` of an input cut to 80 characters (an input can be anything a request holds)."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:77]}..."
 
 
 def spec_to_dict(spec: ModelSpec) -> dict[str, Any]:

@@ -52,7 +52,7 @@ from ..collection import Collection
 from ..experiments import Experiments
 from ..request_stats import Window
 from ..results import GateCheck, InterleaveSetting, RolloutInfo, RolloutTransition, RolloutWindow
-from ..specs import RolloutSpec, parse
+from ..specs import MAX_SEQ, RolloutSpec, parse
 from ..store.base import ControlStore, RolloutRow
 from ..version import READY
 from .gates import error_gate, experiment_gate, offline_score, p99_gate
@@ -382,7 +382,7 @@ class Rollouts:
 
     def _load(self, collection: str, id: int) -> RolloutRun:
         self._collection(collection)
-        row = self._store.rollout(collection, id)
+        row = self._store.rollout(collection, id) if 0 < id <= MAX_SEQ else None  # else: no such id
         if row is None:
             raise RolloutNotFound(
                 f"collection {collection!r} has no rollout #{id}; list them with "

@@ -12,9 +12,12 @@ from typing import Any
 
 import httpx
 import pytest
+from _http import ok
 from conftest import FAST, ServerThread
 
 from embedswitch import Engine, EngineConfig
+from embedswitch.http.bodies import MAX_JSON_DEPTH, JsonRoute
+from embedswitch.http.routes import ROUTERS
 from embedswitch.specs import MAX_BATCH, MAX_FIELDS_BYTES, MAX_ID_CHARS, MAX_K, MAX_TEXT_CHARS
 
 C = "/v1/collections/docs"
@@ -500,3 +503,174 @@ def test_vectors_for_a_model_version_are_409_conflict(http: httpx.Client) -> Non
 def test_traffic_to_a_version_awaiting_vectors_is_409_version_not_ready(http: httpx.Client) -> None:
     body = {"weights": {"v1": 50, "v2": 50}}
     expect_error(http, "PUT", f"{VEC}/traffic", 409, "version_not_ready", ("'v2'", "building"), body)
+
+
+# -- numbers at the edges ------------------------------------------------------------------
+
+BIG = 2**63  # one past SQLite's largest integer
+HUGE = 2**1100  # past a float
+
+
+@pytest.mark.parametrize("id", [BIG, -BIG - 1, HUGE, 0, -1])
+def test_a_rollout_id_out_of_range_is_404_rollout_not_found(http: httpx.Client, id: int) -> None:
+    expect_error(http, "GET", f"{C}/rollouts/{id}", 404, "rollout_not_found", (f"#{id}",))
+    expect_error(http, "POST", f"{C}/rollouts/{id}/stop", 404, "rollout_not_found", (f"#{id}",))
+
+
+MODEL_NUMBERS = [
+    ({"type": "openai", "url": "http://127.0.0.1:9", "model": "m", "timeout_s": "Infinity"}, "timeout_s"),
+    ({"type": "openai", "url": "http://127.0.0.1:9", "model": "m", "timeout_s": "1e400"}, "timeout_s"),
+    ({"type": "openai", "url": "http://127.0.0.1:9", "model": "m", "timeout_s": BIG}, "timeout_s"),
+    ({"type": "openai", "url": "http://127.0.0.1:9", "model": "m", "dimensions": BIG}, "dimensions"),
+    ({"type": "openai", "url": "file:///etc/passwd", "model": "m"}, "url"),
+    ({"type": "hashing", "seed": BIG}, "seed"),
+    ({"type": "hashing", "seed": -BIG - 1}, "seed"),
+    ({"type": "history-mean", "text": "hashing", "half_life_days": "Infinity"}, "half_life_days"),
+    ({"type": "history-mean", "text": "hashing", "half_life_days": "NaN"}, "half_life_days"),
+    ({"type": "als", "alpha": "Infinity"}, "alpha"),
+    ({"type": "als", "regularization": "1e308"}, "regularization"),
+    ({"type": "als", "seed": BIG}, "seed"),
+]
+
+
+def _raw(value: Any) -> bytes:
+    """``value`` as JSON, with the strings "Infinity", "NaN" and "1e400"/"1e308" written as those
+    bare numbers (Python's json writes NaN and Infinity, as many clients do)."""
+    text = json.dumps(value)
+    for word in ("Infinity", "NaN", "1e400", "1e308"):
+        text = text.replace(f'"{word}"', word)
+    return text.encode()
+
+
+@pytest.mark.parametrize(("model", "field"), MODEL_NUMBERS)
+def test_model_numbers_out_of_range_are_refused(
+    http: httpx.Client, model: dict[str, Any], field: str
+) -> None:
+    raw = _raw({"name": "v9", "model": model, **({"source": "vectors"} if model["type"] == "als" else {})})
+    expect_error(http, "POST", f"{C}/versions", 422, "unknown_model", (field,), raw=raw)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("POST", f"{C}/search", {"text": "cats", "min_seq": BIG}, "min_seq"),
+        ("POST", f"{C}/search", {"text": "cats", "min_seq": HUGE}, "min_seq"),
+        (
+            "POST",
+            f"{C}/versions",
+            {"name": "v9", "model": "hashing", "index": {"ef_search": BIG}},
+            "ef_search",
+        ),
+        (
+            "POST",
+            f"{C}/versions",
+            {"name": "v9", "model": "hashing", "index": {"type": "hnsw", "ef_construction": HUGE}},
+            "ef_construction",
+        ),
+        ("POST", f"{C}/train", {"version": "v9", "model": {"seed": -1}}, "seed"),
+        ("POST", f"{C}/train", {"version": "v9", "model": {"alpha": "Infinity"}}, "alpha"),
+        ("POST", f"{C}/interactions", [{"user": "u", "item": "d1", "weight": "1e308"}], "weight"),
+        (
+            "POST",
+            f"{C}/evaluate",
+            {"versions": ["v1"], "queries": {"q": "cats"}, "qrels": {"q": {"d1": HUGE}}},
+            "qrels",
+        ),
+    ],
+)
+def test_body_numbers_out_of_range_are_422(
+    http: httpx.Client, method: str, path: str, body: Any, field: str
+) -> None:
+    expect_error(http, method, path, 422, "invalid_request", (field,), raw=_raw(body))
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "1e400", '[1, {"x": NaN}]'])
+def test_fields_holding_nan_or_infinity_are_refused(http: httpx.Client, value: str) -> None:
+    raw = b'{"records": [{"id": "new", "text": "fine", "fields": {"n": %s}}]}' % value.encode()
+    expect_error(http, "PUT", f"{C}/records", 422, "invalid_request", ("records.0.fields", "NaN"), raw=raw)
+    assert http.get(f"{C}/records/new").status_code == 404
+
+
+def test_fields_keep_big_integers_and_finite_numbers(http: httpx.Client) -> None:
+    fields = {"big": HUGE, "small": -BIG, "x": 1e308, "nested": [[{"n": 0.5}]]}
+    ack = ok(http.put(f"{C}/records", json={"records": [{"id": "edge", "text": "edge", "fields": fields}]}))
+    assert ok(http.get(f"{C}/records/edge"))["fields"] == fields
+    assert ack["seq"] > 0
+    _remove(http, "edge")
+
+
+def _remove(http: httpx.Client, id: str) -> None:
+    """Delete a record a test added, and wait until v1 has applied the delete."""
+    gone = ok(http.delete(f"{C}/records/{id}"))
+    ok(http.post(f"{C}/search", json={"text": "cats", "min_seq": gone["seq"]}))
+
+
+# -- JSON at the edges ---------------------------------------------------------------------
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "template"),
+    [
+        ("PUT", f"{C}/records", '{"records": [{"id": "new", "text": "t", "fields": {"a": %s}}]}'),
+        ("POST", f"{C}/search", '{"text": %s}'),
+        ("POST", f"{C}/versions", '{"name": "v9", "model": {"type": "hashing", "dim": %s}}'),
+        ("PUT", f"{C}/traffic", "%s"),
+    ],
+)
+@pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 2, 100_000])
+def test_over_deep_json_is_400_malformed_json(
+    http: httpx.Client, method: str, path: str, template: str, depth: int
+) -> None:
+    raw = (template % _nested(depth)).encode()
+    expect_error(
+        http, method, path, 400, "malformed_json", ("JSON", "recursion", str(MAX_JSON_DEPTH)), raw=raw
+    )
+    assert http.get(f"{C}/records/new").status_code == 404
+
+
+def test_json_as_deep_as_allowed_is_stored_and_read_back(http: httpx.Client) -> None:
+    """Nested a few levels under the limit, fields are kept and read back whole (a few hundred
+    levels used to be stored, and then every read of the record was a 500)."""
+    deep = _nested(MAX_JSON_DEPTH - 5)
+    raw = b'{"records": [{"id": "deep", "text": "t", "fields": {"a": %s}}]}' % deep.encode()
+    ok(http.put(f"{C}/records", content=raw, headers={"content-type": "application/json"}))
+    assert ok(http.get(f"{C}/records/deep"))["fields"] == {"a": json.loads(deep)}
+    _remove(http, "deep")
+
+
+@pytest.mark.parametrize("text", [rb"a \ud800 lone surrogate", rb"\udc00", b"\xff\xfe"])
+def test_text_that_is_not_unicode_is_400_malformed_json(http: httpx.Client, text: bytes) -> None:
+    raw = b'{"records": [{"id": "new", "text": "%s"}]}' % text
+    expect_error(http, "PUT", f"{C}/records", 400, "malformed_json", ("JSON",), raw=raw)
+
+
+def test_every_api_route_reads_its_body_as_checked_json() -> None:
+    routes = [route for router in ROUTERS for route in router.routes]
+    assert routes and all(isinstance(route, JsonRoute) for route in routes)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("PATCH", "/v1/collections", "GET, POST"),
+        ("PUT", f"{C}/search", "POST"),
+        ("DELETE", f"{C}/traffic", "GET, PUT"),
+        ("GET", f"{C}/rollouts/1/stop", "POST"),
+        ("POST", f"{C}/records/d1", "DELETE, GET"),
+        ("PUT", "/healthz", "GET"),
+    ],
+)
+def test_wrong_method_is_405_naming_the_allowed_ones(
+    http: httpx.Client, method: str, path: str, allow: str
+) -> None:
+    body = {} if method in ("POST", "PUT", "PATCH") else None
+    before = snapshot(http)
+    response = http.request(method, path, json=body)
+    error = response.json()
+    assert response.status_code == 405 and error["code"] == "method_not_allowed" and error["message"]
+    assert response.headers["allow"] == allow
+    assert snapshot(http) == before

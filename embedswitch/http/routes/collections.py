@@ -6,9 +6,10 @@ from fastapi import APIRouter
 
 from ...results import CollectionInfo
 from ...specs import CollectionSpec
+from ..bodies import JsonRoute
 from ..deps import EngineDep
 
-router = APIRouter(tags=["collections"])
+router = APIRouter(tags=["collections"], route_class=JsonRoute)
 
 
 @router.post("/v1/collections", status_code=201)

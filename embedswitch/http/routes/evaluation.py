@@ -6,9 +6,10 @@ from fastapi import APIRouter
 
 from ...results import CandidateEvaluation, EvaluateResult
 from ...specs import CandidateEvaluateRequest, EvaluateRequest
+from ..bodies import JsonRoute
 from ..deps import EngineDep
 
-router = APIRouter(tags=["evaluation"])
+router = APIRouter(tags=["evaluation"], route_class=JsonRoute)
 
 
 @router.post("/v1/collections/{c}/evaluate")

@@ -6,9 +6,10 @@ from fastapi import APIRouter
 
 from ...results import ExperimentReport, FeedbackAck
 from ...specs import FeedbackIn
+from ..bodies import JsonRoute
 from ..deps import EngineDep
 
-router = APIRouter(tags=["experiments"])
+router = APIRouter(tags=["experiments"], route_class=JsonRoute)
 
 
 @router.post("/v1/collections/{c}/feedback")

@@ -6,9 +6,10 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from ..._errors import CollectionNotFound
+from ..bodies import JsonRoute
 from ..deps import EngineDep
 
-router = APIRouter(tags=["ops"])
+router = APIRouter(tags=["ops"], route_class=JsonRoute)
 
 
 @router.get("/healthz")
@@ -29,11 +30,9 @@ def readyz(engine: EngineDep) -> JSONResponse:
             serving = engine.serving(target.name)
         except CollectionNotFound:  # deleted meanwhile
             continue
-        for version in list(target.versions.values()):
-            problem = version.problem
-            if problem:
-                found = problems if version.name in serving else candidates
-                found.append(f"{target.name}/{version.name}: {problem}")
+        for name, problem in target.problems().items():
+            found = problems if name in serving else candidates
+            found.append(f"{target.name}/{name}: {problem}")
     body = {"ready": not problems, "problems": problems, "candidates": candidates}
     return JSONResponse(body, status_code=503 if problems else 200)
 

@@ -6,9 +6,10 @@ from fastapi import APIRouter
 
 from ...results import DeleteAck, RecordOut, WriteAck
 from ...specs import InteractionIn, RecordBatch
+from ..bodies import JsonRoute
 from ..deps import KIND_QUERY, EngineDep
 
-router = APIRouter(tags=["records"])
+router = APIRouter(tags=["records"], route_class=JsonRoute)
 
 
 @router.put("/v1/collections/{c}/records")

@@ -6,9 +6,10 @@ from fastapi import APIRouter
 
 from ...results import RolloutInfo
 from ...specs import RolloutSpec
+from ..bodies import JsonRoute
 from ..deps import EngineDep
 
-router = APIRouter(tags=["rollouts"])
+router = APIRouter(tags=["rollouts"], route_class=JsonRoute)
 
 
 @router.post("/v1/collections/{c}/rollouts", status_code=201)

@@ -14,9 +14,10 @@ from starlette.concurrency import run_in_threadpool
 
 from ...results import RecommendResult, SearchResult
 from ...specs import RecommendRequest, SearchRequest
+from ..bodies import JsonRoute
 from ..deps import EngineDep
 
-router = APIRouter(tags=["search"])
+router = APIRouter(tags=["search"], route_class=JsonRoute)
 
 
 @router.post("/v1/collections/{c}/search")

@@ -6,9 +6,10 @@ from fastapi import APIRouter
 
 from ...results import TrafficInfo
 from ...specs import TrafficSpec
+from ..bodies import JsonRoute
 from ..deps import EngineDep
 
-router = APIRouter(tags=["traffic"])
+router = APIRouter(tags=["traffic"], route_class=JsonRoute)
 
 
 @router.get("/v1/collections/{c}/traffic")

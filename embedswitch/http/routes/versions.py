@@ -6,9 +6,10 @@ from fastapi import APIRouter
 
 from ...results import EventOut, VectorAck, VersionInfo
 from ...specs import TrainRequest, VectorBatch, VersionSpec
+from ..bodies import JsonRoute
 from ..deps import EngineDep
 
-router = APIRouter(tags=["versions"])
+router = APIRouter(tags=["versions"], route_class=JsonRoute)
 
 
 @router.post("/v1/collections/{c}/versions", status_code=202)

@@ -375,6 +375,8 @@ class Collection:
             weight=self.router.weights.get(name, 0),
             progress=progress,
             error=version.problem,
+            quarantined=version.quarantine.open_count(),
+            quarantine_skipped=version.quarantine.skipped_count(),
             memory_bytes=sum(index.memory_bytes for index in usage.values()),
             disk_bytes=sum(index.disk_bytes for index in usage.values()) + version.own_disk_bytes(),
             indexes=usage,
@@ -414,6 +416,15 @@ class Collection:
                     + self._progress_hint(version)
                     + "; only ready versions can take traffic. Wait for it (GET "
                     f"/v1/collections/{self.name}/versions/{name}) or give it weight 0",
+                    collection=self.name,
+                    version=name,
+                )
+            held = version.quarantine.open_count()
+            if weight > 0 and held and not self.router.weights.get(name, 0):
+                raise VersionNotReady(
+                    f"version {name!r} has {held} quarantined record(s) that its model rejects; retry them "
+                    f"(POST /v1/collections/{self.name}/versions/{name}/quarantine/retry) or skip them "
+                    "(.../quarantine/skip) before it takes traffic",
                     collection=self.name,
                     version=name,
                 )

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from pydantic_core import ErrorDetails
 
 from .._errors import UnknownModel
+from .tokens import MIN_INPUT_TOKENS
 
 
 class _Spec(BaseModel):
@@ -68,6 +69,15 @@ class OpenAISpec(_Spec):
     ``url`` is the base URL (``http://host:port``); ``/v1/embeddings`` is appended unless it already
     ends with ``/embeddings`` (or with ``/v1``, where only ``/embeddings`` is appended). The API key is
     read from the environment variable named by ``api_key_env``; keys never live in specs.
+
+    Provider limits (defaults: OpenAI's documented ones): a request carries at most ``batch_size``
+    inputs (OpenAI takes up to 2,048; smaller requests cost less to redo) and ``max_request_tokens``
+    tokens in all; an input over ``max_input_tokens`` is split and its chunks' vectors averaged
+    (tokens are estimated by ``models/tokens.py``'s conservative rule). A request answered 429,
+    408, 5xx, or not at all (timeout, connection error) is retried with exponential backoff and
+    jitter, after ``Retry-After`` when the answer gives one, up to ``retry_attempts`` requests and
+    while the next try starts within ``retry_max_s`` (``query_retry_max_s`` for a search's query:
+    a user is waiting); then the model is unavailable (503).
     """
 
     type: Literal["openai"] = "openai"
@@ -77,6 +87,11 @@ class OpenAISpec(_Spec):
     dimensions: Annotated[int | None, Field(ge=1)] = None
     batch_size: Annotated[int, Field(ge=1, le=4096)] = 128
     timeout_s: Annotated[float, Field(gt=0)] = 30.0
+    max_input_tokens: Annotated[int, Field(ge=MIN_INPUT_TOKENS)] = 8191
+    max_request_tokens: Annotated[int, Field(ge=MIN_INPUT_TOKENS)] = 300_000
+    retry_attempts: Annotated[int, Field(ge=1, le=100)] = 6
+    retry_max_s: Annotated[float, Field(ge=0)] = 60.0
+    query_retry_max_s: Annotated[float, Field(ge=0)] = 1.0
 
 
 TextModelSpec = Annotated[

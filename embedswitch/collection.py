@@ -410,21 +410,21 @@ class Collection:
             )
         for name, weight in weights.items():
             version = self.get_version(name)
-            if weight > 0 and version.state != READY:
-                raise VersionNotReady(
-                    f"version {name!r} is {version.state}"
-                    + self._progress_hint(version)
-                    + "; only ready versions can take traffic. Wait for it (GET "
-                    f"/v1/collections/{self.name}/versions/{name}) or give it weight 0",
-                    collection=self.name,
-                    version=name,
-                )
             held = version.quarantine.open_count()
             if weight > 0 and held and not self.router.weights.get(name, 0):
                 raise VersionNotReady(
                     f"version {name!r} has {held} quarantined record(s) that its model rejects; retry them "
                     f"(POST /v1/collections/{self.name}/versions/{name}/quarantine/retry) or skip them "
                     "(.../quarantine/skip) before it takes traffic",
+                    collection=self.name,
+                    version=name,
+                )
+            if weight > 0 and version.state != READY:
+                raise VersionNotReady(
+                    f"version {name!r} is {version.state}"
+                    + self._progress_hint(version)
+                    + "; only ready versions can take traffic. Wait for it (GET "
+                    f"/v1/collections/{self.name}/versions/{name}) or give it weight 0",
                     collection=self.name,
                     version=name,
                 )

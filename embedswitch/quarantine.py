@@ -115,20 +115,26 @@ class Quarantine:
     def add(self, rejected: Sequence[QuarantineRow], seen: Seen) -> None:
         """Quarantine records whose text as of their seq the model rejected, unless the version has
         seen that seq or a newer one for the record (``seen``: its index's last seq); a new
-        rejection of the same seq keeps a skip."""
+        rejection of the same seq keeps a skip (and is logged and recorded as an event only once)."""
         now = time.time()
         with self._lock:
-            rows = []
+            rows, new = [], []
             for row in rejected:
                 old, last = self._rows.get((row.kind, row.id)), seen(row.kind, row.id)
                 if (last is not None and last >= row.seq) or (old is not None and old.seq > row.seq):
                     continue
-                kept_skip = old is not None and old.seq == row.seq and old.skipped
-                rows.append(replace(row, at=now, skipped=kept_skip))
-            if not rows:
-                return
-            self._store.quarantine(self.collection, self.version, rows)
-            self._rows.update({(row.kind, row.id): row for row in rows})
+                if old is not None and old.seq == row.seq:  # rejected again: same since, same skip
+                    rows.append(replace(row, at=old.at, skipped=old.skipped))
+                else:
+                    rows.append(replace(row, at=now, skipped=False))
+                    new.append(rows[-1])
+            if rows:
+                self._store.quarantine(self.collection, self.version, rows)
+                self._rows.update({(row.kind, row.id): row for row in rows})
+        if new:
+            self._announce(new)
+
+    def _announce(self, rows: list[QuarantineRow]) -> None:
         log.warning(
             "version %s/%s quarantined %d record(s) its model rejects (e.g. %s/%s: %s)",
             self.collection,

@@ -29,6 +29,7 @@ from ..models.tokens import estimate_tokens
 from ..quarantine import Quarantine, embed_rejecting
 from ..store.base import BackfillState, QuarantineRow, Record, RecordKey, RecordStore
 from .base import BackfillConfig, EmbedExecutor, EmbedStep, VectorSink
+from .throttle import Throttle
 
 log = logging.getLogger("embedswitch")
 
@@ -81,8 +82,7 @@ class Backfill:
         self._own_vectors = own_vectors
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._next_allowed = time.monotonic()  # for the records/s cap
-        self._next_allowed_tokens = time.monotonic()  # for the tokens/min cap
+        self._pace = Throttle(config.max_rate, config.max_tokens_per_min)
 
     def start(self) -> None:
         self._thread = threading.Thread(
@@ -106,19 +106,9 @@ class Backfill:
         return max(0, self.state.total - self.state.done) / self.rate
 
     def _throttle(self, records: list[Record]) -> None:
-        """Hold a page back so the backfill stays under ``max_rate`` records per second and
-        ``max_tokens_per_min`` estimated tokens per minute (tokens count only pages the model embeds)."""
-        now = time.monotonic()
-        wait = 0.0
-        if self._config.max_rate:
-            wait = self._next_allowed - now
-            self._next_allowed = max(now, self._next_allowed) + len(records) / self._config.max_rate
-        if self._config.max_tokens_per_min and self._own_vectors is None:
-            tokens = sum(estimate_tokens(record.text) for record in records)
-            wait = max(wait, self._next_allowed_tokens - now)
-            self._next_allowed_tokens = (
-                max(now, self._next_allowed_tokens) + tokens * 60 / self._config.max_tokens_per_min
-            )
+        """Hold a page back as ``throttle.Throttle`` says; tokens count only pages the model embeds."""
+        tokens = 0 if self._own_vectors is not None else sum(estimate_tokens(r.text) for r in records)
+        wait = self._pace.delay(len(records), tokens, time.monotonic())
         if wait > 0:
             self._stop.wait(wait)
 
@@ -168,6 +158,8 @@ class Backfill:
         try:
             while not self._stop.is_set():
                 while not exhausted and len(pending) <= self._config.workers:
+                    if pending and self._pace.wait(time.monotonic()) > 0:
+                        break  # write the pages at hand rather than hold them while the throttle waits
                     batch = self._read(cursor)
                     if batch is None:
                         exhausted = True

@@ -40,12 +40,13 @@ def list_(
     if as_json:
         print_json(info)
         return
-    console().print(quarantine_table(info, title=f"quarantine of {collection} / {version}"))
+    out = console()
+    out.print(quarantine_table(info, title=f"quarantine of {collection} / {version}"))
+    out.print(text(f"{info.open} open (holding the version back), {info.skipped} skipped"))
 
 
 def quarantine_table(info: QuarantineInfo, title: str) -> Table:
-    caption = f"{info.open} open (holding the version back), {info.skipped} skipped"
-    out = table("kind", "id", "seq", "state", "since", "error", title=title, caption=caption)
+    out = table("kind", "id", "seq", "state", "since", "error", title=title)
     for record in info.records:
         since = datetime.fromtimestamp(record.at).strftime("%Y-%m-%d %H:%M:%S")
         state = "skipped" if record.skipped else "open"

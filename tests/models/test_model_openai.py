@@ -312,7 +312,9 @@ def test_client_errors_other_than_rejections_are_not_retried(url: str, state: Se
         ({}, None),
     ],
 )
-def test_retry_after_reads_seconds_milliseconds_and_dates(headers: dict[str, str], expected: float | None) -> None:
+def test_retry_after_reads_seconds_milliseconds_and_dates(
+    headers: dict[str, str], expected: float | None
+) -> None:
     import httpx
 
     now = 1767225600.0  # 2026-01-01 00:00:00 UTC
@@ -333,7 +335,9 @@ def test_a_rejected_batch_is_input_rejected_and_a_rejected_text_too(url: str, st
     model.close()
 
 
-def test_an_endpoint_that_rejects_everything_is_unavailable_not_a_bad_text(url: str, state: ServerState) -> None:
+def test_an_endpoint_that_rejects_everything_is_unavailable_not_a_bad_text(
+    url: str, state: ServerState
+) -> None:
     model = OpenAIModel(OpenAISpec(url=url, model="hash-a"), sleep=Waits())
     state.mode = "reject-all"
     with pytest.raises(InputRejected):

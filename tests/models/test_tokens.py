@@ -73,7 +73,7 @@ def test_whitespace_only_chunks_are_dropped() -> None:
 
 
 def test_pack_keeps_order_and_both_limits() -> None:
-    assert pack([10, 10, 10, 10, 10], max_inputs=2, max_tokens=100) == [range(0, 2), range(2, 4), range(4, 5)]
-    assert pack([40, 40, 40, 10], max_inputs=10, max_tokens=90) == [range(0, 2), range(2, 4)]
-    assert pack([200, 5, 5], max_inputs=10, max_tokens=100) == [range(0, 1), range(1, 3)]  # over: alone
+    assert pack([10, 10, 10, 10, 10], max_inputs=2, max_tokens=100) == [range(2), range(2, 4), range(4, 5)]
+    assert pack([40, 40, 40, 10], max_inputs=10, max_tokens=90) == [range(2), range(2, 4)]
+    assert pack([200, 5, 5], max_inputs=10, max_tokens=100) == [range(1), range(1, 3)]  # over: alone
     assert pack([], max_inputs=3, max_tokens=10) == []

@@ -18,9 +18,9 @@ import pytest
 from _checks import assert_end_state
 from _endpoint import Faults, endpoint, spec
 from _http import error, ok
-from conftest import FAST, ServerThread
+from conftest import FAST, ServerProcess, ServerThread
 
-from embedswitch import Engine, InputRejected, ModelUnavailable, RecordNotFound, VersionNotReady
+from embedswitch import Client, Engine, InputRejected, ModelUnavailable, RecordNotFound, VersionNotReady
 from embedswitch.http.settings import HttpConfig
 from embedswitch.index import IndexMeta, open_index
 from embedswitch.index.specs import ExactSpec
@@ -280,3 +280,35 @@ def _wait(predicate: Callable[[], bool], timeout_s: float = 30) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+def test_quarantined_records_survive_kill_9_and_a_replay_records_them_once(tmp_path: Path, url: str) -> None:
+    """A server process killed right after quarantining: on restart the rows are there (they were
+    written before the position past them was saved), the replay of the rejected entries adds no
+    second row, and the version still waits for them."""
+    server = ServerProcess(tmp_path / "data").start()
+    try:
+        with Client(server.url) as client:
+            client.create_collection("c", {"name": "v1", "model": "hashing"})
+            client.upsert("c", [{"id": f"d{i}", "text": f"text {i}"} for i in range(30)])
+            client.upsert("c", [{"id": "bad", "text": REFUSED}])  # in v2's snapshot: its backfill's
+            client.add_version("c", {"name": "v2", "model": spec(url)})
+            client.upsert(
+                "c", [{"id": "bad2", "text": REFUSED}, {"id": "late", "text": "accepted"}]
+            )  # stream
+            _wait(lambda: client.describe_version("c", "v2").quarantined == 2)
+        server.kill()
+        server.start()
+        with Client(server.url) as client:
+            client.wait_ready("c", "v1", 60)
+            records = client.quarantine("c", "v2").records
+            assert [(r.id, r.skipped) for r in records] == [("bad", False), ("bad2", False)]
+            v2 = client.describe_version("c", "v2")
+            assert (v2.state, v2.quarantined) == ("building", 2)
+            assert [e.event for e in client.events("c", "v2")].count("quarantined") == 2
+            client.skip_quarantined("c", "v2")
+            client.wait_ready("c", "v2", 60)
+    finally:
+        server.stop()
+    with Engine.open(tmp_path / "data", FAST) as engine:
+        assert_end_state(engine, "c")

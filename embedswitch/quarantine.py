@@ -14,7 +14,9 @@ the version has already seen a newer write of the record, and ``add`` and ``sett
 so a race between the backfill and the stream leaves no stale row. ``retry`` embeds only records
 whose stored seq is still the rejected one, and writes them with that seq through the version's
 guarded sink: a stale text never overwrites a newer one and a deleted record never comes back.
-Until then the version keeps the record's previous vector, if it had one.
+Until then the version keeps the record's previous vector, if it had one. (A ``history-mean``
+version re-derives the users of a retried item at their next interaction or the item's next
+change, not at the retry.)
 """
 
 from __future__ import annotations
@@ -64,11 +66,13 @@ def embed_rejecting(embed: Embed, texts: list[str]) -> Embedded:
     """``embed(texts)``, or, when the model rejects the batch, each half embedded the same way, so
     that only the rejected texts go without a vector. One rejected text among n costs about 2 log2
     n extra calls. Any other error propagates."""
+    if not texts:
+        return Embedded([], None, {})
     try:
         return Embedded(list(range(len(texts))), embed(texts), {})
     except InputRejected as exc:
-        if len(texts) <= 1:
-            return Embedded([], None, {0: exc.message} if texts else {})
+        if len(texts) == 1:
+            return Embedded([], None, {0: exc.message})
     middle = len(texts) // 2
     return embed_rejecting(embed, texts[:middle]).after(embed_rejecting(embed, texts[middle:]), middle)
 

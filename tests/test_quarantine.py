@@ -69,7 +69,8 @@ def test_bisection_finds_exactly_the_rejected_texts(bad: list[int]) -> None:
 
 
 def test_bisection_of_nothing_and_other_errors() -> None:
-    assert embed_rejecting(Refusing(set()), []).rows == []
+    nothing = Refusing(set())
+    assert embed_rejecting(nothing, []).rows == [] and nothing.calls == []  # no call for nothing
 
     def down(texts: list[str]) -> np.ndarray:
         raise ModelUnavailable("the endpoint is down")

@@ -116,7 +116,7 @@ class OpenAIModel:
 
     def __init__(
         self, spec: OpenAISpec, api_key: str | None = None, sleep: Callable[[float], None] = time.sleep
-    ):
+    ) -> None:
         """Connect and probe. ``sleep`` waits between retries (tests pass one that records)."""
         import httpx
 
@@ -222,7 +222,7 @@ class OpenAIModel:
         raise ModelUnavailable(
             f"embedding endpoint {self.url} {error.problem}; gave up after {state.attempt_number} "
             f"attempt(s) in {state.seconds_since_start or 0:.1f} s (retry_attempts, retry_max_s of the "
-            "model spec); the version retries later",
+            "model spec)",
             url=self.url,
             status=error.status,
         ) from error

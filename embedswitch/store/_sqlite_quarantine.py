@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager
 
 from .base import QuarantineRow, RecordKey
 
-SCHEMA = """
+QUARANTINE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS quarantine(
   collection TEXT NOT NULL, version TEXT NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL,
   seq INTEGER NOT NULL, error TEXT NOT NULL, at REAL NOT NULL, skipped INTEGER NOT NULL DEFAULT 0,

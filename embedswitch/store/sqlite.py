@@ -23,8 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 from .._errors import CollectionExists, CollectionNotFound, RecordNotFound
 from .._sqlite import Connections
-from ._sqlite_quarantine import SCHEMA as QUARANTINE_SCHEMA
-from ._sqlite_quarantine import SqliteQuarantine
+from ._sqlite_quarantine import QUARANTINE_SCHEMA, SqliteQuarantine
 from .base import (
     BackfillState,
     Change,
@@ -194,18 +193,9 @@ class SqliteStore(SqliteQuarantine):
 
     def delete_collection(self, name: str) -> None:
         with self._tx() as db:
-            tables = (
-                "records",
-                "log",
-                "versions",
-                "traffic",
-                "events",
-                "interactions",
-                "rollouts",
-                "quarantine",
-            )
-            for table in tables:
+            for table in ("records", "log", "versions", "traffic", "events", "interactions", "rollouts"):
                 db.execute(f"DELETE FROM {table} WHERE collection=?", (name,))
+            db.execute("DELETE FROM quarantine WHERE collection=?", (name,))
             db.execute("DELETE FROM collections WHERE name=?", (name,))
         with self._applied_changed:
             for key in [key for key in self._applied if key[0] == name]:

@@ -7,7 +7,8 @@ how to fix the problem. The HTTP layer turns any of them into ``{"code": ..., "m
     ├── InvalidRequest (422 invalid_request)
     │   ├── UnknownModel (422 unknown_model)
     │   ├── UnknownKind (422 unknown_kind)
-    │   └── TextNotSupported (422 text_not_supported)
+    │   ├── TextNotSupported (422 text_not_supported)
+    │   └── InputRejected (422 input_rejected)
     ├── Unauthorized (401 unauthorized)
     ├── Forbidden (403 forbidden)
     │   └── ModelNotAllowed (403 model_not_allowed)
@@ -74,6 +75,17 @@ class UnknownKind(InvalidRequest):
 
 class TextNotSupported(InvalidRequest):
     code = "text_not_supported"
+
+
+class InputRejected(InvalidRequest):
+    """A model refuses to embed its input (a remote endpoint answered 400, 413 or 422 for it).
+
+    A model raises it for the whole ``encode`` call; which text is to blame is found by embedding
+    smaller batches (``quarantine.embed_rejecting``). For one text it means that text: a search
+    gets the 422, a record of the change log is quarantined (kept with this message) for its
+    version, and the rest of the stream goes on."""
+
+    code = "input_rejected"
 
 
 class Unauthorized(EmbedswitchError):

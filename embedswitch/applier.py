@@ -3,9 +3,11 @@
 It reads the log after the version's applied position in batches, keeps the last entry per record,
 embeds the upserts with the version's own model (in up to ``workers`` parallel chunks) and writes
 its indexes through their seq guards, so applying an entry twice, or one older than what an index
-holds, is a no-op. Derived user vectors (``history-mean``, ``als``) are refreshed after the records
-of each batch, for the users it touches. It waits for new entries with ``RecordStore.wait_for_log``
-and checkpoints the version every ``checkpoint_interval_s``.
+holds, is a no-op. A record whose text the model rejects is quarantined (``quarantine.py``) and the
+batch goes on; a later write of it resolves that. Derived user vectors (``history-mean``, ``als``)
+are refreshed after the records of each batch, for the users it touches. It waits for new entries
+with ``RecordStore.wait_for_log`` and checkpoints the version every ``checkpoint_interval_s``. A
+failing batch (an endpoint that is down) is retried after a growing delay (``Backoff``).
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from typing import Protocol
 
 import numpy as np
 
+from ._backoff import Backoff
 from .backfill.base import EmbedStep
 from .events import Trouble
-from .store.base import Change, RecordStore
+from .quarantine import Quarantine, embed_rejecting
+from .store.base import Change, QuarantineRow, RecordStore
 
 MIN_CHUNK = 16
 """Texts per parallel encoding chunk, at least."""
@@ -54,6 +58,8 @@ class AppliedVersion(Protocol):
 
     def delete(self, kind: str, ids: Sequence[str], seqs: Sequence[int]) -> int: ...
 
+    def seq_of(self, kind: str, id: str) -> int | None: ...
+
     def write_users(self, users: list[str], seq: int) -> None:
         """Derive each user's vector anew from the items the version holds, written with ``seq``."""
         ...
@@ -71,6 +77,7 @@ class Applier:
         target: AppliedVersion,
         store: RecordStore,
         step: EmbedStep,
+        quarantine: Quarantine,
         batch: int,
         checkpoint_interval_s: float,
         workers: int,
@@ -83,6 +90,7 @@ class Applier:
         self._target = target
         self._store = store
         self._step = step
+        self._quarantine = quarantine
         self._batch = batch
         self._checkpoint_interval_s = checkpoint_interval_s
         self._workers = workers
@@ -105,11 +113,13 @@ class Applier:
     def _run(self) -> None:
         target = self._target
         last_checkpoint = time.monotonic()
+        backoff = Backoff()
         while not self._stop.is_set():
             try:
                 changes = self._store.read_log(target.collection, target.applied_seq, self._batch)
                 if changes:
                     self.apply(changes)
+                backoff.reset()
                 self.caught_up = len(changes) < self._batch
                 if time.monotonic() - last_checkpoint >= self._checkpoint_interval_s:
                     target.checkpoint()
@@ -118,7 +128,7 @@ class Applier:
                     self._store.wait_for_log(target.collection, target.applied_seq, IDLE_WAIT_S)
             except Exception as exc:  # keep serving; the error shows in status, events and the log
                 self.trouble.failed(exc)
-                self._stop.wait(1.0)
+                self._stop.wait(backoff.next_delay())
 
     def apply(self, changes: list[Change]) -> None:
         """Apply log entries (in seq order) to the version's indexes, then its derived users."""
@@ -135,6 +145,8 @@ class Applier:
         target.mark_applied(changes[-1].seq)
 
     def _apply_records(self, changes: list[Change]) -> None:
+        """The records' last changes into the indexes; the rejected ones quarantined, the quarantine
+        of the others resolved."""
         target = self._target
         latest: dict[tuple[str, str], Change] = {}
         for change in changes:
@@ -156,10 +168,24 @@ class Applier:
                 vectors = target.own_vectors([c.vector for c in ups if c.vector is not None])
                 target.write(kind, [c.id for c in ups], vectors, [c.seq for c in ups])
             elif ups:
-                vectors = self._encode([c.text or "" for c in ups])
-                target.write(kind, [c.id for c in ups], vectors, [c.seq for c in ups])
+                ups = self._embed_texts(kind, ups)
             if dels:
                 target.delete(kind, [c.id for c in dels], [c.seq for c in dels])
+            self._quarantine.settle({(kind, c.id): c.seq for c in ups + dels})
+
+    def _embed_texts(self, kind: str, ups: list[Change]) -> list[Change]:
+        """Embed and write the upserts the model takes, quarantine the others; returns the former."""
+        embedded = embed_rejecting(self._encode, [c.text or "" for c in ups])
+        taken = [ups[row] for row in embedded.rows]
+        if embedded.vectors is not None:
+            self._target.write(kind, [c.id for c in taken], embedded.vectors, [c.seq for c in taken])
+        rejected = [
+            QuarantineRow(kind, ups[row].id, ups[row].seq, message)
+            for row, message in embedded.rejected.items()
+        ]
+        if rejected:
+            self._quarantine.add(rejected, self._target.seq_of)
+        return taken
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         """Documents embedded in up to ``workers`` parallel chunks (torch runs one thread per call,

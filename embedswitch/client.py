@@ -20,6 +20,8 @@ from .results import (
     EventOut,
     ExperimentReport,
     FeedbackAck,
+    QuarantineAck,
+    QuarantineInfo,
     RecommendResult,
     RecordOut,
     RolloutInfo,
@@ -222,6 +224,26 @@ class Client:
         return VersionInfo.model_validate(
             self._call("GET", f"/v1/collections/{collection}/versions/{version}")
         )
+
+    def quarantine(self, collection: str, version: str) -> QuarantineInfo:
+        path = f"/v1/collections/{collection}/versions/{version}/quarantine"
+        return QuarantineInfo.model_validate(self._call("GET", path))
+
+    def retry_quarantined(
+        self, collection: str, version: str, records: Sequence[dict[str, str]] | None = None
+    ) -> QuarantineAck:
+        """As ``Engine.retry_quarantined``: ``records`` (``{"id", "kind"?}`` each), or all of them."""
+        path = f"/v1/collections/{collection}/versions/{version}/quarantine/retry"
+        body = {} if records is None else {"records": list(records)}
+        return QuarantineAck.model_validate(self._call("POST", path, body))
+
+    def skip_quarantined(
+        self, collection: str, version: str, records: Sequence[dict[str, str]] | None = None
+    ) -> QuarantineAck:
+        """As ``Engine.skip_quarantined``: ``records`` (``{"id", "kind"?}`` each), or all of them."""
+        path = f"/v1/collections/{collection}/versions/{version}/quarantine/skip"
+        body = {} if records is None else {"records": list(records)}
+        return QuarantineAck.model_validate(self._call("POST", path, body))
 
     def set_traffic(
         self,

@@ -424,6 +424,8 @@ class Collection:
             weight=self.router.weights.get(name, 0),
             progress=progress,
             error=version.problem,
+            quarantined=version.quarantine.open_count(),
+            quarantine_skipped=version.quarantine.skipped_count(),
             memory_bytes=sum(index.memory_bytes for index in usage.values()),
             disk_bytes=sum(index.disk_bytes for index in usage.values()) + version.own_disk_bytes(),
             indexes=usage,
@@ -464,6 +466,15 @@ class Collection:
             )
         for name, weight in weights.items():
             version = self.get_version(name)
+            held = version.quarantine.open_count()
+            if weight > 0 and held and not self.router.weights.get(name, 0):
+                raise VersionNotReady(
+                    f"version {name!r} has {held} quarantined record(s) that its model rejects; retry them "
+                    f"(POST /v1/collections/{self.name}/versions/{name}/quarantine/retry) or skip them "
+                    "(.../quarantine/skip) before it takes traffic",
+                    collection=self.name,
+                    version=name,
+                )
             if weight > 0 and version.state != READY:
                 raise VersionNotReady(
                     f"version {name!r} is {version.state}"

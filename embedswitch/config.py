@@ -70,6 +70,12 @@ class EngineConfig(BaseModel):
     backfill_max_rate: float | None = Field(
         None, gt=0, description="Records/s cap per backfill (the throttle); null: no cap"
     )
+    backfill_max_tokens_per_min: float | None = Field(
+        None,
+        gt=0,
+        description="Tokens/min cap per backfill, for a hosted model's quota; tokens are estimated "
+        "conservatively (UTF-8 bytes, models/tokens.py), so the real count stays below the cap",
+    )
     backfill_yield_max_wait_s: float = Field(
         0.05, ge=0, description="How long a backfill page waits for in-flight queries before it runs anyway"
     )

@@ -45,6 +45,8 @@ from .results import (
     EventOut,
     ExperimentReport,
     FeedbackAck,
+    QuarantineAck,
+    QuarantineInfo,
     RecommendResult,
     RecordOut,
     RolloutInfo,
@@ -64,6 +66,7 @@ from .specs import (
     InterleaveSpec,
     Kind,
     Name,
+    QuarantineRequest,
     RecommendRequest,
     RecordBatch,
     RecordIn,
@@ -108,6 +111,7 @@ class Engine:
             batch=config.backfill_batch,
             workers=config.encode_workers,
             max_rate=config.backfill_max_rate,
+            max_tokens_per_min=config.backfill_max_tokens_per_min,
             yield_max_wait_s=config.backfill_yield_max_wait_s,
             activity=self.activity,
         )
@@ -391,6 +395,26 @@ class Engine:
 
     def describe_version(self, collection: str, version: str) -> VersionInfo:
         return self.collection(collection).version_info(version)
+
+    def quarantine(self, collection: str, version: str) -> QuarantineInfo:
+        """The records ``version``'s model rejected, with the errors (see ``quarantine.py``)."""
+        return self.collection(collection).get_version(version).quarantine.info()
+
+    def retry_quarantined(
+        self, collection: str, version: str, request: QuarantineRequest | dict[str, Any] | None = None
+    ) -> QuarantineAck:
+        """Embed quarantined records (all, or ``{"records": [{"id", "kind"}]}``) again from their
+        stored text; those the model takes now are written and leave the quarantine."""
+        keys = parse(QuarantineRequest, request or {}).keys()
+        return self.collection(collection).get_version(version).retry_quarantined(keys)
+
+    def skip_quarantined(
+        self, collection: str, version: str, request: QuarantineRequest | dict[str, Any] | None = None
+    ) -> QuarantineAck:
+        """Let quarantined records (all, or those named) stop holding ``version`` back; they stay
+        listed, without a vector, until a later write of them."""
+        keys = parse(QuarantineRequest, request or {}).keys()
+        return self.collection(collection).get_version(version).quarantine.skip(keys)
 
     def set_traffic(
         self,

@@ -14,7 +14,8 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 
 
 class _StateCollector(Collector):
-    """Reads applier lag, records, index size, backfill progress and weights when scraped."""
+    """Reads applier lag, records, index size, quarantined records, backfill progress and weights
+    when scraped."""
 
     def __init__(self, collections: Callable[[], list[Collection]]) -> None:
         self._collections = collections
@@ -32,6 +33,11 @@ class _StateCollector(Collector):
         done = GaugeMetricFamily("embedswitch_backfill_done", "Records backfilled", labels=labels)
         total = GaugeMetricFamily("embedswitch_backfill_total", "Records to backfill", labels=labels)
         rate = GaugeMetricFamily("embedswitch_backfill_rate", "Backfill records per second", labels=labels)
+        quarantined = GaugeMetricFamily(
+            "embedswitch_quarantined_records",
+            "Records the version's model rejected: open (holding a building version back) or skipped",
+            labels=[*labels, "state"],
+        )
         head = GaugeMetricFamily("embedswitch_head_seq", "Last seq of the change log", labels=["collection"])
         for collection in self._collections():
             head_seq = collection.head_seq()
@@ -44,11 +50,13 @@ class _StateCollector(Collector):
                 size.add_metric(key, version.nbytes())
                 weight.add_metric(key, collection.router.weights.get(version.name, 0))
                 ready.add_metric(key, 1 if version.state == "ready" else 0)
+                quarantined.add_metric([*key, "open"], version.quarantine.open_count())
+                quarantined.add_metric([*key, "skipped"], version.quarantine.skipped_count())
                 if version.backfill is not None:
                     done.add_metric(key, version.backfill.state.done)
                     total.add_metric(key, version.backfill.state.total)
                     rate.add_metric(key, version.backfill.rate)
-        yield from (head, lag, applied, records, size, weight, ready, done, total, rate)
+        yield from (head, lag, applied, records, size, weight, ready, quarantined, done, total, rate)
 
 
 class Metrics:

@@ -76,6 +76,8 @@ class VersionInfo(_Out):
     weight: int
     progress: Progress | None = None
     error: str | None = None  # the applier's or backfill's last error while it retries
+    quarantined: int = 0  # records its model rejected, not skipped: a building version waits for them
+    quarantine_skipped: int = 0  # quarantined records skipped on purpose
     memory_bytes: int = 0  # every index of the version
     disk_bytes: int = 0  # their checkpoints and the version's other files
     indexes: dict[str, IndexUsage] = {}  # by record kind
@@ -135,6 +137,33 @@ class TrafficInfo(_Out):
     history: list[TrafficEntry]
     shadow: ShadowSetting | None = None
     interleave: InterleaveSetting | None = None
+
+
+class QuarantinedRecord(_Out):
+    """A record a version's model rejected: its text as of ``seq`` has no vector there."""
+
+    kind: str
+    id: str
+    seq: int
+    error: str  # the model's message (status and URL for a remote one, never its answer's body)
+    at: float
+    skipped: bool
+
+
+class QuarantineInfo(_Out):
+    version: str
+    open: int  # not skipped: a building version becomes ready only without these
+    skipped: int
+    records: list[QuarantinedRecord]
+
+
+class QuarantineAck(_Out):
+    version: str
+    changed: int  # retry: records embedded and written now; skip: records newly skipped
+    rejected: int = 0  # retry: records the model rejected again
+    pending: int = 0  # retry: records written or deleted since, resolved once the stream applies that
+    open: int
+    skipped: int
 
 
 class EventOut(_Out):

@@ -169,6 +169,22 @@ class Like(_Strict):
     id: RecordId
 
 
+class RecordRef(_Strict):
+    id: RecordId
+    kind: Kind = "doc"
+
+
+class QuarantineRequest(_Strict):
+    """Which quarantined records a retry or skip acts on: ``records`` (``{"id", "kind"?}`` each), or
+    every one of the version's when it is absent."""
+
+    records: list[RecordRef] | None = Field(default=None, min_length=1, max_length=MAX_BATCH)
+
+    def keys(self) -> list[tuple[str, str]] | None:
+        """The records as ``(kind, id)``, or None for all."""
+        return None if self.records is None else [(r.kind, r.id) for r in self.records]
+
+
 class SearchRequest(_Strict):
     """Exactly one of ``text`` (embedded by the pinned version's model), ``like`` or ``vector`` (a
     query vector of the pinned version's dimension)."""

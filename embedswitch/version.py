@@ -3,8 +3,10 @@
 A ``Version`` owns its indexes and is their only writer: the applier (``applier.py``) streams the
 change log into them, the backfill (``backfill/``) the snapshot of records that existed when the
 version was created, and for an ``als`` version the training (``training.py``) its item factors;
-all three write through the version's seq-guarded sink (``write``/``delete``). Requests pin a
-version (``try_acquire``/``release``), embed with its model and search its indexes.
+all three write through the version's seq-guarded sink (``write``/``delete``). Records its model
+rejects wait in its ``Quarantine`` (``quarantine.py``); a building version with any that are not
+skipped does not become ready. Requests pin a version (``try_acquire``/``release``), embed with its
+model and search its indexes.
 
 Durability order: indexes checkpoint first, then ``applied_seq`` (and backfill progress) is saved,
 so the saved position never runs ahead of what the indexes hold, and replaying the log from it
@@ -32,9 +34,10 @@ from .index import IndexMeta, VectorIndex, open_index
 from .index.base import Hit
 from .models import AlsSpec, ModelAccess, NoneSpec, UserModel, l2_normalize, load_model
 from .models.batching import QueryBatcher
-from .results import IndexUsage, VersionInfo
+from .quarantine import Quarantine
+from .results import IndexUsage, QuarantineAck, VersionInfo
 from .specs import VersionSpec
-from .store.base import Store, VersionRow
+from .store.base import RecordKey, Store, VersionRow
 from .training import Training
 
 BUILDING, READY = "building", "ready"
@@ -90,11 +93,13 @@ class Version:
         root.mkdir(parents=True, exist_ok=True)
         for path in sorted(p for p in root.iterdir() if p.is_dir()):
             self.index(path.name, create=True)
-        step = EmbedStep.of(spec.model)
+        step = self._step = EmbedStep.of(spec.model)
+        self.quarantine = Quarantine(self.collection, self.name, store)
         self.applier = Applier(
             self,
             store,
             step,
+            self.quarantine,
             config.apply_batch,
             config.checkpoint_interval_s,
             config.backfill.workers,
@@ -117,6 +122,7 @@ class Version:
                 bf,
                 self._finish_backfill,
                 Trouble(store, self.collection, self.name, "backfill"),
+                self.quarantine,
                 self.own_vectors if self.takes_vectors else None,
             )
         self.training: Training | None = None
@@ -404,6 +410,16 @@ class Version:
         self.checkpoint()
         self.backfill.start()
 
+    def retry_quarantined(self, keys: Sequence[RecordKey] | None) -> QuarantineAck:
+        """Embed quarantined records (``keys``, or all) again; see ``Quarantine.retry``."""
+        return self.quarantine.retry(
+            keys,
+            lambda found: self.store.get_records(self.collection, found),
+            self._step,
+            self.write,
+            self.seq_of,
+        )
+
     # -- durability ---------------------------------------------------------------------------
 
     def checkpoint(self) -> None:
@@ -416,7 +432,8 @@ class Version:
             for index in indexes:
                 index.checkpoint()
             state = self.state
-            if state == BUILDING and (backfill is None or backfill.finished) and self.applier.caught_up:
+            done = (backfill is None or backfill.finished) and self.applier.caught_up
+            if state == BUILDING and done and not self.quarantine.open_count():
                 state = READY
             if backfill is None or backfill.finished:
                 for index in indexes:

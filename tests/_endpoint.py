@@ -1,61 +1,116 @@
-"""A real OpenAI-compatible embedding endpoint serving the hashing model, on a free port in a thread.
+"""A real OpenAI-compatible embedding endpoint that injects faults, for the tests of hosted models.
 
-The faults are the test's to switch on: ``failing`` answers 500; a request whose input contains
-``HOLD`` is kept (``held`` is set when one arrives) until ``release`` is set.
+It is a fake only in its faults: a real uvicorn server on a free port, serving the hashing model's
+vectors, that answers on demand what a hosted provider answers when it chooses to: a scripted
+status (429 with ``Retry-After``, 500) for the next requests, 400 for any request holding a
+rejected text (always, like a provider's content or validation check), or 500 while ``failing``.
+A request whose input contains ``HOLD`` is kept (``held`` is set when one arrives) until the test
+sets ``release``: a request or an applier step in flight for as long as the test needs.
 """
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
-from conftest import free_port
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from embedswitch.models.hashing import HashingModel
 
+DIM = 64
+SEED = 9
 HOLD = "HOLD"
 
 
 class EmbeddingRequest(BaseModel):
     model: str
     input: list[str]
+    dimensions: int | None = None
 
 
-class EmbeddingEndpoint:
-    def __init__(self, dim: int = 64, seed: int = 9) -> None:
-        self.failing = threading.Event()
-        self.held = threading.Event()
-        self.release = threading.Event()
-        self.spec: dict[str, Any] = {"type": "openai", "model": f"hash-{seed}", "dimensions": dim}
-        model = HashingModel(dim=dim, seed=seed)
-        app = FastAPI()
+@dataclass
+class Faults:
+    """What the endpoint does wrong, and what it has seen (changed by the test while it serves)."""
 
-        @app.post("/v1/embeddings")
-        def embeddings(body: EmbeddingRequest) -> object:
-            if self.failing.is_set():
-                return JSONResponse({"error": {"message": "overloaded"}}, status_code=500)
-            if any(HOLD in text for text in body.input):
-                self.held.set()
-                self.release.wait(120)
-            vectors = model.encode(body.input)
-            return {"data": [{"index": i, "embedding": v.tolist()} for i, v in enumerate(vectors)]}
+    script: list[tuple[int, dict[str, str]]] = field(default_factory=list)  # next answers: status, headers
+    rejected: set[str] = field(default_factory=set)  # texts answered 400
+    failing: bool = False  # every request answered 500
+    requests: int = 0
+    statuses: list[int] = field(default_factory=list)  # every answer's status, in order
+    held: threading.Event = field(default_factory=threading.Event)  # a request holding HOLD arrived
+    release: threading.Event = field(default_factory=threading.Event)  # lets held requests go on
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.spec["url"] = self.url
-        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    def answer(self, texts: list[str]) -> tuple[int, dict[str, str]]:
+        if any(HOLD in text for text in texts):
+            self.held.set()
+            self.release.wait(120)
+        with self.lock:
+            self.requests += 1
+            if self.script:
+                status, headers = self.script.pop(0)
+            elif self.failing:
+                status, headers = 500, {}
+            elif self.rejected.intersection(texts):
+                status, headers = 400, {}
+            else:
+                status, headers = 200, {}
+            self.statuses.append(status)
+            return status, headers
 
-    def __enter__(self) -> EmbeddingEndpoint:
-        threading.Thread(target=self._server.run, daemon=True).start()
-        while not self._server.started:
-            time.sleep(0.01)
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.release.set()
-        self._server.should_exit = True
+def model() -> HashingModel:
+    """The model the endpoint serves: the vectors a version over it must hold."""
+    return HashingModel(dim=DIM, seed=SEED)
+
+
+def _app(faults: Faults) -> FastAPI:
+    app = FastAPI()
+    served = model()
+
+    @app.post("/v1/embeddings")
+    def embeddings(body: EmbeddingRequest) -> Any:
+        status, headers = faults.answer(body.input)
+        if status != 200:
+            message = {"error": {"message": f"provider says no ({status})"}}
+            return JSONResponse(message, status_code=status, headers=headers)
+        vectors = served.encode(body.input)
+        return {"data": [{"index": i, "embedding": v.tolist()} for i, v in enumerate(vectors)]}
+
+    return app
+
+
+@contextlib.contextmanager
+def endpoint(faults: Faults) -> Iterator[str]:
+    """Serve ``faults``' endpoint on a free localhost port; yields its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(_app(faults), log_level="warning", lifespan="off", ws="none", http="h11")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the fault-injecting embedding endpoint did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        faults.release.set()
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+def spec(url: str, **fields: Any) -> dict[str, Any]:
+    """An ``openai`` model spec for the endpoint at ``url``, with ``fields`` set."""
+    return {"type": "openai", "url": url, "model": "hash-9", "dimensions": DIM, **fields}

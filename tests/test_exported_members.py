@@ -17,6 +17,7 @@ def test_all_is_pinned() -> None:
         "FeedbackIn",
         "Forbidden",
         "IndexMismatch",
+        "InputRejected",
         "InvalidRequest",
         "LastVersion",
         "ModelNotAllowed",

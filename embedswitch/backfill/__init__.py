@@ -1,7 +1,8 @@
 """Backfill: embedding the records that existed when a version was created, while the stream goes on.
 
 ``base`` is the seam (sink, embed step, executor), ``runner`` the resumable pipeline that drives
-it, ``local`` the executor on threads of this process.
+it, ``throttle`` its pacing (records/s, tokens/min), ``local`` the executor on threads of this
+process.
 """
 
 from .base import BackfillConfig, EmbedExecutor, EmbedStep, VectorSink

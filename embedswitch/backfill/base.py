@@ -71,6 +71,7 @@ class BackfillConfig:
     batch: int = 256
     workers: int = 1
     max_rate: float | None = None  # records per second; None = as fast as the yield allows
+    max_tokens_per_min: float | None = None  # estimated tokens (models/tokens.py) per minute; None = no cap
     yield_max_wait_s: float = 0.05
     nice: int = 10
     activity: Activity = field(default_factory=Activity)

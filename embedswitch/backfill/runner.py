@@ -5,7 +5,10 @@ Reading, encoding and index writes overlap: this driver pages through the record
 results are written in order so the persisted cursor always means "everything before it is in the
 index". Writes carry the record's seq, so the index guard drops a backfill write that is older than
 a streamed update or delete of the same record: a stale text never overwrites a newer one and a
-deleted record never comes back. Pages can be throttled to ``max_rate`` records per second.
+deleted record never comes back. Pages can be throttled to ``max_rate`` records per second and to
+``max_tokens_per_min`` estimated tokens per minute (a hosted model's quota). A record whose text the
+model rejects is quarantined (``quarantine.py``) and the page goes on without it; a failing page is
+retried after a growing delay (``Backoff``).
 """
 
 from __future__ import annotations
@@ -19,9 +22,14 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .._backoff import Backoff
+from .._errors import InputRejected
 from ..events import Trouble
-from ..store.base import BackfillState, Record, RecordKey, RecordStore
+from ..models.tokens import estimate_tokens
+from ..quarantine import Quarantine, embed_rejecting
+from ..store.base import BackfillState, QuarantineRow, Record, RecordKey, RecordStore
 from .base import BackfillConfig, EmbedExecutor, EmbedStep, VectorSink
+from .throttle import Throttle
 
 
 @dataclass(frozen=True)
@@ -37,7 +45,7 @@ class Backfill:
     ``embeds(kind)`` says which records the version embeds from text; ``on_finish`` runs once the
     snapshot is written (it must call ``mark_finished``). With ``own_vectors`` (a version whose
     model is "none") the records' own vectors are written instead, through it, and records
-    without one are skipped.
+    without one are skipped. Records the model rejects go to ``quarantine``.
     """
 
     def __init__(
@@ -53,6 +61,7 @@ class Backfill:
         config: BackfillConfig,
         on_finish: Callable[[], None],
         trouble: Trouble,
+        quarantine: Quarantine,
         own_vectors: Callable[[list[bytes]], np.ndarray] | None = None,
     ) -> None:
         self.collection = collection
@@ -68,10 +77,11 @@ class Backfill:
         self._executor = executor
         self._config = config
         self._on_finish = on_finish
+        self._quarantine = quarantine
         self._own_vectors = own_vectors
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._next_allowed = time.monotonic()
+        self._pace = Throttle(config.max_rate, config.max_tokens_per_min)
 
     def start(self) -> None:
         self._thread = threading.Thread(
@@ -94,13 +104,10 @@ class Backfill:
             return None
         return max(0, self.state.total - self.state.done) / self.rate
 
-    def _throttle(self, records: int) -> None:
-        """Hold a page back so the backfill stays under ``max_rate`` records per second."""
-        if not self._config.max_rate:
-            return
-        now = time.monotonic()
-        wait = self._next_allowed - now
-        self._next_allowed = max(now, self._next_allowed) + records / self._config.max_rate
+    def _throttle(self, records: list[Record]) -> None:
+        """Hold a page back as ``throttle.Throttle`` says; tokens count only pages the model embeds."""
+        tokens = 0 if self._own_vectors is not None else sum(estimate_tokens(r.text) for r in records)
+        wait = self._pace.delay(len(records), tokens, time.monotonic())
         if wait > 0:
             self._stop.wait(wait)
 
@@ -123,19 +130,20 @@ class Backfill:
 
     def _run(self) -> None:
         executor = self._executor()
+        backoff = Backoff()
         try:
             while not self._stop.is_set():
                 try:
-                    if self._pipeline(executor):
+                    if self._pipeline(executor, backoff):
                         self._on_finish()
                         return
                 except Exception as exc:  # keep going from the last written page; visible in status
                     self.trouble.failed(exc)
-                    self._stop.wait(1.0)
+                    self._stop.wait(backoff.next_delay())
         finally:
             executor.close()
 
-    def _pipeline(self, executor: EmbedExecutor) -> bool:
+    def _pipeline(self, executor: EmbedExecutor, backoff: Backoff) -> bool:
         """Read, encode and write pages from the last written one; True once the snapshot is done."""
         pending: deque[tuple[_Batch, Future[np.ndarray] | None]] = deque()
         cursor = self.state.cursor
@@ -144,6 +152,8 @@ class Backfill:
         try:
             while not self._stop.is_set():
                 while not exhausted and len(pending) <= self._config.workers:
+                    if pending and self._pace.wait(time.monotonic()) > 0:
+                        break  # write the pages at hand rather than hold them while the throttle waits
                     batch = self._read(cursor)
                     if batch is None:
                         exhausted = True
@@ -151,14 +161,15 @@ class Backfill:
                     cursor = self.read_cursor = batch.last
                     future = None
                     if batch.todo:
-                        self._throttle(len(batch.todo))
+                        self._throttle(batch.todo)
                         future = self._vectors(executor, batch.todo)
                     pending.append((batch, future))
                 if not pending:
                     return True
                 batch, future = pending.popleft()
-                self._write(batch, future.result() if future is not None else None)
+                self._write(batch, *self._embedded(executor, batch.todo, future))
                 self.trouble.cleared()
+                backoff.reset()
                 self.rate = (self.state.done - started_done) / max(1e-9, time.monotonic() - started)
             return False
         finally:
@@ -174,12 +185,31 @@ class Backfill:
         done.set_result(self._own_vectors([r.vector for r in todo if r.vector is not None]))
         return done
 
-    def _write(self, batch: _Batch, vectors: np.ndarray | None) -> None:
+    def _embedded(
+        self, executor: EmbedExecutor, todo: list[Record], future: Future[np.ndarray] | None
+    ) -> tuple[list[Record], np.ndarray | None]:
+        """The page's records that got a vector, and their vectors: when the model rejects the page,
+        its halves are embedded (``embed_rejecting``) and the rejected records quarantined."""
+        if future is None:
+            return [], None
+        try:
+            return todo, future.result()
+        except InputRejected:
+            embedded = embed_rejecting(
+                lambda texts: executor.submit(self._step, texts).result(), [r.text for r in todo]
+            )
+        rejected = [
+            QuarantineRow(todo[i].kind, todo[i].id, todo[i].seq, m) for i, m in embedded.rejected.items()
+        ]
+        self._quarantine.add(rejected, self._sink.seq_of)
+        return [todo[row] for row in embedded.rows], embedded.vectors
+
+    def _write(self, batch: _Batch, todo: list[Record], vectors: np.ndarray | None) -> None:
+        """Write a page's vectors (of ``todo``, its records that got one) and move the cursor past it."""
         by_kind: dict[str, list[int]] = {}
-        for row, record in enumerate(batch.todo):
+        for row, record in enumerate(todo):
             by_kind.setdefault(record.kind, []).append(row)
         for kind, rows in by_kind.items():
             assert vectors is not None
-            todo = batch.todo
             self._sink.write(kind, [todo[r].id for r in rows], vectors[rows], [todo[r].seq for r in rows])
         self.state = replace(self.state, done=self.state.done + batch.count, cursor=batch.last)

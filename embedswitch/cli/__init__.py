@@ -3,8 +3,8 @@
 Each noun has its module: ``serve``, ``config`` (the settings serve would use), ``demo``,
 ``collections``, ``records`` (ingest, get, delete), ``search``, ``recommend`` (recommend,
 interactions, generate-data), ``train``, ``versions``, ``traffic`` (traffic, promote, rollback,
-retire), ``rollouts`` (start, show, stop), ``simulate``, ``status``, ``evaluate`` (evaluate,
-evaluate-candidate) and ``experiment`` (experiment show|reset, feedback).
+retire), ``rollouts`` (start, show, stop), ``simulate``, ``status``, ``quarantine`` (list, retry,
+skip), ``evaluate`` (evaluate, evaluate-candidate) and ``experiment`` (experiment show|reset, feedback).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from . import (
     evaluate,
     experiment,
     keys,
+    quarantine,
     recommend,
     records,
     rollouts,
@@ -57,6 +58,7 @@ app.command("promote")(traffic.promote)
 app.command("rollback")(traffic.rollback)
 app.command("retire")(traffic.retire)
 app.command("status")(status.status)
+app.add_typer(quarantine.app, name="quarantine")
 app.add_typer(experiment.app, name="experiment")
 app.command("feedback")(experiment.feedback)
 app.command("evaluate")(evaluate.evaluate)

@@ -16,7 +16,8 @@ def status(
     url: UrlOption = DEFAULT_URL,
     as_json: JsonOption = False,
 ) -> None:
-    """Show each version of a collection: model, state, weight, applied seq, lag, records, backfill."""
+    """Show each version of a collection: model, state, weight, applied seq, lag, records, records
+    its model rejected (quarantined), backfill."""
     with connect(url) as client:
         info = client.describe(collection)
     if as_json:
@@ -35,6 +36,7 @@ def status_table(info: CollectionInfo) -> Table:
         "applied_seq",
         "lag",
         "records",
+        "quarantined",
         "backfill",
         title=f"status of {info.name}",
         caption=caption,
@@ -48,9 +50,18 @@ def status_table(info: CollectionInfo) -> Table:
             text(v.applied_seq),
             text(v.lag),
             text(v.records),
+            text(quarantine_cell(v)),
             text(backfill_cell(v)),
         )
     return out
+
+
+def quarantine_cell(version: VersionInfo) -> str:
+    """Records the model rejected: open ones, and ``(+N skipped)``; ``-`` for none."""
+    if not (version.quarantined or version.quarantine_skipped):
+        return "-"
+    skipped = f" (+{version.quarantine_skipped} skipped)" if version.quarantine_skipped else ""
+    return f"{version.quarantined}{skipped}"
 
 
 def backfill_cell(version: VersionInfo) -> str:

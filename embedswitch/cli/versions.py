@@ -222,6 +222,7 @@ def details_table(info: VersionInfo, title: str) -> Table:
         ("weight", info.weight),
         ("backfill", progress_line(info)),
         ("error", info.error or "-"),
+        ("quarantined", f"{info.quarantined} open, {info.quarantine_skipped} skipped"),
     ]
     for key, value in rows:
         out.add_row(key, text(value))

@@ -4,7 +4,8 @@ A key is sent as ``Authorization: Bearer <key>``. The server keeps only each key
 compares digests in constant time against every known key (no early exit). Roles are ordered:
 ``read`` (searches, recommendations, feedback and every GET) < ``write`` (also records,
 interactions and vectors) < ``admin`` (everything: collections, versions, traffic, rollouts, train,
-evaluate). A key may be limited to some collections; it can then only call routes under them.
+evaluate, quarantine retry and skip). A key may be limited to some collections; it can then only
+call routes under them.
 
 With no keys configured every request is allowed: the loopback default (``embedswitch serve``
 refuses other addresses without keys unless told ``--insecure``).
@@ -62,6 +63,9 @@ ROUTE_ROLES: dict[tuple[str, str], Role | None] = {
     ("DELETE", f"{_C}/versions/{{v}}"): Role.admin,
     ("PUT", f"{_C}/versions/{{v}}/vectors"): Role.write,
     ("POST", f"{_C}/versions/{{v}}/vectors/commit"): Role.write,
+    ("GET", f"{_C}/versions/{{v}}/quarantine"): Role.read,
+    ("POST", f"{_C}/versions/{{v}}/quarantine/retry"): Role.admin,
+    ("POST", f"{_C}/versions/{{v}}/quarantine/skip"): Role.admin,
     ("POST", f"{_C}/versions/{{v}}/promote"): Role.admin,
     ("POST", f"{_C}/versions/{{v}}/evaluate"): Role.admin,
     ("POST", f"{_C}/rollback"): Role.admin,

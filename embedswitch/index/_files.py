@@ -64,13 +64,20 @@ def stored_type(directory: Path) -> str | None:
 
 
 def disk_bytes(directory: Path) -> int:
-    """Bytes of the live checkpoint's files in ``directory`` and of ``CURRENT`` (0 before the first)."""
-    current = read_current(directory)
-    if current is None:
-        return 0
-    with os.scandir(Path(directory) / current) as entries:
-        files = sum(entry.stat().st_size for entry in entries if entry.is_file())
-    return files + (Path(directory) / CURRENT).stat().st_size
+    """Bytes of the live checkpoint's files in ``directory`` and of ``CURRENT`` (0 before the first).
+
+    A checkpoint may replace the live one while this reads (it is a report, not under the index's
+    lock): a checkpoint that vanished meanwhile is looked up again from ``CURRENT``."""
+    for _ in range(100):
+        try:
+            name = (Path(directory) / CURRENT).read_text(encoding="utf-8").strip()
+            with os.scandir(Path(directory) / name) as entries:
+                files = sum(entry.stat().st_size for entry in entries if entry.is_file())
+            return files + (Path(directory) / CURRENT).stat().st_size
+        except FileNotFoundError:
+            if not (Path(directory) / CURRENT).exists():
+                return 0
+    return 0  # checkpoints kept replacing each other under this read; nothing stable to report
 
 
 def check_meta(disk: dict[str, Any], meta: IndexMeta, index_type: str, directory: Path) -> None:

@@ -8,6 +8,8 @@ are waiting), then embeds them all in one call and hands each caller its row; a 
 arrives while the model is idle is embedded at once, so a lone query never waits. No extra thread
 and no hop: the leader is one of the callers. Rows are the same vectors an unbatched call gives
 (within float tolerance: padding to a batch's longest text changes the arithmetic, not the result).
+A batch the model rejects (``InputRejected``) is embedded query by query, so only the rejected
+query fails.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .._errors import InputRejected
 
 
 @dataclass
@@ -86,6 +90,13 @@ class QueryBatcher:
         """Embed the batch outside the condition and hand out the rows."""
         try:
             vectors = self._encode([query.text for query in batch])
+        except InputRejected as exc:
+            if len(batch) > 1:  # one query's text is to blame: each alone, so only that one fails
+                for query in batch:
+                    self._run([query])
+                return
+            batch[0].error, batch[0].done = exc, True
+            return
         except BaseException as exc:  # every query of the batch gets the error
             for query in batch:
                 query.error, query.done = exc, True

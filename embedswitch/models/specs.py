@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from pydantic_core import ErrorDetails
 
 from .._errors import UnknownModel
+from .tokens import MIN_INPUT_TOKENS
 
 
 def check_http_url(url: str) -> str:
@@ -80,6 +81,15 @@ class OpenAISpec(_Spec):
     ends with ``/embeddings`` (or with ``/v1``, where only ``/embeddings`` is appended). The API key is
     read from the environment variable named by ``api_key_env``; keys never live in specs. Which
     variables and URLs a spec may name is up to the engine's settings (``access.py``).
+
+    Provider limits (defaults: OpenAI's documented ones): a request carries at most ``batch_size``
+    inputs (OpenAI takes up to 2,048; smaller requests cost less to redo) and ``max_request_tokens``
+    tokens in all; an input over ``max_input_tokens`` is split and its chunks' vectors averaged
+    (tokens are estimated by ``models/tokens.py``'s conservative rule). A request answered 429,
+    408, 5xx, or not at all (timeout, connection error) is retried with exponential backoff and
+    jitter, after ``Retry-After`` when the answer gives one, up to ``retry_attempts`` requests and
+    while the next try starts within ``retry_max_s`` (``query_retry_max_s`` for a search's query:
+    a user is waiting); then the model is unavailable (503).
     """
 
     type: Literal["openai"] = "openai"
@@ -89,6 +99,11 @@ class OpenAISpec(_Spec):
     dimensions: Annotated[int | None, Field(ge=1, le=65_536)] = None
     batch_size: Annotated[int, Field(ge=1, le=4096)] = 128
     timeout_s: Annotated[float, Field(gt=0, le=600, allow_inf_nan=False)] = 30.0
+    max_input_tokens: Annotated[int, Field(ge=MIN_INPUT_TOKENS, le=10_000_000)] = 8191
+    max_request_tokens: Annotated[int, Field(ge=MIN_INPUT_TOKENS, le=100_000_000)] = 300_000
+    retry_attempts: Annotated[int, Field(ge=1, le=100)] = 6
+    retry_max_s: Annotated[float, Field(ge=0, le=86_400, allow_inf_nan=False)] = 60.0
+    query_retry_max_s: Annotated[float, Field(ge=0, le=600, allow_inf_nan=False)] = 1.0
 
     _url = field_validator("url")(check_http_url)
 

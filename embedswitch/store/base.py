@@ -151,6 +151,20 @@ class RolloutRow:
 
 
 @dataclass(frozen=True)
+class QuarantineRow:
+    """A record a version's model rejected: its text as of ``seq`` gets no vector in that version
+    until a later write of the record, a successful retry, or a skip (``skipped``: kept for the
+    record, no longer holding the version back)."""
+
+    kind: str
+    id: str
+    seq: int
+    error: str
+    at: float = 0.0
+    skipped: bool = False
+
+
+@dataclass(frozen=True)
 class WriteResult:
     count: int  # records accepted
     changed: int  # of which actually changed something (identical re-upserts are not logged)
@@ -228,8 +242,8 @@ class RecordStore(Protocol):
 
 
 class ControlStore(Protocol):
-    """Collections, versions, traffic, events and rollouts. Callers may rely on: every write is
-    durable when it returns; ``publish_applied`` is not (the saved position is
+    """Collections, versions, traffic, events, rollouts and quarantined records. Callers may rely
+    on: every write is durable when it returns; ``publish_applied`` is not (the saved position is
     ``save_version_progress``'s), it tells waiters how far a version has applied; and every method
     is safe to call from several threads."""
 
@@ -254,7 +268,9 @@ class ControlStore(Protocol):
         state: str | None = None,
     ) -> None: ...
 
-    def delete_version(self, collection: str, name: str) -> None: ...
+    def delete_version(self, collection: str, name: str) -> None:
+        """Drop the version, with its quarantined records."""
+        ...
 
     def publish_applied(self, collection: str, version: str, seq: int) -> None:
         """``version`` has applied the log up to ``seq`` (in memory; durable once checkpointed)."""
@@ -300,6 +316,23 @@ class ControlStore(Protocol):
         ...
 
     def rollout(self, collection: str, id: int) -> RolloutRow | None: ...
+
+    def quarantine(self, collection: str, version: str, rows: Sequence[QuarantineRow]) -> None:
+        """Keep each row durably, replacing the row of the same ``(kind, id)`` in that version."""
+        ...
+
+    def quarantined(self, collection: str, version: str) -> list[QuarantineRow]:
+        """The version's quarantined records, in ``(kind, id)`` order."""
+        ...
+
+    def unquarantine(self, collection: str, version: str, keys: Sequence[tuple[str, str, int]]) -> int:
+        """For each ``(kind, id, seq)``, drop that record's row if its seq is at most ``seq`` (a row
+        for a newer rejection stays); returns how many went."""
+        ...
+
+    def skip_quarantined(self, collection: str, version: str, keys: Sequence[RecordKey]) -> int:
+        """Mark those records' rows skipped; returns how many were not skipped before."""
+        ...
 
 
 class Store(RecordStore, ControlStore, Protocol):

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 from .._errors import CollectionExists, CollectionNotFound, RecordNotFound
 from .._sqlite import Connections
+from ._sqlite_quarantine import QUARANTINE_SCHEMA, SqliteQuarantine
 from .base import (
     BackfillState,
     Change,
@@ -100,7 +101,7 @@ def _add_vector_columns(db: sqlite3.Connection) -> None:
             db.execute(f"ALTER TABLE {table} ADD COLUMN vector BLOB")
 
 
-class SqliteStore:
+class SqliteStore(SqliteQuarantine):
     """The Store seam on one SQLite file (see the module docstring for its limits)."""
 
     embedded = True
@@ -112,7 +113,7 @@ class SqliteStore:
         self._db = self._connections.get
         self._tx = self._connections.transaction
         with self._connections.write_lock:
-            self._db().executescript(SCHEMA)
+            self._db().executescript(SCHEMA + QUARANTINE_SCHEMA)
             _add_vector_columns(self._db())
         self._changed = threading.Condition()  # notified after every commit that moves a head
         self._applied: dict[tuple[str, str], int] = {}
@@ -194,6 +195,7 @@ class SqliteStore:
         with self._tx() as db:
             for table in ("records", "log", "versions", "traffic", "events", "interactions", "rollouts"):
                 db.execute(f"DELETE FROM {table} WHERE collection=?", (name,))
+            db.execute("DELETE FROM quarantine WHERE collection=?", (name,))
             db.execute("DELETE FROM collections WHERE name=?", (name,))
         with self._applied_changed:
             for key in [key for key in self._applied if key[0] == name]:
@@ -462,6 +464,7 @@ class SqliteStore:
     def delete_version(self, collection: str, name: str) -> None:
         with self._tx() as db:
             db.execute("DELETE FROM versions WHERE collection=? AND name=?", (collection, name))
+            db.execute("DELETE FROM quarantine WHERE collection=? AND version=?", (collection, name))
         with self._applied_changed:
             self._applied.pop((collection, name), None)
 

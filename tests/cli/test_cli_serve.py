@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from _checks import assert_end_state
-from _endpoint import HOLD, EmbeddingEndpoint
+from _endpoint import HOLD, Faults, endpoint, spec
 from conftest import ServerProcess
 from typer.testing import CliRunner
 
@@ -75,12 +75,12 @@ def test_key_new_prints_a_key_and_its_file_entry(tmp_path: Path) -> None:
 # -- graceful shutdown -----------------------------------------------------------------------------
 
 
-def seed(data: Path, endpoint: EmbeddingEndpoint) -> None:
+def seed(data: Path, url: str) -> None:
     """Collection ``c``: ``v1`` (hashing) takes the traffic, ``v2`` (the endpoint's model) is ready."""
     with Engine.open(data, EngineConfig(checkpoint_interval_s=0.2, query_log_size=QUERY_LOG)) as engine:
         engine.create_collection("c", {"name": "v1", "model": "hashing"})
         engine.upsert("c", [{"id": f"seed{i}", "text": f"seed record {i}"} for i in range(20)])
-        engine.add_version("c", {"name": "v2", "model": endpoint.spec})
+        engine.add_version("c", {"name": "v2", "model": spec(url)})
         engine.wait_ready("c", "v2", 60)
 
 
@@ -146,8 +146,9 @@ def test_sigterm_drains_requests_flushes_checkpoints_and_loses_nothing(tmp_path:
         "EMBEDSWITCH_SHUTDOWN_TIMEOUT_S": "45",
         "EMBEDSWITCH_APLY_BATCH": "5",  # misspelled on purpose: warned about, ignored
     }
-    with EmbeddingEndpoint() as endpoint:
-        seed(data, endpoint)
+    faults = Faults()
+    with endpoint(faults) as url:
+        seed(data, url)
         server = ServerProcess(data, env=settings, log_level="info", log=log).start()
         load = Load(server.url)
         threads = [
@@ -168,12 +169,12 @@ def test_sigterm_drains_requests_flushes_checkpoints_and_loses_nothing(tmp_path:
                 assert not load.bad, load.bad
                 threading.Event().wait(0.05)
             holder.start()
-            assert endpoint.held.wait(30), "the pinned search never reached v2's model"
+            assert faults.held.wait(30), "the pinned search never reached v2's model"
             assert server.proc is not None
             server.proc.send_signal(signal.SIGTERM)
             for thread in threads:  # each stops once a connection is refused
                 thread.join(timeout=60)
-            endpoint.release.set()  # the search in flight since before SIGTERM may finish now
+            faults.release.set()  # the search in flight since before SIGTERM may finish now
             holder.join(timeout=60)
             assert server.proc.wait(timeout=45 + 15) == -signal.SIGTERM
         finally:
@@ -209,20 +210,21 @@ def test_sigterm_drains_requests_flushes_checkpoints_and_loses_nothing(tmp_path:
 def test_a_shutdown_that_cannot_finish_exits_at_the_deadline(tmp_path: Path) -> None:
     data, log = tmp_path / "data", tmp_path / "server.log"
     settings = {"EMBEDSWITCH_DRAIN_TIMEOUT_S": "1", "EMBEDSWITCH_SHUTDOWN_TIMEOUT_S": "3"}
-    with EmbeddingEndpoint() as endpoint:
-        seed(data, endpoint)
+    faults = Faults()
+    with endpoint(faults) as url:
+        seed(data, url)
         server = ServerProcess(data, env=settings, log_level="info", log=log).start()
         try:
             stuck = {"records": [{"id": "stuck", "text": f"{HOLD} in v2's applier"}]}
             httpx.put(f"{server.url}/v1/collections/c/records", json=stuck).raise_for_status()
-            assert endpoint.held.wait(30), "v2's applier never reached its model"
+            assert faults.held.wait(30), "v2's applier never reached its model"
             assert server.proc is not None
             server.proc.send_signal(signal.SIGTERM)  # closing the engine waits for v2's applier: forever
             assert server.proc.wait(timeout=3 + 15) == 1
         finally:
             server.stop()
         assert "did not finish within shutdown_timeout_s (3 s)" in log.read_text()
-        endpoint.release.set()
+        faults.release.set()
         with Engine.open(data) as engine:
             assert engine.get_record("c", "stuck").text.startswith(HOLD)
             assert_end_state(engine, "c")

@@ -27,7 +27,7 @@ import pytest
 
 from embedswitch import CollectionExists, CollectionNotFound, RecordNotFound, Unavailable
 from embedswitch.store import Store, open_store
-from embedswitch.store.base import BackfillState, Change, Interaction, RolloutRow, VersionRow
+from embedswitch.store.base import BackfillState, Change, Interaction, QuarantineRow, RolloutRow, VersionRow
 from embedswitch.store.registry import scheme_of
 
 BACKENDS = ["sqlite"]
@@ -515,8 +515,51 @@ def test_save_version_progress_round_trips(store: Store) -> None:
 def test_delete_version(store: Store) -> None:
     make(store)
     store.add_version(version("c", "v2", created_at=2.0))
+    store.quarantine("c", "v2", [QuarantineRow("doc", "1", 1, "rejected")])
+    store.quarantine("c", "v1", [QuarantineRow("doc", "1", 1, "rejected")])
     store.delete_version("c", "v2")
     assert [v.name for v in store.list_versions("c")] == ["v1"]
+    assert store.quarantined("c", "v2") == [] and len(store.quarantined("c", "v1")) == 1
+
+
+# --- quarantined records --------------------------------------------------------------------------
+def test_quarantine_rows_replace_per_record_and_survive_a_reopen(
+    store: Store, reopen: Callable[[], Store]
+) -> None:
+    make(store)
+    make(store, "other")
+    before = time.time()
+    store.quarantine(
+        "c", "v1", [QuarantineRow("doc", "b", 4, "HTTP 400"), QuarantineRow("item", "a", 2, "x")]
+    )
+    store.quarantine("c", "v1", [QuarantineRow("doc", "b", 7, "HTTP 422", at=123.0)])
+    store.quarantine("other", "v1", [QuarantineRow("doc", "z", 1, "y")])
+    store = reopen()
+    rows = store.quarantined("c", "v1")
+    assert [(r.kind, r.id, r.seq, r.error, r.skipped) for r in rows] == [
+        ("doc", "b", 7, "HTTP 422", False),
+        ("item", "a", 2, "x", False),
+    ]
+    assert rows[0].at == 123.0 and rows[1].at >= before  # a row without a time gets now
+    assert store.quarantined("c", "v2") == [] and len(store.quarantined("other", "v1")) == 1
+
+
+def test_unquarantine_drops_only_rows_at_or_below_the_seq(store: Store) -> None:
+    make(store)
+    store.quarantine("c", "v1", [QuarantineRow("doc", str(i), 5, "e") for i in range(3)])
+    gone = store.unquarantine("c", "v1", [("doc", "0", 5), ("doc", "1", 4), ("doc", "2", 9), ("doc", "9", 9)])
+    assert gone == 2
+    assert [r.id for r in store.quarantined("c", "v1")] == ["1"]
+
+
+def test_skip_marks_rows_once_and_a_collection_delete_drops_them(store: Store) -> None:
+    make(store)
+    store.quarantine("c", "v1", [QuarantineRow("doc", "a", 1, "e"), QuarantineRow("doc", "b", 2, "e")])
+    assert store.skip_quarantined("c", "v1", [("doc", "a"), ("doc", "nope")]) == 1
+    assert store.skip_quarantined("c", "v1", [("doc", "a")]) == 0
+    assert [(r.id, r.skipped) for r in store.quarantined("c", "v1")] == [("a", True), ("b", False)]
+    store.delete_collection("c")
+    assert store.quarantined("c", "v1") == []
 
 
 # --- traffic, events, rollouts --------------------------------------------------------------------

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embedswitch import Engine, EngineConfig
+from embedswitch import Engine, EngineConfig, InputRejected
 from embedswitch.models import load_model
 from embedswitch.models.batching import QueryBatcher
 
@@ -94,6 +94,43 @@ def test_an_error_reaches_every_query_of_its_batch_and_the_next_ones_work() -> N
     assert all(outcomes[t] == "error" for t in poisoned)
     assert all(outcomes[t] == "ok" for t in texts if t not in poisoned)
     assert batcher.encode("after") is not None
+
+
+def test_a_rejected_query_fails_alone_the_rest_of_its_batch_is_embedded() -> None:
+    """The model rejects one query's text (as an endpoint's 400 does): embedded one by one, the
+    other queries of the batch get their vectors; only that query gets the error."""
+    calls: list[list[str]] = []
+    model = load_model("hashing")
+    busy, release = threading.Event(), threading.Event()
+
+    def rejecting(texts: list[str]) -> np.ndarray:
+        calls.append(texts)
+        if texts == ["hold"]:  # keeps the model busy, so the next queries gather into one batch
+            busy.set()
+            release.wait(30)
+        if "poison" in texts:
+            raise InputRejected("the endpoint rejected the input (HTTP 400)")
+        return model.encode(texts, purpose="query")
+
+    batcher = QueryBatcher(rejecting, max_wait_s=1.0, max_batch=64)
+    texts = ["poison"] + [f"fine {i}" for i in range(7)]
+
+    def one(text: str) -> str:
+        try:
+            vector = batcher.encode(text)
+        except InputRejected:
+            return "rejected"
+        np.testing.assert_array_equal(vector, model.encode([text], purpose="query")[0])
+        return "ok"
+
+    with ThreadPoolExecutor(len(texts) + 1) as pool:
+        held = pool.submit(batcher.encode, "hold")
+        assert busy.wait(10)
+        outcomes = dict(zip(texts, pool.map(one, texts), strict=True))
+        release.set()
+        held.result()
+    assert outcomes == {"poison": "rejected"} | {t: "ok" for t in texts[1:]}
+    assert sorted(calls[1]) == sorted(texts)  # they shared a batch, which the model rejected
 
 
 def test_static_model_encodes_in_parallel_threads_like_serially() -> None:

@@ -221,7 +221,8 @@ def embedding_endpoint(state: dict[str, bool]) -> Iterator[str]:
 def test_the_error_gate_rolls_back_a_candidate_that_fails(client: Client, engine: Engine) -> None:
     state = {"fail": False}
     with embedding_endpoint(state) as url:
-        client.add_version(C, {"name": "remote", "model": {"type": "openai", "url": url, "model": "h"}})
+        model = {"type": "openai", "url": url, "model": "h", "query_retry_max_s": 0}  # queries fail at once
+        client.add_version(C, {"name": "remote", "model": model})
         client.wait_ready(C, "remote", timeout_s=120)
         state["fail"] = True
         spec = {"to": "remote", "steps": [20, 100], "min_requests": 30, "gates": {"max_error_rate": 0.05}}

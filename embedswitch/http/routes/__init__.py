@@ -2,7 +2,18 @@
 
 from fastapi import APIRouter
 
-from . import collections, evaluation, experiments, ops, records, rollouts, search, traffic, versions
+from . import (
+    collections,
+    evaluation,
+    experiments,
+    ops,
+    quarantine,
+    records,
+    rollouts,
+    search,
+    traffic,
+    versions,
+)
 
 ROUTERS: list[APIRouter] = [
     ops.router,
@@ -10,6 +21,7 @@ ROUTERS: list[APIRouter] = [
     records.router,
     search.router,
     versions.router,
+    quarantine.router,
     traffic.router,
     experiments.router,
     rollouts.router,

@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from .._errors import UnknownModel
+from .._errors import EmbedswitchError, UnknownModel
 
 Purpose = Literal["document", "query"]
 
@@ -81,6 +82,22 @@ def local_model_dir(path: str, kind: str) -> Path:
             model=kind,
         )
     return directory.resolve()
+
+
+@contextmanager
+def loading(kind: str, directory: Path) -> Iterator[None]:
+    """Turns a model library's failure to load ``directory`` (not a saved model, a device this
+    machine lacks, ...) into ``UnknownModel``: the spec names a model that can't be served here."""
+    try:
+        yield
+    except EmbedswitchError:
+        raise
+    except Exception as exc:  # the libraries raise ValueError, OSError, RuntimeError, AssertionError...
+        raise UnknownModel(
+            f"{kind} model in {str(directory)!r} could not be loaded ({type(exc).__name__}: {exc}); "
+            "give the directory of a model saved on this machine and a device it has (e.g. cpu)",
+            model=kind,
+        ) from exc
 
 
 # Files that describe a model but never change its vectors (a distilled model's README carries a date).

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .._errors import InvalidRequest, ModelUnavailable
-from .base import Purpose, directory_digest, l2_normalize, local_model_dir, params_digest
+from .base import Purpose, directory_digest, l2_normalize, loading, local_model_dir, params_digest
 from .specs import MiniLMStaticSpec, Model2VecSpec
 from .threads import force_offline
 
@@ -60,7 +60,8 @@ class StaticEmbeddingModel:
         from model2vec import StaticModel
 
         self.path = path
-        self.static_model = StaticModel.from_pretrained(path, normalize=True, force_download=False)
+        with loading("model2vec", path):
+            self.static_model = StaticModel.from_pretrained(path, normalize=True, force_download=False)
         self.dim = int(self.static_model.dim)
         self.fingerprint = params_digest("model2vec", directory_digest(path), {"normalize": True})
         self._local = threading.local()

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .._errors import InvalidRequest
-from .base import Purpose, directory_digest, l2_normalize, local_model_dir, params_digest
+from .base import Purpose, directory_digest, l2_normalize, loading, local_model_dir, params_digest
 from .specs import MiniLMSpec, SentenceTransformersSpec
 from .threads import apply_torch_threads, force_offline
 
@@ -58,11 +58,12 @@ class SentenceTransformerModel:
         self.path = path
         self.batch_size = batch_size
         self.prefixes: dict[str, str] = {"query": query_prefix, "document": document_prefix}
-        self.st_model = SentenceTransformer(str(path), device=device, local_files_only=True)
-        if max_seq_length is not None:
-            self.st_model.max_seq_length = max_seq_length
+        with loading("sentence-transformers", path):
+            self.st_model = SentenceTransformer(str(path), device=device, local_files_only=True)
+            if max_seq_length is not None:
+                self.st_model.max_seq_length = max_seq_length
+            self.dim = int(self._encode_raw([""]).shape[1])
         self.max_seq_length = self.st_model.max_seq_length
-        self.dim = int(self._encode_raw([""]).shape[1])
         self.fingerprint = params_digest(
             "sentence-transformers",
             directory_digest(path),

@@ -16,7 +16,7 @@ from .._errors import UnknownModel
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class HashingSpec(_Spec):
@@ -76,7 +76,7 @@ class OpenAISpec(_Spec):
     api_key_env: str | None = None
     dimensions: Annotated[int | None, Field(ge=1)] = None
     batch_size: Annotated[int, Field(ge=1, le=4096)] = 128
-    timeout_s: Annotated[float, Field(gt=0)] = 30.0
+    timeout_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
 
 
 TextModelSpec = Annotated[

@@ -402,9 +402,18 @@ def test_limits_are_inclusive(http: httpx.Client) -> None:
         ("PUT", f"{C}/traffic"),
     ],
 )
-@pytest.mark.parametrize("raw", [b"{not json", b'{"text": "cats",}', b'{"records": [', b"\xff\xfe"])
+@pytest.mark.parametrize(
+    "raw", [b"{not json", b'{"text": "cats",}', b'{"records": [', b"\xff\xfe", b"\xe9\x1a\x80"]
+)
 def test_malformed_json_is_400(http: httpx.Client, method: str, path: str, raw: bytes) -> None:
     expect_error(http, method, path, 400, "malformed_json", ("JSON",), raw=raw)
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_a_rollout_number_past_64_bits_is_422(http: httpx.Client, method: str) -> None:
+    """SQLite can't bind it: it was a 500 OverflowError."""
+    suffix = "/stop" if method == "POST" else ""
+    expect_error(http, method, f"{C}/rollouts/{2**64}{suffix}", 422, "invalid_request", ("id",), body={})
 
 
 def test_empty_body_is_422_naming_the_body(http: httpx.Client) -> None:

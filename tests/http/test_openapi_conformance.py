@@ -27,6 +27,7 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.core.transport import Response
 
 from embedswitch import Engine
+from embedswitch.http.auth import ROUTE_ROLES
 from embedswitch.http.settings import HttpConfig
 
 pytestmark = pytest.mark.slow
@@ -125,6 +126,7 @@ def config(articles: Articles) -> SchemathesisConfig:
     binding = {"probability": 0.8}
     return SchemathesisConfig.from_dict(
         {
+            "seed": 20260101,  # the same requests on every run, so a failure reproduces; change it to explore
             "generation": {"mode": "all", "max-examples": 8},
             "request-timeout": 60,
             "checks": {
@@ -144,7 +146,6 @@ def config(articles: Articles) -> SchemathesisConfig:
                 "collections": {"values": ["articles"]},
                 "versions": {"values": VERSIONS},
                 "ids": {"values": IDS},
-                "rollouts": {"values": [1]},
                 "requests": {"values": articles.request_ids},
             },
             "parameters": {
@@ -156,6 +157,7 @@ def config(articles: Articles) -> SchemathesisConfig:
                 "body.user": {"dictionary": "ids", **binding},
                 "body.item": {"dictionary": "ids", **binding},
                 "body.request_id": {"dictionary": "requests", **binding},
+                "body.id": {"dictionary": "ids", **binding},
             },
         }
     )
@@ -229,8 +231,9 @@ def test_every_operation_answers_as_documented(case: Case, live: tuple[ServerThr
 
 def test_the_examples_reached_every_operation_past_its_404() -> None:
     """Runs after the operations above (pytest keeps the file's order): each of them answered at
-    least once with a success, or with a conflict its state explains."""
-    assert len(ANSWERS) == 34, sorted(ANSWERS)
+    least once with a success, or with a conflict its state explains. A new route that fails here
+    needs an example in ``embedswitch/http/examples.py`` that works on ``articles``."""
+    assert set(ANSWERS) == {f"{method} {path.replace(':path', '')}" for method, path in ROUTE_ROLES}
     shallow = {
         op: dict(counts) for op, counts in ANSWERS.items() if not any(s < 300 or s == 409 for s in counts)
     }

@@ -37,4 +37,4 @@ bench: install  ## benchmarks; results in bench/results/*.json
 	HF_HUB_OFFLINE=1 $(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) $(DATA) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DATA) .pytest_cache .mypy_cache .ruff_cache .hypothesis

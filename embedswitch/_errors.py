@@ -1,7 +1,8 @@
 """The one exception tree of embedswitch.
 
 Every error carries an HTTP status, a stable machine-readable ``code`` and a message that says
-how to fix the problem. The HTTP layer turns any of them into ``{"code": ..., "message": ...}``.
+how to fix the problem. The HTTP layer turns any of them into ``{"code", "message", "context"?}``
+(``http/errors.py``).
 
     EmbedswitchError (500 internal)
     ├── InvalidRequest (422 invalid_request)
@@ -53,12 +54,6 @@ class EmbedswitchError(Exception):
         super().__init__(message)
         self.message = message
         self.context = {k: v for k, v in context.items() if v is not None}
-
-    def to_dict(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.context:
-            body["context"] = self.context
-        return body
 
 
 class InvalidRequest(EmbedswitchError):

@@ -274,7 +274,7 @@ def test_quarantine_routes_check_their_input_and_their_role(tmp_path: Path, url:
         error(httpx.get(unknown, headers={"Authorization": "Bearer r-key"}), 404, "version_not_found")
         assert ok(call("GET", "", "r-key"))["open"] == 1  # nothing changed
         assert ok(call("POST", "/skip", "a-key", {"records": [{"id": "bad", "kind": "doc"}]}))["skipped"] == 1
-        assert ok(call("POST", "/retry", "a-key"))["rejected"] == 1  # no body: every record
+        assert ok(call("POST", "/retry", "a-key", {}))["rejected"] == 1  # {}: every record
 
 
 def _wait(predicate: Callable[[], bool], timeout_s: float = 30) -> None:

@@ -1,10 +1,11 @@
-"""The HTTP API (OpenAPI at ``/docs``): one ``APIRouter`` per noun in ``routes/``, over one Engine.
+"""The HTTP API: one ``APIRouter`` per noun in ``routes/``, over one Engine; its OpenAPI document at
+``/openapi.json`` (``openapi.py``), read at ``/docs`` and ``/redoc`` (``docs.py``).
 
 Handlers are sync and run in the server's threadpool, except quick searches (``routes/search.py``).
 Each hands its parsed body straight to the engine, which validates nothing twice. In front of every
-route: ``logs.RequestLog`` (the request's id, one log line when it ends), ``guards.Guards`` (Host,
-how a POST is sent, body size), then ``auth.Gate`` (API key, role, rate limit), then CORS when it
-is switched on.
+route: ``logs.RequestLog`` (the request's id, one log line when it ends), ``guards.Guards``
+(Host, body size), CORS when it is switched on, routing, ``auth.Gate`` (API key, role, rate
+limit), then ``guards.json_only`` (how a POST is sent).
 """
 
 from __future__ import annotations
@@ -18,12 +19,18 @@ from fastapi.middleware.cors import CORSMiddleware
 from .._env import env_values
 from .._version import __version__
 from ..engine import Engine
-from . import errors
+from . import docs, errors, openapi
 from .auth import Gate, route_roles
-from .guards import Guards
+from .guards import Guards, json_only
 from .logs import RequestLog
 from .routes import ROUTERS
 from .settings import HttpConfig
+
+DESCRIPTION = (
+    "Embedding search and recommendations over versioned embeddings. Every error answers "
+    "`{code, message, context?}` (`ErrorBody`); each operation lists the codes it can answer. "
+    "With API keys configured, send `Authorization: Bearer <key>`."
+)
 
 
 def create_app(engine: Engine, close_engine: bool = True, config: HttpConfig | None = None) -> FastAPI:
@@ -40,12 +47,22 @@ def create_app(engine: Engine, close_engine: bool = True, config: HttpConfig | N
     async def gate(request: Request) -> None:
         app.state.gate.check(request)
 
-    app = FastAPI(title="embedswitch", version=__version__, lifespan=lifespan, dependencies=[Depends(gate)])
+    app = FastAPI(
+        title="embedswitch",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        dependencies=[Depends(gate), Depends(json_only)],
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.engine = engine
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)
     app.state.gate = Gate(config, route_roles(app))
+    openapi.install(app, app.state.gate.roles)
+    docs.install(app)
     if config.cors_origins:
         app.add_middleware(
             CORSMiddleware,

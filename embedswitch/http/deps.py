@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 
 from ..engine import Engine
+from ..specs import KIND_PATTERN
 
 
 async def _engine(request: Request) -> Engine:  # async: resolved on the event loop, no thread hop
@@ -15,4 +16,4 @@ async def _engine(request: Request) -> Engine:  # async: resolved on the event l
 
 
 EngineDep = Annotated[Engine, Depends(_engine)]
-KIND_QUERY = Query("doc", description="record kind; ids are unique per (kind, id)")
+KIND_QUERY = Query("doc", pattern=KIND_PATTERN, description="record kind; ids are unique per (kind, id)")

@@ -15,7 +15,7 @@ MAX_EF = 100_000
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class ExactSpec(_Spec):

@@ -128,7 +128,7 @@ class OpenAIModel:
         self._client: httpx.Client = httpx.Client(timeout=spec.timeout_s, headers=headers)
         self.dim = 0  # unknown until the probe answers
         try:
-            probe = self._probe(spec.retry_max_s)
+            probe = self._probe(spec.query_retry_max_s)  # someone waits for the version to load
         except ModelUnavailable:
             self._client.close()
             raise

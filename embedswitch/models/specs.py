@@ -26,7 +26,7 @@ def check_http_url(url: str) -> str:
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class HashingSpec(_Spec):
@@ -88,8 +88,8 @@ class OpenAISpec(_Spec):
     (tokens are estimated by ``models/tokens.py``'s conservative rule). A request answered 429,
     408, 5xx, or not at all (timeout, connection error) is retried with exponential backoff and
     jitter, after ``Retry-After`` when the answer gives one, up to ``retry_attempts`` requests and
-    while the next try starts within ``retry_max_s`` (``query_retry_max_s`` for a search's query:
-    a user is waiting); then the model is unavailable (503).
+    while the next try starts within ``retry_max_s`` (``query_retry_max_s`` for a search's query
+    and the probe when the model loads: someone is waiting); then the model is unavailable (503).
     """
 
     type: Literal["openai"] = "openai"
@@ -103,7 +103,7 @@ class OpenAISpec(_Spec):
     max_request_tokens: Annotated[int, Field(ge=MIN_INPUT_TOKENS, le=100_000_000)] = 300_000
     retry_attempts: Annotated[int, Field(ge=1, le=100)] = 6
     retry_max_s: Annotated[float, Field(ge=0, le=86_400, allow_inf_nan=False)] = 60.0
-    query_retry_max_s: Annotated[float, Field(ge=0, le=600, allow_inf_nan=False)] = 1.0
+    query_retry_max_s: Annotated[float, Field(ge=0, le=60, allow_inf_nan=False)] = 1.0
 
     _url = field_validator("url")(check_http_url)
 

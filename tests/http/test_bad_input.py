@@ -405,7 +405,9 @@ def test_limits_are_inclusive(http: httpx.Client) -> None:
         ("PUT", f"{C}/traffic"),
     ],
 )
-@pytest.mark.parametrize("raw", [b"{not json", b'{"text": "cats",}', b'{"records": [', b"\xff\xfe"])
+@pytest.mark.parametrize(
+    "raw", [b"{not json", b'{"text": "cats",}', b'{"records": [', b"\xff\xfe", b"\xe9\x1a\x80"]
+)
 def test_malformed_json_is_400(http: httpx.Client, method: str, path: str, raw: bytes) -> None:
     expect_error(http, method, path, 400, "malformed_json", ("JSON",), raw=raw)
 

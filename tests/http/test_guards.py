@@ -56,6 +56,21 @@ def test_cross_site_style_posts_change_nothing(guarded: ServerThread, headers: d
         assert ok(http.get("/v1/collections/docs/traffic")) == before
 
 
+def test_a_post_is_routed_and_its_key_checked_before_its_content_type(two_versions: Engine) -> None:
+    """A POST without JSON to a path that takes none is 404 or 405, and one without a key is 401:
+    the content type is checked once the request reached a route and passed its key."""
+    with (
+        ServerThread(two_versions, HttpConfig(api_keys="admin:k")) as server,
+        httpx.Client(base_url=server.url) as http,
+    ):
+        error(http.post("/healthz", content=b"a=1"), 405, "method_not_allowed")
+        error(http.post("/v1/nothing", content=b"a=1"), 404, "not_found")
+        error(http.post("/v1/collections/docs/rollback"), 401, "unauthorized")
+        keyed = {"Authorization": "Bearer k", "Content-Type": "application/x-www-form-urlencoded"}
+        refused = http.post("/v1/collections/docs/rollback", headers=keyed)  # a form can't send the key
+        error(refused, 409, "nothing_to_roll_back")
+
+
 def test_body_less_actions_work_as_json_or_with_the_header(guarded: ServerThread) -> None:
     with httpx.Client(base_url=guarded.url) as http:
         assert ok(http.post("/v1/collections/docs/versions/v2/promote", json={}))["weights"] == {"v2": 100}

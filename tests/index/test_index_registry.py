@@ -62,6 +62,8 @@ def test_spec_defaults_and_validation() -> None:
         index_spec({"type": "exact", "m": 8})
     with pytest.raises(pydantic.ValidationError):
         spec.m = 32  # type: ignore[misc]
+    with pytest.raises(pydantic.ValidationError, match="m"):  # strict: no float or string for an int
+        index_spec({"type": "hnsw", "m": 16.0})
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -144,6 +145,10 @@ def test_unknown_types_are_unknown_model(value: Any, needle: str) -> None:
             ["timeout_s", "greater than 0"],
         ),
         ({"type": "minilm-static", "pca_dims": 1000}, ["pca_dims", "384"]),
+        # an unbounded timeout overflowed the socket's (500 OverflowError); types are strict, as the API's
+        ({"type": "openai", "url": "http://h", "model": "m", "timeout_s": 4e16}, ["timeout_s", "3600"]),
+        ({"type": "none", "dim": 4, "normalize": 0}, ["normalize", "boolean"]),
+        ({"type": "hashing", "dim": "256"}, ["dim", "integer"]),
     ],
 )
 def test_bad_fields_name_the_field_and_the_problem(value: dict[str, Any], needles: list[str]) -> None:
@@ -206,3 +211,11 @@ def test_load_model_rejects_bad_specs() -> None:
 def test_missing_local_model_directory_is_unknown_model(value: dict[str, Any]) -> None:
     with pytest.raises(UnknownModel, match="never downloads"):
         load_model(value)
+
+
+@pytest.mark.parametrize("kind", ["sentence-transformers", "model2vec"])
+def test_a_directory_without_a_model_is_unknown_model(kind: str, tmp_path: Path) -> None:
+    """The libraries raise ValueError, OSError...: an API request naming such a directory was a 500."""
+    (tmp_path / "notes.txt").write_text("not a model")
+    with pytest.raises(UnknownModel, match="could not be loaded"):
+        load_model({"type": kind, "path": str(tmp_path)})

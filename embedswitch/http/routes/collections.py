@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter
 
+from ..._errors import CollectionExists, ModelNotAllowed, ModelUnavailable, UnknownModel
 from ...results import CollectionInfo
 from ...specs import CollectionSpec
+from .. import examples
 from ..bodies import JsonRoute
 from ..deps import EngineDep
+from ..examples import Collection
+from ..openapi import raises
 
 router = APIRouter(tags=["collections"], route_class=JsonRoute)
 
 
 @router.post("/v1/collections", status_code=201)
-def create_collection(engine: EngineDep, body: CollectionSpec) -> CollectionInfo:
+@raises(CollectionExists, UnknownModel, ModelNotAllowed, ModelUnavailable)
+def create_collection(
+    engine: EngineDep, body: Annotated[CollectionSpec, examples.CREATE_COLLECTION]
+) -> CollectionInfo:
     return engine.create_collection(body.name, body.version)
 
 
@@ -23,11 +32,11 @@ def list_collections(engine: EngineDep) -> list[CollectionInfo]:
 
 
 @router.get("/v1/collections/{c}")
-def describe(engine: EngineDep, c: str) -> CollectionInfo:
+def describe(engine: EngineDep, c: Collection) -> CollectionInfo:
     return engine.describe(c)
 
 
 @router.delete("/v1/collections/{c}")
-def delete_collection(engine: EngineDep, c: str) -> dict[str, str]:
+def delete_collection(engine: EngineDep, c: Collection) -> dict[str, str]:
     engine.delete_collection(c)
     return {"deleted": c}

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, Field
 
 from ..._errors import CollectionNotFound
 from ..bodies import JsonRoute
@@ -12,13 +15,30 @@ from ..deps import EngineDep
 router = APIRouter(tags=["ops"], route_class=JsonRoute)
 
 
+class Health(BaseModel):
+    status: Literal["ok"] = Field(description="Always ok: the process is up and answering")
+
+
+class Readiness(BaseModel):
+    ready: bool = Field(description="Whether every version that serves users works")
+    problems: list[str] = Field(
+        description='What fails in a version that serves users, one "collection/version: error" each'
+    )
+    candidates: list[str] = Field(
+        description="What fails in a version that serves no users: shown, but the server stays ready"
+    )
+
+
 @router.get("/healthz")
-def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+def healthz() -> Health:
+    return Health(status="ok")
 
 
-@router.get("/readyz")
-def readyz(engine: EngineDep) -> JSONResponse:
+@router.get(
+    "/readyz",
+    responses={503: {"model": Readiness, "description": "A version that serves users is failing"}},
+)
+def readyz(engine: EngineDep, response: Response) -> Readiness:
     """503 while a version that serves users (weight > 0, or interleaved) has a failing applier,
     backfill or training: ``problems`` names them. A candidate's trouble is listed under
     ``candidates`` (and shows in its status and events) but leaves the server ready: pulling the
@@ -33,10 +53,14 @@ def readyz(engine: EngineDep) -> JSONResponse:
         for name, problem in target.problems().items():
             found = problems if name in serving else candidates
             found.append(f"{target.name}/{name}: {problem}")
-    body = {"ready": not problems, "problems": problems, "candidates": candidates}
-    return JSONResponse(body, status_code=503 if problems else 200)
+    response.status_code = 503 if problems else 200
+    return Readiness(ready=not problems, problems=problems, candidates=candidates)
 
 
-@router.get("/metrics")
-def metrics(engine: EngineDep) -> Response:
-    return Response(engine.metrics.render(), media_type="text/plain; version=0.0.4")
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses={200: {"description": "Prometheus text format 0.0.4"}},
+)
+def metrics(engine: EngineDep) -> PlainTextResponse:
+    return PlainTextResponse(engine.metrics.render(), media_type="text/plain; version=0.0.4")

@@ -2,31 +2,45 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter
 
+from ..._errors import Overloaded, RecordNotFound
 from ...results import DeleteAck, RecordOut, WriteAck
 from ...specs import InteractionIn, RecordBatch
+from .. import examples
 from ..bodies import JsonRoute
 from ..deps import KIND_QUERY, EngineDep
+from ..examples import Collection, RecordId
+from ..openapi import raises
 
 router = APIRouter(tags=["records"], route_class=JsonRoute)
 
 
 @router.put("/v1/collections/{c}/records")
-def upsert(engine: EngineDep, c: str, body: RecordBatch) -> WriteAck:
+@raises(Overloaded)
+def upsert(engine: EngineDep, c: Collection, body: Annotated[RecordBatch, examples.RECORDS]) -> WriteAck:
     return engine.upsert(c, body)
 
 
 @router.get("/v1/collections/{c}/records/{id:path}")
-def get_record(engine: EngineDep, c: str, id: str, kind: str = KIND_QUERY) -> RecordOut:
+@raises(RecordNotFound)
+def get_record(engine: EngineDep, c: Collection, id: RecordId, kind: str = KIND_QUERY) -> RecordOut:
     return engine.get_record(c, id, kind)
 
 
 @router.delete("/v1/collections/{c}/records/{id:path}")
-def delete_record(engine: EngineDep, c: str, id: str, kind: str = KIND_QUERY) -> DeleteAck:
+@raises(RecordNotFound, Overloaded)
+def delete_record(engine: EngineDep, c: Collection, id: RecordId, kind: str = KIND_QUERY) -> DeleteAck:
     return engine.delete(c, id, kind)
 
 
 @router.post("/v1/collections/{c}/interactions")
-def interactions(engine: EngineDep, c: str, body: list[InteractionIn]) -> WriteAck:
+@raises(RecordNotFound, Overloaded)
+def interactions(
+    engine: EngineDep,
+    c: Collection,
+    body: Annotated[list[InteractionIn], examples.INTERACTIONS],
+) -> WriteAck:
     return engine.add_interactions(c, body)

@@ -9,26 +9,54 @@ transformer's encode, runs in the threadpool as a sync handler would.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
+from ..._errors import (
+    InputRejected,
+    ModelUnavailable,
+    NotCaughtUp,
+    RecordNotFound,
+    TextNotSupported,
+    UnknownKind,
+    VersionNotFound,
+)
 from ...results import RecommendResult, SearchResult
 from ...specs import RecommendRequest, SearchRequest
+from .. import examples
 from ..bodies import JsonRoute
 from ..deps import EngineDep
+from ..examples import Collection
+from ..openapi import raises
 
 router = APIRouter(tags=["search"], route_class=JsonRoute)
 
 
 @router.post("/v1/collections/{c}/search")
-async def search(engine: EngineDep, c: str, body: SearchRequest) -> SearchResult:
+@raises(
+    VersionNotFound,
+    RecordNotFound,
+    UnknownKind,
+    TextNotSupported,
+    InputRejected,
+    NotCaughtUp,
+    ModelUnavailable,
+)
+async def search(
+    engine: EngineDep, c: Collection, body: Annotated[SearchRequest, examples.SEARCH]
+) -> SearchResult:
     if engine.answers_inline(c, body):
         return engine.search(c, body)
     return await run_in_threadpool(engine.search, c, body)
 
 
 @router.post("/v1/collections/{c}/recommend")
-async def recommend(engine: EngineDep, c: str, body: RecommendRequest) -> RecommendResult:
+@raises(VersionNotFound, RecordNotFound, UnknownKind, ModelUnavailable)
+async def recommend(
+    engine: EngineDep, c: Collection, body: Annotated[RecommendRequest, examples.RECOMMEND]
+) -> RecommendResult:
     if engine.answers_inline(c, body):
         return engine.recommend(c, body)
     return await run_in_threadpool(engine.recommend, c, body)

@@ -2,52 +2,78 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter
 
+from ..._errors import (
+    Conflict,
+    LastVersion,
+    ModelNotAllowed,
+    ModelUnavailable,
+    RecordNotFound,
+    UnknownModel,
+    VersionExists,
+    VersionHasTraffic,
+    VersionNotFound,
+)
 from ...results import EventOut, VectorAck, VersionInfo
 from ...specs import TrainRequest, VectorBatch, VersionSpec
+from .. import examples
 from ..bodies import JsonRoute
 from ..deps import EngineDep
+from ..examples import Collection, VersionName
+from ..openapi import raises
 
 router = APIRouter(tags=["versions"], route_class=JsonRoute)
 
 
 @router.post("/v1/collections/{c}/versions", status_code=202)
-def add_version(engine: EngineDep, c: str, body: VersionSpec) -> VersionInfo:
+@raises(VersionExists, UnknownModel, ModelNotAllowed, ModelUnavailable)
+def add_version(
+    engine: EngineDep, c: Collection, body: Annotated[VersionSpec, examples.ADD_VERSION]
+) -> VersionInfo:
     return engine.add_version(c, body)
 
 
 @router.get("/v1/collections/{c}/versions")
-def list_versions(engine: EngineDep, c: str) -> list[VersionInfo]:
+def list_versions(engine: EngineDep, c: Collection) -> list[VersionInfo]:
     return engine.describe(c).versions
 
 
 @router.get("/v1/collections/{c}/versions/{v}")
-def describe_version(engine: EngineDep, c: str, v: str) -> VersionInfo:
+def describe_version(engine: EngineDep, c: Collection, v: VersionName) -> VersionInfo:
     return engine.describe_version(c, v)
 
 
 @router.post("/v1/collections/{c}/train", status_code=202)
-def train(engine: EngineDep, c: str, body: TrainRequest) -> VersionInfo:
+@raises(VersionExists)
+def train(engine: EngineDep, c: Collection, body: Annotated[TrainRequest, examples.TRAIN]) -> VersionInfo:
     return engine.train(c, body)
 
 
 @router.put("/v1/collections/{c}/versions/{v}/vectors")
-def put_vectors(engine: EngineDep, c: str, v: str, body: VectorBatch) -> VectorAck:
+@raises(RecordNotFound, Conflict)
+def put_vectors(
+    engine: EngineDep, c: Collection, v: VersionName, body: Annotated[VectorBatch, examples.VECTORS]
+) -> VectorAck:
     return engine.put_vectors(c, v, body)
 
 
 @router.post("/v1/collections/{c}/versions/{v}/vectors/commit")
-def commit_vectors(engine: EngineDep, c: str, v: str) -> VersionInfo:
+@raises(Conflict)
+def commit_vectors(engine: EngineDep, c: Collection, v: VersionName) -> VersionInfo:
     return engine.commit_vectors(c, v)
 
 
 @router.delete("/v1/collections/{c}/versions/{v}")
-def retire(engine: EngineDep, c: str, v: str) -> dict[str, str]:
+@raises(VersionHasTraffic, LastVersion)
+def retire(engine: EngineDep, c: Collection, v: VersionName) -> dict[str, str]:
     engine.retire(c, v)
     return {"retired": v}
 
 
 @router.get("/v1/collections/{c}/events")
-def events(engine: EngineDep, c: str, version: str | None = None) -> list[EventOut]:
+@raises(VersionNotFound)
+def events(engine: EngineDep, c: Collection, version: str | None = None) -> list[EventOut]:
     return engine.events(c, version)

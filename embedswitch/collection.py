@@ -320,7 +320,7 @@ class Collection:
             by_kind.setdefault(row.kind, []).append(i)
         for kind, idx in by_kind.items():
             written += version.write(
-                kind, [rows[i].id for i in idx], vectors[idx], [state.upto_seq] * len(idx)
+                kind, [rows[i].id for i in idx], vectors[idx], [state.upto_seq] * len(idx), durable=True
             )
         return VectorAck(count=len(rows), written=written)
 

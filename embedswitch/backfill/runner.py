@@ -3,7 +3,9 @@
 Reading, encoding and index writes overlap: this driver pages through the record snapshot
 (``seq <= upto_seq``, in ``(kind, id)`` order) while an executor embeds the next pages, and
 results are written in order so the persisted cursor always means "everything before it is in the
-index". Writes carry the record's seq, so the index guard drops a backfill write that is older than
+index". Each page is written durably and its progress saved before it counts as done, so the
+progress a status shows survives a crash and a crash loses only pages still being embedded, however
+slow the model. Writes carry the record's seq, so the index guard drops a backfill write that is older than
 a streamed update or delete of the same record: a stale text never overwrites a newer one and a
 deleted record never comes back. Pages can be throttled to ``max_rate`` records per second.
 """
@@ -36,10 +38,14 @@ class _Batch:
 class Backfill:
     """Runs one version's backfill in a background thread; resumable from ``state.cursor``.
 
-    ``embeds(kind)`` says which records the version embeds from text; ``on_finish`` runs once the
-    snapshot is written (it must call ``mark_finished``). With ``own_vectors`` (a version whose
-    model is "none") the records' own vectors are written instead, through it, and records
-    without one are skipped.
+    ``embeds(kind)`` says which records the version embeds from text; ``save`` persists the
+    progress of a page written durably; ``on_finish`` runs once the snapshot is written (it must
+    call ``mark_finished``). With ``own_vectors`` (a version whose model is "none") the records'
+    own vectors are written instead, through it, and records without one are skipped.
+
+    ``state`` is the progress saved: ``lock`` is held while a page's progress is saved and
+    published, so whoever else saves ``state`` (the version's checkpoint) holds it from reading
+    ``state`` until it is saved, and saved progress never goes back.
     """
 
     def __init__(
@@ -53,12 +59,14 @@ class Backfill:
         step: EmbedStep,
         executor: Callable[[], EmbedExecutor],
         config: BackfillConfig,
+        save: Callable[[BackfillState], None],
         on_finish: Callable[[], None],
         own_vectors: Callable[[list[bytes]], np.ndarray] | None = None,
     ) -> None:
         self.collection = collection
         self.version = version
         self.state = state
+        self.lock = threading.Lock()
         self.rate = 0.0
         self.error: str | None = None
         self.read_cursor: RecordKey | None = state.cursor  # last record read; ahead of state.cursor
@@ -68,6 +76,7 @@ class Backfill:
         self._step = step
         self._executor = executor
         self._config = config
+        self._save = save
         self._on_finish = on_finish
         self._own_vectors = own_vectors
         self._stop = threading.Event()
@@ -178,11 +187,16 @@ class Backfill:
         return done
 
     def _write(self, batch: _Batch, vectors: np.ndarray | None) -> None:
+        """Write a page durably, then save and publish its progress: done only once it is kept."""
         by_kind: dict[str, list[int]] = {}
         for row, record in enumerate(batch.todo):
             by_kind.setdefault(record.kind, []).append(row)
+        todo = batch.todo
         for kind, rows in by_kind.items():
             assert vectors is not None
-            todo = batch.todo
-            self._sink.write(kind, [todo[r].id for r in rows], vectors[rows], [todo[r].seq for r in rows])
-        self.state = replace(self.state, done=self.state.done + batch.count, cursor=batch.last)
+            ids, seqs = [todo[r].id for r in rows], [todo[r].seq for r in rows]
+            self._sink.write(kind, ids, vectors[rows], seqs, durable=True)
+        with self.lock:
+            state = replace(self.state, done=self.state.done + batch.count, cursor=batch.last)
+            self._save(state)
+            self.state = state

@@ -27,6 +27,7 @@ from ._errors import (
     VersionNotReady,
 )
 from .models import load_model, model_label, spec_to_dict
+from .models.als import require_training
 from .request_stats import RequestStats
 from .results import (
     CollectionInfo,
@@ -270,6 +271,7 @@ class Collection:
                 collection=self.name,
                 version=request.version,
             )
+        require_training()
         if not self.store.popular_items(self.name, 1):
             raise InvalidRequest(
                 f"collection {self.name!r} has no interactions on existing items to train on; post "

@@ -19,6 +19,7 @@ def test_all_is_pinned() -> None:
         "IndexMismatch",
         "InvalidRequest",
         "LastVersion",
+        "ModelNotInstalled",
         "ModelUnavailable",
         "NoLoggedQueries",
         "NotCaughtUp",

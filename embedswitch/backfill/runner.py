@@ -4,10 +4,11 @@ Reading, encoding and index writes overlap: this driver pages through the record
 (``seq <= upto_seq``, in ``(kind, id)`` order) while an executor embeds the next pages, and
 results are written in order so the persisted cursor always means "everything before it is in the
 index". Each page is written durably and its progress saved before it counts as done, so the
-progress a status shows survives a crash and a crash loses only pages still being embedded, however
-slow the model. Writes carry the record's seq, so the index guard drops a backfill write that is older than
-a streamed update or delete of the same record: a stale text never overwrites a newer one and a
-deleted record never comes back. Pages can be throttled to ``max_rate`` records per second.
+progress a status shows survives a crash, and a crash loses only the pages still being embedded,
+however slow the model. Writes carry the record's seq, so the index guard drops a backfill write
+that is older than a streamed update or delete of the same record: a stale text never overwrites a
+newer one and a deleted record never comes back. Pages can be throttled to ``max_rate`` records
+per second.
 """
 
 from __future__ import annotations

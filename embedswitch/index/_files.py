@@ -174,12 +174,16 @@ def generation(checkpoint: str | None) -> int:
 
 def segment_paths(directory: Path, gen: int) -> list[Path]:
     """The segments written after checkpoint ``gen``, in the order they were written."""
-    found = []
-    for path in Path(directory).iterdir():
-        m = SEG_RE.match(path.name)
-        if m and int(m.group(1)) == gen:
-            found.append((int(m.group(2)), path))
-    return [path for _, path in sorted(found)]
+    matches = ((path, SEG_RE.match(path.name)) for path in Path(directory).iterdir())
+    found = [path for path, m in matches if m and int(m[1]) == gen]
+    return sorted(found, key=segment_number)
+
+
+def segment_number(path: Path) -> int:
+    """The number of segment ``seg-N-M.npz``: M, counted from 1 after each checkpoint."""
+    found = SEG_RE.match(path.name)
+    assert found is not None, path
+    return int(found[2])
 
 
 def write_segment(

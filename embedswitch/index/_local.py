@@ -53,6 +53,7 @@ from embedswitch.index._files import (
     read_meta,
     read_segment,
     remove_debris,
+    segment_number,
     segment_paths,
     write_json,
     write_npy,
@@ -128,7 +129,7 @@ class LocalIndex:
         for path in segments:
             ids, seqs, vectors = read_segment(path)
             _upsert(self._map, self._storage, ids, vectors, seqs, self._rw.write)
-        self._segments = len(segments)
+        self._segments = segment_number(segments[-1]) if segments else 0  # the last one written
         # A fresh index is dirty so that its first checkpoint records its meta on disk; replayed
         # segments so that the next one holds them.
         self._dirty = current is None or bool(segments)

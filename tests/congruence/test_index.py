@@ -382,7 +382,7 @@ def test_a_half_written_segment_is_ignored(
     index_type: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A crash while a durable upsert writes its segment (injected: the write fails half-way)
-    leaves the index as it was, in memory and on disk."""
+    leaves the index as it was, in memory and on disk; the segments written around it are kept."""
     index = open_typed(index_type, tmp_path / "idx")
     fill(index, 10)
     index.checkpoint()
@@ -401,6 +401,17 @@ def test_a_half_written_segment_is_ignored(
     reopened = open_typed(index_type, tmp_path / "idx")
     assert state_of(reopened) == expected
     assert sorted(p.name for p in (tmp_path / "idx").iterdir()) == [CURRENT, "ckpt-1"]
+
+    monkeypatch.setattr(np, "savez", crash)
+    with pytest.raises(OSError, match="power cut"):
+        reopened.upsert(["x"], unit(1), [2], durable=True)
+    monkeypatch.undo()
+    reopened.upsert(["y"], unit(1, 5), [3], durable=True)
+    reopened.close()
+    again = open_typed(index_type, tmp_path / "idx")
+    again.upsert(["z"], unit(1, 6), [4], durable=True)  # numbered after y's, never over it
+    again.close()
+    assert {"x", "y", "z"} & set(open_typed(index_type, tmp_path / "idx").ids()) == {"y", "z"}
 
 
 def test_segments_a_checkpoint_holds_are_never_replayed(

@@ -12,9 +12,10 @@ PORT ?= 8000
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	# pinned first: this torch is a CPU build; an unpinned one pulls a multi-GB CUDA build
+	# pinned first: this torch is a CPU build; an unpinned one pulls a multi-GB CUDA build. The
+	# package itself asks only for torch>=2.1, and only in its transformers extra (all has it).
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,all]'
 	touch $(STAMP)
 
 install: $(STAMP)

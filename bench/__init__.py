@@ -18,6 +18,7 @@ BENCHMARKS = (
     "quality",
     "evaluation",
     "backfill",
+    "durable_pages",
     "shadow",
     "sensitivity",
     "recommend_quality",

@@ -7,6 +7,7 @@ how to fix the problem. The HTTP layer turns any of them into ``{"code", "messag
     EmbedswitchError (500 internal)
     ├── InvalidRequest (422 invalid_request)
     │   ├── UnknownModel (422 unknown_model)
+    │   │   └── ModelNotInstalled (422 model_not_installed)
     │   ├── UnknownKind (422 unknown_kind)
     │   ├── TextNotSupported (422 text_not_supported)
     │   └── InputRejected (422 input_rejected)
@@ -62,6 +63,12 @@ class InvalidRequest(EmbedswitchError):
 
 class UnknownModel(InvalidRequest):
     code = "unknown_model"
+
+
+class ModelNotInstalled(UnknownModel):
+    """The model needs an optional dependency this installation lacks; the message names the extra."""
+
+    code = "model_not_installed"
 
 
 class UnknownKind(InvalidRequest):

@@ -34,6 +34,7 @@ from ._errors import (
 )
 from ._request_id import request_id
 from .models import load_model, model_label, spec_to_dict
+from .models.als import require_training
 from .request_stats import RequestStats
 from .results import (
     CollectionInfo,
@@ -317,6 +318,7 @@ class Collection:
                 collection=self.name,
                 version=request.version,
             )
+        require_training()
         if not self.store.popular_items(self.name, 1):
             raise InvalidRequest(
                 f"collection {self.name!r} has no interactions on existing items to train on; post "
@@ -367,7 +369,7 @@ class Collection:
             by_kind.setdefault(row.kind, []).append(i)
         for kind, idx in by_kind.items():
             written += version.write(
-                kind, [rows[i].id for i in idx], vectors[idx], [state.upto_seq] * len(idx)
+                kind, [rows[i].id for i in idx], vectors[idx], [state.upto_seq] * len(idx), durable=True
             )
         return VectorAck(count=len(rows), written=written)
 

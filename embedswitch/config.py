@@ -31,7 +31,8 @@ class EngineConfig(BaseModel):
     checkpoint_interval_s: float = Field(
         2.0,
         gt=0,
-        description="How often index state is made durable (replay after a crash covers at most this much)",
+        description="How often whole indexes are written out (the change log is replayed from the last one "
+        "after a crash; backfill pages are durable on their own)",
     )
     backfill_batch: int = Field(256, ge=1, description="Records per backfill page")
     encode_workers: int = Field(

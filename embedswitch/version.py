@@ -10,11 +10,13 @@ model and search its indexes.
 
 Durability order: indexes checkpoint first, then ``applied_seq`` (and backfill progress) is saved,
 so the saved position never runs ahead of what the indexes hold, and replaying the log from it
-after a crash is a no-op for everything already applied.
+after a crash is a no-op for everything already applied. A backfill page is written durably
+(``durable=True``: a segment of its vectors, not a checkpoint) and its progress saved at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import threading
@@ -37,7 +39,7 @@ from .models.batching import QueryBatcher
 from .quarantine import Quarantine
 from .results import IndexUsage, QuarantineAck, VersionInfo
 from .specs import VersionSpec
-from .store.base import RecordKey, Store, VersionRow
+from .store.base import BackfillState, RecordKey, Store, VersionRow
 from .training import Training
 
 BUILDING, READY = "building", "ready"
@@ -120,6 +122,7 @@ class Version:
                     bf.workers, bf.activity, bf.yield_max_wait_s, bf.nice, f"encode-{row.name}"
                 ),
                 bf,
+                self._save_backfill,
                 self._finish_backfill,
                 Trouble(store, self.collection, self.name, "backfill"),
                 self.quarantine,
@@ -192,11 +195,14 @@ class Version:
 
     # -- the sink: the only way vectors get in ------------------------------------------------
 
-    def write(self, kind: str, ids: Sequence[str], vectors: np.ndarray, seqs: Sequence[int]) -> int:
-        """Seq-guarded upserts into the ``kind`` index; returns how many vectors changed."""
+    def write(
+        self, kind: str, ids: Sequence[str], vectors: np.ndarray, seqs: Sequence[int], durable: bool = False
+    ) -> int:
+        """Seq-guarded upserts into the ``kind`` index; returns how many vectors changed. ``durable``
+        writes survive a crash once this returns (else from the next checkpoint)."""
         index = self.index(kind, create=True)
         assert index is not None
-        written = index.upsert(ids, vectors, seqs)
+        written = index.upsert(ids, vectors, seqs, durable=durable)
         if written and kind == "item":
             self._gram = None
         return written
@@ -401,6 +407,12 @@ class Version:
         )
         self.checkpoint()
 
+    def _save_backfill(self, state: BackfillState) -> None:
+        """Save the progress of a backfill page written durably (the runner holds its lock)."""
+        row = self.row
+        self.store.save_version_progress(self.collection, self.name, row.applied_seq, state, row.state)
+        self.row = replace(row, backfill=state)
+
     def commit_vectors(self) -> None:
         """End the vector load of a ``source="vectors"`` version: fill the gaps with the model."""
         assert self.backfill is not None
@@ -424,7 +436,8 @@ class Version:
 
     def checkpoint(self) -> None:
         """Make index state durable, then record how far it goes (see the module docstring)."""
-        with self._checkpoint_lock:
+        progress = self.backfill.lock if self.backfill is not None else contextlib.nullcontext()
+        with self._checkpoint_lock, progress:  # a page saved meanwhile would be saved over
             applied = self.applied_seq
             backfill = self.backfill.state if self.backfill is not None else None
             with self._lock:

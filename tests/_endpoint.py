@@ -5,7 +5,8 @@ vectors, that answers on demand what a hosted provider answers when it chooses t
 status (429 with ``Retry-After``, 500) for the next requests, 400 for any request holding a
 rejected text (always, like a provider's content or validation check), or 500 while ``failing``.
 A request whose input contains ``HOLD`` is kept (``held`` is set when one arrives) until the test
-sets ``release``: a request or an applier step in flight for as long as the test needs.
+sets ``release``: a request or an applier step in flight for as long as the test needs. With
+``delay_s`` every answer comes that much later: a slow model on demand, which no local model is.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class Faults:
     script: list[tuple[int, dict[str, str]]] = field(default_factory=list)  # next answers: status, headers
     rejected: set[str] = field(default_factory=set)  # texts answered 400
     failing: bool = False  # every request answered 500
+    delay_s: float = 0.0  # every answer this much later
     requests: int = 0
     statuses: list[int] = field(default_factory=list)  # every answer's status, in order
     held: threading.Event = field(default_factory=threading.Event)  # a request holding HOLD arrived
@@ -50,6 +52,7 @@ class Faults:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def answer(self, texts: list[str]) -> tuple[int, dict[str, str]]:
+        time.sleep(self.delay_s)  # the endpoint is sync: requests sleep side by side
         if any(HOLD in text for text in texts):
             self.held.set()
             self.release.wait(120)

@@ -228,3 +228,17 @@ def test_quick_auth_overhead(tmp_path: Path) -> None:
     assert [row["auth"] for row in table] == ["off", "keys + rate limit"]
     assert all(row["n"] > 0 for row in table)  # every search answered: errors are asserted as 0 inside
     assert record["summary"]["p50 keys+limits / off"] > 0
+
+
+@needs_scifact
+def test_quick_durable_pages(tmp_path: Path) -> None:
+    done = run_bench("--quick", "--only", "durable_pages", "--results", str(tmp_path))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    record = load(tmp_path, "durable_pages")
+    table = rows(record, "per backfill page (ms, medians)")
+    assert [row["model"] for row in table] == ["hashing", "minilm-static"]
+    for row in table:
+        assert min(row["embed_ms"], row["plain_ms"], row["durable_ms"], row["save_ms"]) > 0
+        added = row["durable_ms"] + row["save_ms"] - row["plain_ms"]
+        assert row["overhead"] == pytest.approx(added / (row["embed_ms"] + row["plain_ms"]), abs=1e-3)
+    assert set(record["summary"]) == {"hashing durable page overhead", "minilm-static durable page overhead"}

@@ -21,6 +21,7 @@ def test_all_is_pinned() -> None:
         "InvalidRequest",
         "LastVersion",
         "ModelNotAllowed",
+        "ModelNotInstalled",
         "ModelUnavailable",
         "NoLoggedQueries",
         "NotCaughtUp",

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from _checks import assert_end_state
+from conftest import ServerProcess
 
 from embedswitch import (
     Conflict,
@@ -50,6 +52,30 @@ def test_vectors_version_loads_then_fills_gaps(engine: Engine) -> None:
     assert engine.describe_version("c", "v2").records == 100
     engine.promote("c", "v2")
     assert engine.search("c", "text number 7", k=1).hits[0].id == "d7"
+
+
+def test_an_acknowledged_vector_load_survives_kill_9(tmp_path: Path) -> None:
+    """A ``PUT .../vectors`` answered 200 is kept by a server killed -9 right after, with no
+    checkpoint in between (the interval is an hour)."""
+    data = tmp_path / "data"
+    with Engine.open(data) as engine:
+        engine.create_collection("c", {"name": "v1", "model": "hashing"})
+        engine.upsert("c", [{"id": f"d{i}", "text": f"text number {i}"} for i in range(20)])
+        engine.add_version("c", {"name": "v2", "model": QUERY_MODEL, "source": "vectors"})
+    offline = load_model(parse_model_spec({"type": "hashing", "seed": 9}))
+    vectors = offline.encode([f"t{i}" for i in range(20)])
+    rows = [{"id": f"d{i}", "vector": v.tolist()} for i, v in enumerate(vectors)]
+    server = ServerProcess(data, env={"EMBEDSWITCH_CHECKPOINT_INTERVAL_S": "3600"}).start()
+    try:
+        ack = httpx.put(f"{server.url}/v1/collections/c/versions/v2/vectors", json={"vectors": rows})
+        assert ack.status_code == 200 and ack.json()["written"] == 20, ack.text
+        server.kill()
+    finally:
+        server.stop()
+    with Engine.open(data) as engine:
+        stored = engine.collection("c").get_version("v2").index("doc").get([f"d{i}" for i in range(20)])
+        assert len(stored) == 20
+        assert np.allclose(np.stack([stored[f"d{i}"] for i in range(20)]), vectors, atol=1e-6)
 
 
 def test_vector_load_errors_change_nothing(engine: Engine) -> None:

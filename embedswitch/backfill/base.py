@@ -28,9 +28,12 @@ class VectorSink(Protocol):
 
     Callers may rely on the guard of ``VectorIndex``: a write whose seq is not newer than the last
     seq the index saw for that id (upsert or delete) is a no-op; ``write`` returns how many changed.
+    A ``durable`` write survives a crash once it returns, without waiting for a checkpoint.
     """
 
-    def write(self, kind: str, ids: Sequence[str], vectors: np.ndarray, seqs: Sequence[int]) -> int: ...
+    def write(
+        self, kind: str, ids: Sequence[str], vectors: np.ndarray, seqs: Sequence[int], durable: bool = False
+    ) -> int: ...
 
     def seq_of(self, kind: str, id: str) -> int | None:
         """The last seq the ``kind`` index applied for ``id`` (upsert or delete), or None."""

@@ -3,12 +3,14 @@
 Reading, encoding and index writes overlap: this driver pages through the record snapshot
 (``seq <= upto_seq``, in ``(kind, id)`` order) while an executor embeds the next pages, and
 results are written in order so the persisted cursor always means "everything before it is in the
-index". Writes carry the record's seq, so the index guard drops a backfill write that is older than
-a streamed update or delete of the same record: a stale text never overwrites a newer one and a
-deleted record never comes back. Pages can be throttled to ``max_rate`` records per second and to
-``max_tokens_per_min`` estimated tokens per minute (a hosted model's quota). A record whose text the
-model rejects is quarantined (``quarantine.py``) and the page goes on without it; a failing page is
-retried after a growing delay (``Backoff``).
+index". Each page is written durably and its progress saved before it counts as done, so the
+progress a status shows survives a crash, and a crash loses only the pages still being embedded,
+however slow the model. Writes carry the record's seq, so the index guard drops a backfill write
+that is older than a streamed update or delete of the same record: a stale text never overwrites a
+newer one and a deleted record never comes back. Pages can be throttled to ``max_rate`` records
+per second and to ``max_tokens_per_min`` estimated tokens per minute (a hosted model's quota). A
+record whose text the model rejects is quarantined (``quarantine.py``) and the page goes on without
+it; a failing page is retried after a growing delay (``Backoff``).
 """
 
 from __future__ import annotations
@@ -42,10 +44,15 @@ class _Batch:
 class Backfill:
     """Runs one version's backfill in a background thread; resumable from ``state.cursor``.
 
-    ``embeds(kind)`` says which records the version embeds from text; ``on_finish`` runs once the
-    snapshot is written (it must call ``mark_finished``). With ``own_vectors`` (a version whose
-    model is "none") the records' own vectors are written instead, through it, and records
-    without one are skipped. Records the model rejects go to ``quarantine``.
+    ``embeds(kind)`` says which records the version embeds from text; ``save`` persists the
+    progress of a page written durably; ``on_finish`` runs once the snapshot is written (it must
+    call ``mark_finished``). With ``own_vectors`` (a version whose model is "none") the records'
+    own vectors are written instead, through it, and records without one are skipped. Records the model
+    rejects go to ``quarantine``.
+
+    ``state`` is the progress saved: ``lock`` is held while a page's progress is saved and
+    published, so whoever else saves ``state`` (the version's checkpoint) holds it from reading
+    ``state`` until it is saved, and saved progress never goes back.
     """
 
     def __init__(
@@ -59,6 +66,7 @@ class Backfill:
         step: EmbedStep,
         executor: Callable[[], EmbedExecutor],
         config: BackfillConfig,
+        save: Callable[[BackfillState], None],
         on_finish: Callable[[], None],
         trouble: Trouble,
         quarantine: Quarantine,
@@ -67,6 +75,7 @@ class Backfill:
         self.collection = collection
         self.version = version
         self.state = state
+        self.lock = threading.Lock()
         self.rate = 0.0
         self.trouble = trouble
         self.read_cursor: RecordKey | None = state.cursor  # last record read; ahead of state.cursor
@@ -76,6 +85,7 @@ class Backfill:
         self._step = step
         self._executor = executor
         self._config = config
+        self._save = save
         self._on_finish = on_finish
         self._quarantine = quarantine
         self._own_vectors = own_vectors
@@ -205,11 +215,16 @@ class Backfill:
         return [todo[row] for row in embedded.rows], embedded.vectors
 
     def _write(self, batch: _Batch, todo: list[Record], vectors: np.ndarray | None) -> None:
-        """Write a page's vectors (of ``todo``, its records that got one) and move the cursor past it."""
+        """Write a page's vectors (of ``todo``, its records that got one) durably, then save and
+        publish its progress: done only once it is kept."""
         by_kind: dict[str, list[int]] = {}
         for row, record in enumerate(todo):
             by_kind.setdefault(record.kind, []).append(row)
         for kind, rows in by_kind.items():
             assert vectors is not None
-            self._sink.write(kind, [todo[r].id for r in rows], vectors[rows], [todo[r].seq for r in rows])
-        self.state = replace(self.state, done=self.state.done + batch.count, cursor=batch.last)
+            ids, seqs = [todo[r].id for r in rows], [todo[r].seq for r in rows]
+            self._sink.write(kind, ids, vectors[rows], seqs, durable=True)
+        with self.lock:
+            state = replace(self.state, done=self.state.done + batch.count, cursor=batch.last)
+            self._save(state)
+            self.state = state

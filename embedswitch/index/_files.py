@@ -9,10 +9,17 @@ On disk, an index directory holds::
     ckpt-7/seqs.npy    int64 last seq per live id
     ckpt-7/tombstone_seqs.npy
     ckpt-7/...         the storage's vector files
+    seg-7-1.npz        a durable segment: ids, seqs and vectors of one upsert made after ckpt-7
+    seg-7-2.npz        ...
 
 A checkpoint is written into a fresh directory, fsynced, and only then named by ``CURRENT``
 (replaced atomically), so a crash at any point leaves the previous checkpoint intact. Any other
 ``ckpt-*`` directory is debris of an interrupted checkpoint and is removed on open.
+
+A segment makes one upsert durable without a checkpoint (a backfill page, a vector load): it is
+written under a temporary name, fsynced and renamed, so it is complete or absent. On open the
+segments of the live checkpoint are replayed over it in order, through the seq guards; the next
+checkpoint holds their writes, and the segments of older checkpoints are removed as debris.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +39,8 @@ from embedswitch.index.base import IndexMeta
 
 CURRENT = "CURRENT"
 CKPT_RE = re.compile(r"^ckpt-(\d+)$")
+SEG_RE = re.compile(r"^seg-(\d+)-(\d+)\.npz$")
+PARTIAL = ".partial"
 
 
 def read_current(directory: Path) -> str | None:
@@ -64,19 +74,22 @@ def stored_type(directory: Path) -> str | None:
 
 
 def disk_bytes(directory: Path) -> int:
-    """Bytes of the live checkpoint's files in ``directory`` and of ``CURRENT`` (0 before the first).
+    """Bytes of the live checkpoint's files in ``directory``, of ``CURRENT`` and of the live
+    checkpoint's segments (0 before the first checkpoint and segment).
 
     A checkpoint may replace the live one while this reads (it is a report, not under the index's
-    lock): a checkpoint that vanished meanwhile is looked up again from ``CURRENT``."""
+    lock): files that vanished meanwhile are looked up again from ``CURRENT``."""
     for _ in range(100):
         try:
-            name = (Path(directory) / CURRENT).read_text(encoding="utf-8").strip()
-            with os.scandir(Path(directory) / name) as entries:
+            current = read_current(directory)
+            segments = sum(path.stat().st_size for path in segment_paths(directory, generation(current)))
+            if current is None:
+                return segments
+            with os.scandir(Path(directory) / current) as entries:
                 files = sum(entry.stat().st_size for entry in entries if entry.is_file())
-            return files + (Path(directory) / CURRENT).stat().st_size
-        except FileNotFoundError:
-            if not (Path(directory) / CURRENT).exists():
-                return 0
+            return files + (Path(directory) / CURRENT).stat().st_size + segments
+        except (FileNotFoundError, EmbedswitchError):  # replaced while read: CURRENT names the next
+            continue
     return 0  # checkpoints kept replacing each other under this read; nothing stable to report
 
 
@@ -144,13 +157,63 @@ def publish(directory: Path, name: str) -> None:
 
 
 def remove_debris(directory: Path, keep: str | None) -> None:
-    """Remove checkpoints other than ``keep`` and a half-written CURRENT."""
+    """Remove checkpoints other than ``keep``, the segments of other checkpoints, and half-written
+    files (CURRENT's, a segment's)."""
+    live = generation(keep)
     for path in directory.iterdir():
-        if (CKPT_RE.match(path.name) and path.name != keep) or path.name == CURRENT + ".tmp":
+        segment = SEG_RE.match(path.name)
+        if (
+            (CKPT_RE.match(path.name) and path.name != keep)
+            or (segment and int(segment.group(1)) != live)
+            or path.name == CURRENT + ".tmp"
+            or path.name.endswith(PARTIAL)
+        ):
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 path.unlink(missing_ok=True)
+
+
+def generation(checkpoint: str | None) -> int:
+    """The number of checkpoint ``ckpt-N`` (0 for no checkpoint): the segments after it carry it."""
+    found = CKPT_RE.match(checkpoint) if checkpoint is not None else None
+    return int(found.group(1)) if found else 0
+
+
+def segment_paths(directory: Path, gen: int) -> list[Path]:
+    """The segments written after checkpoint ``gen``, in the order they were written."""
+    matches = ((path, SEG_RE.match(path.name)) for path in Path(directory).iterdir())
+    found = [path for path, m in matches if m and int(m[1]) == gen]
+    return sorted(found, key=segment_number)
+
+
+def segment_number(path: Path) -> int:
+    """The number of segment ``seg-N-M.npz``: M, counted from 1 after each checkpoint."""
+    found = SEG_RE.match(path.name)
+    assert found is not None, path
+    return int(found[2])
+
+
+def write_segment(
+    directory: Path, gen: int, number: int, ids: Sequence[str], seqs: Sequence[int], vectors: np.ndarray
+) -> None:
+    """Write segment ``number`` after checkpoint ``gen``: durable when this returns, complete or absent."""
+    target = directory / f"seg-{gen}-{number}.npz"
+    partial = target.with_name(target.name + PARTIAL)
+    encoded = np.frombuffer(json.dumps(list(ids), ensure_ascii=False).encode("utf-8"), dtype=np.uint8)
+    with open(partial, "wb") as f:
+        np.savez(f, ids=encoded, seqs=np.asarray(seqs, dtype=np.int64), vectors=vectors)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(partial, target)
+    fsync(directory)
+
+
+def read_segment(path: Path) -> tuple[list[str], list[int], np.ndarray]:
+    """The ids, seqs and vectors of one segment."""
+    with np.load(path, allow_pickle=False) as segment:
+        ids: list[str] = json.loads(segment["ids"].tobytes().decode("utf-8"))
+        return ids, segment["seqs"].tolist(), segment["vectors"]
 
 
 def write_json(path: Path, obj: Any) -> Path:

@@ -2,7 +2,8 @@
 
 A ``LocalIndex`` keeps its vectors in a ``Storage`` (``exact.py``, ``hnsw.py``, ``usearch.py``)
 under int64 keys, and everything else itself: the ``IdMap`` (record id <-> key, last seq per id,
-tombstones), the locks, background rebuilds and crash-safe checkpoints (``_files.py``).
+tombstones), the locks, background rebuilds, crash-safe checkpoints and the durable segments
+written between them (``_files.py``).
 
 **Concurrency.** Reads (``search``, ``get``, ``seq_of``, ...) share a readers-writer lock and take
 nothing else, so concurrent searches run side by side. Writers take the writers' mutex (one at a
@@ -45,13 +46,18 @@ from embedswitch.index._files import (
     check_meta,
     disk_bytes,
     fsync,
+    generation,
     new_checkpoint_dir,
     publish,
     read_current,
     read_meta,
+    read_segment,
     remove_debris,
+    segment_number,
+    segment_paths,
     write_json,
     write_npy,
+    write_segment,
 )
 from embedswitch.index._ids import IdMap
 from embedswitch.index._rwlock import RWLock
@@ -82,7 +88,8 @@ _ALONE = contextlib.nullcontext()
 class LocalIndex:
     """An in-process ``VectorIndex``; see ``embedswitch.index.base.VectorIndex`` for the promises.
 
-    ``close`` does not checkpoint: call ``checkpoint`` first to keep recent writes.
+    ``close`` does not checkpoint: call ``checkpoint`` first to keep recent writes (durable
+    upserts are kept either way).
     """
 
     def __init__(
@@ -93,7 +100,8 @@ class LocalIndex:
         *,
         rebuild_deleted_ratio: float | None = None,
     ) -> None:
-        """Open the index stored in ``directory`` (created if missing) as of its last checkpoint.
+        """Open the index stored in ``directory`` (created if missing) as of its last checkpoint
+        and the durable upserts made after it.
 
         Raises ``IndexMismatch`` when the checkpoint on disk was built with another meta or type.
         """
@@ -116,8 +124,15 @@ class LocalIndex:
         remove_debris(self.directory, keep=current)
         if current is not None:
             self._load_checkpoint(self.directory / current)
-        # A fresh index is dirty so that its first checkpoint records its meta on disk.
-        self._dirty = current is None
+        self._generation = generation(current)
+        segments = segment_paths(self.directory, self._generation)
+        for path in segments:
+            ids, seqs, vectors = read_segment(path)
+            _upsert(self._map, self._storage, ids, vectors, seqs, self._rw.write)
+        self._segments = segment_number(segments[-1]) if segments else 0  # the last one written
+        # A fresh index is dirty so that its first checkpoint records its meta on disk; replayed
+        # segments so that the next one holds them.
+        self._dirty = current is None or bool(segments)
 
     @property
     def index_type(self) -> str:
@@ -131,12 +146,21 @@ class LocalIndex:
 
     # --- writes ---------------------------------------------------------------------------------
 
-    def upsert(self, ids: Sequence[str], vectors: np.ndarray, seqs: Sequence[int]) -> int:
-        """Store each vector under its id unless the id has seen a seq >= its seq; returns how many."""
+    def upsert(
+        self, ids: Sequence[str], vectors: np.ndarray, seqs: Sequence[int], durable: bool = False
+    ) -> int:
+        """Store each vector under its id unless the id has seen a seq >= its seq; returns how many.
+
+        ``durable``: written to a segment first (see ``_files.py``), so the call survives a crash
+        without waiting for a checkpoint."""
         vecs = self._check_vectors(vectors, len(ids), what="vectors")
         seq_list = _check_seqs(ids, seqs)
         with self._writer:
             self._check_open()
+            if durable and len(seq_list):
+                self._segments += 1
+                write_segment(self.directory, self._generation, self._segments, ids, seq_list, vecs)
+                self._dirty = True
             changed = _upsert(self._map, self._storage, ids, vecs, seq_list, self._rw.write)
             if changed and self._pending is not None:
                 kept_ids, kept = list(ids), vecs.copy()
@@ -247,6 +271,7 @@ class LocalIndex:
                 fsync(target)
                 publish(self.directory, target.name)
                 remove_debris(self.directory, keep=target.name)
+                self._generation, self._segments = generation(target.name), 0
                 self._dirty = False
             into = self._rebuild_into()
             if into is not None and (self._rebuilder is None or not self._rebuilder.is_alive()):
@@ -305,7 +330,7 @@ class LocalIndex:
             rebuilt.add(live, seqs.tolist())
 
     def close(self) -> None:
-        """Release memory. Writes since the last ``checkpoint`` are not saved."""
+        """Release memory. Writes since the last ``checkpoint`` are not saved, durable upserts aside."""
         with self._writer:
             if self._closed:
                 return

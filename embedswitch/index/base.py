@@ -36,7 +36,9 @@ class VectorIndex(Protocol):
       ``(id, score)`` by descending inner product, skipping ids in ``exclude``;
     - all methods are safe to call from several threads, and searches do not wait for each other;
     - ``checkpoint`` makes every write so far durable; after a crash the index reopens as of its
-      last checkpoint, never half-written.
+      last checkpoint, never half-written, plus every ``durable`` upsert made after it (re-applied
+      in order through the seq guards). A durable upsert is durable when it returns; it costs a
+      small write of its own vectors, not a checkpoint (a backfill page, a vector load).
     """
 
     meta: IndexMeta
@@ -51,7 +53,9 @@ class VectorIndex(Protocol):
         """How each number is stored: "f32" (``get`` returns vectors as written), "f16" or "i8"."""
         ...
 
-    def upsert(self, ids: Sequence[str], vectors: np.ndarray, seqs: Sequence[int]) -> int: ...
+    def upsert(
+        self, ids: Sequence[str], vectors: np.ndarray, seqs: Sequence[int], durable: bool = False
+    ) -> int: ...
 
     def delete(self, ids: Sequence[str], seqs: Sequence[int]) -> int: ...
 

@@ -1,7 +1,8 @@
 """The embedding-model seam: specs name a model, ``load_model`` gives an ``EmbeddingModel``.
 
 ``specs.py`` holds every spec, ``registry.py`` maps a spec's type to its adapter module (imported
-only when a model of that type loads), ``base.py`` the protocols. One module per adapter: hashing,
+only when a model of that type loads), ``extras.py`` the optional extras that install the heavy
+libraries, ``base.py`` the protocols. One module per adapter: hashing,
 sentence-transformers, model2vec, OpenAI-compatible HTTP, history-mean, ALS, and ``none`` for
 records that bring their own vectors. ``access.py`` checks what a spec may reach (environment
 variables, local directories, URLs) before it loads.

@@ -10,6 +10,7 @@ serves the factors as a version's model; ``embedswitch/training.py`` trains a ve
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -18,6 +19,7 @@ import numpy as np
 
 from .._errors import TextNotSupported
 from .base import Purpose, params_digest
+from .extras import needs_extra
 from .specs import AlsSpec
 
 
@@ -52,6 +54,12 @@ class AlsFactors:
         return [self.item_ids[j] for j in order if self.item_ids[j] not in exclude][:k]
 
 
+def require_training() -> None:
+    """Raise ``ModelNotInstalled`` unless ALS can be trained here (``embedswitch[als]``)."""
+    with needs_extra("als"):
+        importlib.import_module("implicit")
+
+
 def train_als(
     interactions: Sequence[Rated],
     factors: int = 64,
@@ -65,8 +73,10 @@ def train_als(
     ``on_iteration(n)`` is called after iteration ``n`` (from 1); an exception it raises stops
     training and propagates."""
     import scipy.sparse as sp
-    from implicit.cpu.als import AlternatingLeastSquares
     from threadpoolctl import threadpool_limits
+
+    with needs_extra("als"):
+        from implicit.cpu.als import AlternatingLeastSquares
 
     if not interactions:
         raise ValueError("no interactions to train on")

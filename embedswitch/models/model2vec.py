@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .._errors import InvalidRequest, ModelUnavailable
+from .._errors import InvalidRequest, ModelNotInstalled, ModelUnavailable
 from .base import Purpose, directory_digest, l2_normalize, loading, local_model_dir, params_digest
 from .specs import MiniLMStaticSpec, Model2VecSpec
 from .threads import force_offline
@@ -170,11 +170,12 @@ def _distill_into(source: Path, pca_dims: int, target: Path) -> None:
             text=True,
         )
         if child.returncode == _NO_DISTILL_EXTRA:
-            raise ModelUnavailable(
-                f"minilm-static needs model2vec's distill extra to build its cache ({child.stderr.strip()}); "
-                "install it with pip install 'model2vec[distill]', or copy a distilled model into "
-                f"{target} from a machine that has it",
+            raise ModelNotInstalled(
+                f"minilm-static needs torch and model2vec's distill extra to build its cache "
+                f"({child.stderr.strip()}); install them with pip install 'embedswitch[transformers]', "
+                f"or copy a distilled model into {target} from a machine that has them",
                 model="minilm-static",
+                extra="transformers",
             )
         if child.returncode != 0:
             raise ModelUnavailable(

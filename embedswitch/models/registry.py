@@ -2,7 +2,9 @@
 
 Each model type maps to its adapter as a dotted path (``ADAPTERS``), imported only when a model of
 that type is first loaded, so the heavy libraries (torch, sentence-transformers, model2vec, httpx)
-load only when used. A new adapter is one module and one line here (plus its spec in ``specs.py``).
+load only when used, and a model whose optional dependency is not installed fails to load with
+``ModelNotInstalled`` naming the extra (``extras.py``). A new adapter is one module and one line
+here (plus its spec in ``specs.py``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 from .access import ModelAccess
 from .base import EmbeddingModel
+from .extras import needs_extra
 from .specs import HistoryMeanSpec, ModelSpec, NoneSpec, canonical_json, parse_model_spec
 
 ADAPTERS: dict[str, str] = {
@@ -38,9 +41,9 @@ def load_model(spec: str | dict[str, Any] | ModelSpec, access: ModelAccess | Non
 
     Equal specs give the same instance; when several threads ask for one spec at once, it is loaded
     once and the others wait. Different specs load in parallel. Raises ``UnknownModel`` for a bad
-    spec or missing model files and ``ModelUnavailable`` for an unreachable endpoint; a failed load
-    is not cached. With ``access``, a spec that reaches beyond it raises ``ModelNotAllowed`` first,
-    before anything is read or sent (even when an equal spec is loaded already); without, the
+    spec or missing model files, ``ModelNotInstalled`` when the model's extra is not installed and
+    ``ModelUnavailable`` for an unreachable endpoint; a failed load is not cached. With ``access``,
+    a spec that reaches beyond it raises ``ModelNotAllowed`` first, before anything is read or sent (even when an equal spec is loaded already); without, the
     caller vouches for the spec (code that wrote it itself).
     """
     parsed = parse_model_spec(spec)
@@ -64,11 +67,12 @@ def load_model(spec: str | dict[str, Any] | ModelSpec, access: ModelAccess | Non
 
 def _build(spec: ModelSpec) -> EmbeddingModel:
     module, _, name = ADAPTERS[spec.type].partition(":")
-    adapter: Any = getattr(importlib.import_module(module), name)
-    if isinstance(spec, HistoryMeanSpec):  # it wraps a text model, loaded (and shared) like any other
-        model: EmbeddingModel = adapter(load_model(spec.text), spec.half_life_days)
-    elif isinstance(spec, NoneSpec):
-        model = adapter(spec, load_model(spec.query) if spec.query is not None else None)
-    else:
-        model = adapter.from_spec(spec)
+    with needs_extra(spec.type):
+        adapter: Any = getattr(importlib.import_module(module), name)
+        if isinstance(spec, HistoryMeanSpec):  # it wraps a text model, loaded (and shared) like any other
+            model: EmbeddingModel = adapter(load_model(spec.text), spec.half_life_days)
+        elif isinstance(spec, NoneSpec):
+            model = adapter(spec, load_model(spec.query) if spec.query is not None else None)
+        else:
+            model = adapter.from_spec(spec)
     return model

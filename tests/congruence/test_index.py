@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pytest
@@ -344,6 +345,95 @@ def test_hand_made_half_checkpoint_dir_is_ignored(index_type: str, tmp_path: Pat
     reopened = open_typed(index_type, tmp_path / "idx")
     assert state_of(reopened) == expected
     assert not half.exists()
+
+
+def test_durable_upserts_survive_without_a_checkpoint(index_type: str, tmp_path: Path) -> None:
+    """Reopened without a checkpoint, an index holds its last checkpoint plus the durable upserts
+    made after it, re-applied in order through the seq guards; its other writes since are lost."""
+    v = unit(6, 11)
+    index = open_typed(index_type, tmp_path / "idx")
+    index.upsert(["a", "b"], v[:2], [1, 1], durable=True)  # before any checkpoint
+    index.upsert(["lost"], v[2:3], [1])
+    assert index.disk_bytes() > 0
+    index.close()
+    index = open_typed(index_type, tmp_path / "idx")
+    assert sorted(index.ids()) == ["a", "b"]
+    index.checkpoint()
+    index.upsert(["c", "d"], v[2:4], [3, 3], durable=True)
+    index.upsert(["c", "d"], v[4:6], [5, 2], durable=True)  # d at seq 2 is older: a no-op
+    index.delete(["a"], [4])
+    index.upsert(["e"], v[:1], [4])
+    index.close()
+
+    reopened = open_typed(index_type, tmp_path / "idx")
+    assert sorted(reopened.ids()) == ["a", "b", "c", "d"]
+    assert (reopened.seq_of("c"), reopened.seq_of("d")) == (5, 3)
+    stored = reopened.get(["c", "d"])
+    assert_stored(reopened, stored["c"], v[4])
+    assert_stored(reopened, stored["d"], v[3])
+    reopened.checkpoint()
+    assert sorted(p.name for p in (tmp_path / "idx").iterdir()) == [CURRENT, "ckpt-2"]
+    expected = state_of(reopened)
+    reopened.close()
+    assert state_of(open_typed(index_type, tmp_path / "idx")) == expected
+
+
+def test_a_half_written_segment_is_ignored(
+    index_type: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash while a durable upsert writes its segment (injected: the write fails half-way)
+    leaves the index as it was, in memory and on disk; the segments written around it are kept."""
+    index = open_typed(index_type, tmp_path / "idx")
+    fill(index, 10)
+    index.checkpoint()
+    expected = state_of(index)
+
+    def crash(file: BinaryIO, **arrays: np.ndarray) -> None:
+        file.write(b"PK\x03\x04 half a segment")
+        raise OSError("power cut")
+
+    monkeypatch.setattr(np, "savez", crash)
+    with pytest.raises(OSError, match="power cut"):
+        index.upsert(["x"], unit(1), [2], durable=True)
+    monkeypatch.undo()
+    assert index.seq_of("x") is None
+    index.close()
+    reopened = open_typed(index_type, tmp_path / "idx")
+    assert state_of(reopened) == expected
+    assert sorted(p.name for p in (tmp_path / "idx").iterdir()) == [CURRENT, "ckpt-1"]
+
+    monkeypatch.setattr(np, "savez", crash)
+    with pytest.raises(OSError, match="power cut"):
+        reopened.upsert(["x"], unit(1), [2], durable=True)
+    monkeypatch.undo()
+    reopened.upsert(["y"], unit(1, 5), [3], durable=True)
+    reopened.close()
+    again = open_typed(index_type, tmp_path / "idx")
+    again.upsert(["z"], unit(1, 6), [4], durable=True)  # numbered after y's, never over it
+    again.close()
+    assert {"x", "y", "z"} & set(open_typed(index_type, tmp_path / "idx").ids()) == {"y", "z"}
+
+
+def test_segments_a_checkpoint_holds_are_never_replayed(
+    index_type: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash after a checkpoint is published but before the segments it holds are removed
+    (injected: their removal is skipped): on open they are debris, so a record deleted since,
+    its tombstone forgotten, does not come back from them."""
+    index = open_typed(index_type, tmp_path / "idx")
+    index.checkpoint()
+    index.upsert(["a"], unit(1), [5], durable=True)
+    monkeypatch.setattr(_local, "remove_debris", lambda directory, keep: None)
+    index.checkpoint()
+    index.delete(["a"], [6])
+    index.forget_tombstones(6)
+    index.checkpoint()
+    monkeypatch.undo()
+    assert (tmp_path / "idx" / "seg-1-1.npz").is_file()
+    index.close()
+    reopened = open_typed(index_type, tmp_path / "idx")
+    assert reopened.ids() == [] and reopened.seq_of("a") is None
+    assert sorted(p.name for p in (tmp_path / "idx").iterdir()) == [CURRENT, "ckpt-3"]
 
 
 def test_current_naming_a_missing_checkpoint_is_a_clear_error(index_type: str, tmp_path: Path) -> None:

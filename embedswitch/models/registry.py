@@ -43,8 +43,9 @@ def load_model(spec: str | dict[str, Any] | ModelSpec, access: ModelAccess | Non
     once and the others wait. Different specs load in parallel. Raises ``UnknownModel`` for a bad
     spec or missing model files, ``ModelNotInstalled`` when the model's extra is not installed and
     ``ModelUnavailable`` for an unreachable endpoint; a failed load is not cached. With ``access``,
-    a spec that reaches beyond it raises ``ModelNotAllowed`` first, before anything is read or sent (even when an equal spec is loaded already); without, the
-    caller vouches for the spec (code that wrote it itself).
+    a spec that reaches beyond it raises ``ModelNotAllowed`` first, before anything is read or sent
+    (even when an equal spec is loaded already); without, the caller vouches for the spec (code
+    that wrote it itself).
     """
     parsed = parse_model_spec(spec)
     if access is not None:

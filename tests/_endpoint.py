@@ -12,14 +12,13 @@ sets ``release``: a request or an applier step in flight for as long as the test
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
+from _remote import serve
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
@@ -94,24 +93,11 @@ def _app(faults: Faults) -> FastAPI:
 @contextlib.contextmanager
 def endpoint(faults: Faults) -> Iterator[str]:
     """Serve ``faults``' endpoint on a free localhost port; yields its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(_app(faults), log_level="warning", lifespan="off", ws="none", http="h11")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the fault-injecting embedding endpoint did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        faults.release.set()
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with serve(_app(faults)) as url:
+        try:
+            yield url
+        finally:
+            faults.release.set()  # a held request must not keep the server from stopping
 
 
 def spec(url: str, **fields: Any) -> dict[str, Any]:

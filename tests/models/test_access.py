@@ -171,7 +171,10 @@ def test_refusal_is_the_same_whether_the_path_exists(tmp_path: Path, kind: str) 
     for name in ("here", "gone"):
         with pytest.raises(ModelNotAllowed) as info:
             access.check(parse_model_spec({"type": kind, "path": str(tmp_path / name)}))
-        messages.append(info.value.to_dict())
+        error = info.value
+        messages.append(
+            {"status": error.status, "code": error.code, "message": error.message, **error.context}
+        )
     assert messages[0] == {**messages[1], "message": messages[1]["message"].replace("gone", "here")}
 
 

@@ -1,6 +1,7 @@
 """embedswitch: serve embedding search and recommendations, and make model upgrades routine."""
 
 from ._errors import (
+    Busy,
     CollectionExists,
     CollectionNotFound,
     Conflict,
@@ -62,6 +63,7 @@ __all__ = [
     "NotFound",
     "NothingToRollBack",
     "Overloaded",
+    "Busy",
     "PayloadTooLarge",
     "RateLimited",
     "RecordIn",

@@ -34,6 +34,7 @@ how to fix the problem. The HTTP layer turns any of them into ``{"code", "messag
     ├── Unavailable (503 unavailable)
     │   ├── NotCaughtUp (503 not_caught_up)
     │   ├── Overloaded (503 overloaded)
+    │   ├── Busy (503 busy)
     │   └── ModelUnavailable (503 model_unavailable)
     └── IndexMismatch (500 index_mismatch)
 """
@@ -219,6 +220,17 @@ class Overloaded(Unavailable):
     written. ``Retry-After`` says when to try again."""
 
     code = "overloaded"
+
+    def __init__(self, message: str, retry_after_s: float, **context: object) -> None:
+        super().__init__(message, retry_after_s=round(retry_after_s, 3), **context)
+        self.headers = _retry_after(retry_after_s)
+
+
+class Busy(Unavailable):
+    """An expensive call (evaluate, train, a candidate evaluation) refused because as many run
+    already as the server allows (``max_concurrent_heavy``); ``Retry-After`` says when to retry."""
+
+    code = "busy"
 
     def __init__(self, message: str, retry_after_s: float, **context: object) -> None:
         super().__init__(message, retry_after_s=round(retry_after_s, 3), **context)

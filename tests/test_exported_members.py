@@ -7,6 +7,7 @@ import embedswitch
 
 def test_all_is_pinned() -> None:
     assert sorted(embedswitch.__all__) == [
+        "Busy",
         "Client",
         "CollectionExists",
         "CollectionNotFound",

@@ -21,6 +21,7 @@ from .._version import __version__
 from ..engine import Engine
 from . import docs, errors, openapi
 from .auth import Gate, route_roles
+from .deps import HeavySlots
 from .guards import Guards, json_only
 from .logs import RequestLog
 from .routes import ROUTERS
@@ -61,6 +62,7 @@ def create_app(engine: Engine, close_engine: bool = True, config: HttpConfig | N
     for router in ROUTERS:
         app.include_router(router)
     app.state.gate = Gate(config, route_roles(app))
+    app.state.heavy = HeavySlots(config.max_concurrent_heavy)
     openapi.install(app, app.state.gate.roles)
     docs.install(app)
     if config.cors_origins:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter
 
-from ..._errors import CollectionExists, ModelNotAllowed, ModelUnavailable, UnknownModel
+from ..._errors import CollectionExists, ModelNotAllowed, ModelNotInstalled, ModelUnavailable, UnknownModel
 from ...results import CollectionInfo
 from ...specs import CollectionSpec
 from .. import examples
@@ -19,7 +19,7 @@ router = APIRouter(tags=["collections"], route_class=JsonRoute)
 
 
 @router.post("/v1/collections", status_code=201)
-@raises(CollectionExists, UnknownModel, ModelNotAllowed, ModelUnavailable)
+@raises(CollectionExists, UnknownModel, ModelNotInstalled, ModelNotAllowed, ModelUnavailable)
 def create_collection(
     engine: EngineDep, body: Annotated[CollectionSpec, examples.CREATE_COLLECTION]
 ) -> CollectionInfo:

@@ -6,28 +6,28 @@ from typing import Annotated
 
 from fastapi import APIRouter
 
-from ..._errors import Conflict, ModelUnavailable, NoLoggedQueries, VersionNotFound
+from ..._errors import Busy, Conflict, ModelUnavailable, NoLoggedQueries, VersionNotFound
 from ...results import CandidateEvaluation, EvaluateResult
 from ...specs import CandidateEvaluateRequest, EvaluateRequest
 from .. import examples
 from ..bodies import JsonRoute
-from ..deps import EngineDep
+from ..deps import EngineDep, HeavySlot
 from ..examples import Collection, VersionName
 from ..openapi import raises
 
 router = APIRouter(tags=["evaluation"], route_class=JsonRoute)
 
 
-@router.post("/v1/collections/{c}/evaluate")
-@raises(VersionNotFound, ModelUnavailable)
+@router.post("/v1/collections/{c}/evaluate", dependencies=[HeavySlot])
+@raises(VersionNotFound, ModelUnavailable, Busy)
 def evaluate(
     engine: EngineDep, c: Collection, body: Annotated[EvaluateRequest, examples.EVALUATE]
 ) -> EvaluateResult:
     return engine.evaluate(c, body)
 
 
-@router.post("/v1/collections/{c}/versions/{v}/evaluate")
-@raises(Conflict, NoLoggedQueries, ModelUnavailable)
+@router.post("/v1/collections/{c}/versions/{v}/evaluate", dependencies=[HeavySlot])
+@raises(Conflict, NoLoggedQueries, ModelUnavailable, Busy)
 def evaluate_candidate(
     engine: EngineDep,
     c: Collection,

@@ -7,9 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter
 
 from ..._errors import (
+    Busy,
     Conflict,
     LastVersion,
     ModelNotAllowed,
+    ModelNotInstalled,
     ModelUnavailable,
     RecordNotFound,
     UnknownModel,
@@ -21,7 +23,7 @@ from ...results import EventOut, VectorAck, VersionInfo
 from ...specs import TrainRequest, VectorBatch, VersionSpec
 from .. import examples
 from ..bodies import JsonRoute
-from ..deps import EngineDep
+from ..deps import EngineDep, HeavySlot
 from ..examples import Collection, VersionName
 from ..openapi import raises
 
@@ -29,7 +31,7 @@ router = APIRouter(tags=["versions"], route_class=JsonRoute)
 
 
 @router.post("/v1/collections/{c}/versions", status_code=202)
-@raises(VersionExists, UnknownModel, ModelNotAllowed, ModelUnavailable)
+@raises(VersionExists, UnknownModel, ModelNotInstalled, ModelNotAllowed, ModelUnavailable)
 def add_version(
     engine: EngineDep, c: Collection, body: Annotated[VersionSpec, examples.ADD_VERSION]
 ) -> VersionInfo:
@@ -46,8 +48,8 @@ def describe_version(engine: EngineDep, c: Collection, v: VersionName) -> Versio
     return engine.describe_version(c, v)
 
 
-@router.post("/v1/collections/{c}/train", status_code=202)
-@raises(VersionExists)
+@router.post("/v1/collections/{c}/train", status_code=202, dependencies=[HeavySlot])
+@raises(VersionExists, ModelNotInstalled, Busy)
 def train(engine: EngineDep, c: Collection, body: Annotated[TrainRequest, examples.TRAIN]) -> VersionInfo:
     return engine.train(c, body)
 

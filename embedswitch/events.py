@@ -22,7 +22,7 @@ from .store.base import ControlStore
 
 log = logging.getLogger("embedswitch.events")
 
-WARNING_EVENTS = frozenset({"failing"})
+WARNING_EVENTS = frozenset({"failing", "quarantined"})
 """Events logged at WARNING; every other event is logged at INFO."""
 MAX_ERROR_CHARS = 500
 

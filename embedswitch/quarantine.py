@@ -21,7 +21,6 @@ change, not at the retry.)
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -29,11 +28,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from . import events
 from ._errors import InputRejected, RecordNotFound
 from .results import QuarantineAck, QuarantinedRecord, QuarantineInfo
 from .store.base import ControlStore, QuarantineRow, Record, RecordKey
-
-log = logging.getLogger("embedswitch")
 
 EVENT_RECORDS = 10
 """Records named in one event's detail, at most (the count says how many there were)."""
@@ -136,19 +134,7 @@ class Quarantine:
                 self._store.quarantine(self.collection, self.version, rows)
                 self._rows.update({(row.kind, row.id): row for row in rows})
         if new:
-            self._announce(new)
-
-    def _announce(self, rows: list[QuarantineRow]) -> None:
-        log.warning(
-            "version %s/%s quarantined %d record(s) its model rejects (e.g. %s/%s: %s)",
-            self.collection,
-            self.version,
-            len(rows),
-            rows[0].kind,
-            rows[0].id,
-            rows[0].error,
-        )
-        self._event("quarantined", rows, {"error": rows[0].error})
+            self._event("quarantined", new, {"error": new[0].error})  # logged at WARNING
 
     def settle(self, applied: Mapping[RecordKey, int]) -> None:
         """These records were written at these seqs (a vector or a delete): a quarantine of the same
@@ -207,12 +193,8 @@ class Quarantine:
         again = [replace(due[i], error=message) for i, message in outcome.rejected.items()]
         self.add(again, seen)
         ack = self._ack(len(outcome.rows), len(again), len(chosen) - len(due))
-        self._store.add_event(
-            self.collection,
-            self.version,
-            "quarantine_retried",
-            ack.model_dump(include={"changed", "rejected", "pending"}),
-        )
+        detail = ack.model_dump(include={"changed", "rejected", "pending"})
+        events.record(self._store, self.collection, self.version, "quarantine_retried", detail)
         return ack
 
     def _chosen(self, keys: Sequence[RecordKey] | None) -> list[RecordKey]:
@@ -231,6 +213,5 @@ class Quarantine:
 
     def _event(self, event: str, rows: Sequence[QuarantineRow], extra: dict[str, str]) -> None:
         named = [{"kind": r.kind, "id": r.id, "seq": r.seq} for r in rows[:EVENT_RECORDS]]
-        self._store.add_event(
-            self.collection, self.version, event, {"count": len(rows), "records": named, **extra}
-        )
+        detail = {"count": len(rows), "records": named, **extra}
+        events.record(self._store, self.collection, self.version, event, detail)

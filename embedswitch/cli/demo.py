@@ -14,6 +14,7 @@ from ..demo import DEMO_COLLECTION, DemoProgress, DemoReport, ensure_demo
 from ..engine import Engine
 from ._common import DEFAULT_URL, RateColumn, console, progress_bar, reported, text
 from .serve import (
+    WILDCARD_HOSTS,
     ConfigOption,
     DataOption,
     Flags,
@@ -24,9 +25,8 @@ from .serve import (
     PortOption,
     SetOption,
     StoreOption,
-    open_engine,
-    prepare,
     run_server,
+    start,
 )
 
 EXAMPLE_QUERY = "vitamin D deficiency and the risk of cancer"
@@ -57,9 +57,7 @@ def demo(
     (with the settings and flags of `embedswitch serve`)."""
     out = console()
     flags = Flags(data, host, port, store, log_format, log_level, insecure, tuple(assignments or ()), config)
-    with reported():
-        loaded, http = prepare(flags)
-        engine = open_engine(loaded)
+    loaded, http, engine = start(flags)
     try:
         with reported():
             report = load(engine, corpus, out)
@@ -96,7 +94,7 @@ def load(engine: Engine, corpus: Path | None, out: Console) -> DemoReport:
 
 def base_url(host: str, port: int) -> str:
     """The URL a local client uses to reach a server listening on ``host``."""
-    if host in ("", "0.0.0.0", "::"):
+    if host in WILDCARD_HOSTS:
         host = "127.0.0.1"
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 

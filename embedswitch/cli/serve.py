@@ -105,10 +105,16 @@ def serve(
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs) over the engine in the data dir."""
     flags = Flags(data, host, port, store, log_format, log_level, insecure, tuple(assignments or ()), config)
+    loaded, http, engine = start(flags)
+    run_server(engine, loaded.settings, http)
+
+
+def start(flags: Flags) -> tuple[LoadedSettings, HttpConfig, Engine]:
+    """The settings and HTTP config to serve with, and the engine they open (a bad setting is
+    reported as every CLI error is, before anything opens)."""
     with reported():
         loaded, http = prepare(flags)
-        engine = open_engine(loaded)
-    run_server(engine, loaded.settings, http)
+        return loaded, http, open_engine(loaded)
 
 
 def prepare(flags: Flags) -> tuple[LoadedSettings, HttpConfig]:

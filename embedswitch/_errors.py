@@ -241,6 +241,13 @@ class ModelUnavailable(Unavailable):
     code = "model_unavailable"
 
 
+class LeaseLost(Unavailable):
+    """A worker's write refused because its process no longer holds the cluster-wide lease it was
+    started under (another process took it over); nothing of that write was stored."""
+
+    code = "lease_lost"
+
+
 def _retry_after(seconds: float) -> dict[str, str]:
     return {"Retry-After": str(max(1, math.ceil(seconds)))}
 

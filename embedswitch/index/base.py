@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -21,6 +22,23 @@ class IndexMeta:
 
 
 Hit = tuple[str, float]
+
+
+class IndexHost(Protocol):
+    """Where a server-side index (``pgvector``) keeps its tables: the shared store's database.
+
+    ``PostgresStore`` is one. Embedded indexes (files in a directory) take no host.
+    """
+
+    def connection(self) -> AbstractContextManager[Any]:
+        """A pooled psycopg connection in a transaction, committed when the block exits normally
+        and rolled back when it raises."""
+        ...
+
+    def check_fence(self, conn: Any) -> None:
+        """Inside ``conn``'s transaction: raise ``LeaseLost`` if the calling worker runs under a
+        ``_fence.fenced`` lease that this process no longer holds at its epoch (else nothing)."""
+        ...
 
 
 @runtime_checkable

@@ -23,8 +23,9 @@ import importlib
 from pathlib import Path
 from typing import Any
 
+from embedswitch._errors import InvalidRequest
 from embedswitch.index._files import stored_type
-from embedswitch.index.base import IndexMeta, VectorIndex
+from embedswitch.index.base import IndexHost, IndexMeta, VectorIndex
 from embedswitch.index.specs import IndexSpec
 
 INDEX_TYPES: dict[str, str] = {
@@ -36,17 +37,38 @@ INDEX_TYPES: dict[str, str] = {
 """Index type -> ``module:class`` of its backend, imported when first opened; each class has
 ``from_spec(spec, directory, meta)``. A new backend is one module, one line here and its spec."""
 
+SERVER_TYPES: dict[str, str] = {
+    "pgvector": "embedswitch.index.pgvector:PgvectorIndex",
+}
+"""Index types whose vectors live in the store's database; each class has
+``from_spec(spec, host, meta)`` (``host``: an ``IndexHost``)."""
 
-def open_index(spec: IndexSpec, directory: Path, meta: IndexMeta) -> VectorIndex:
-    """Open (or create) the index in ``directory`` as of its last checkpoint.
+
+def open_index(
+    spec: IndexSpec, directory: Path, meta: IndexMeta, host: IndexHost | None = None
+) -> VectorIndex:
+    """Open (or create) the index in ``directory`` as of its last checkpoint; a server-side index
+    (a type in ``SERVER_TYPES``) keeps its table in ``host``'s database instead.
 
     Raises ``IndexMismatch`` when the directory holds an index built with another meta, or of
     another type than an explicit ``spec.type``. An ``auto`` index that already converted opens
     as the HNSW index it became.
     """
+    if spec.type in SERVER_TYPES:
+        server: Any = _backend(SERVER_TYPES[spec.type])
+        if host is None:
+            raise InvalidRequest(
+                f"index type {spec.type!r} lives in a PostgreSQL store's database; serve with "
+                "--store postgresql://... to use it, or pick an embedded type (exact, hnsw, usearch, auto)"
+            )
+        found: VectorIndex = server.from_spec(spec, host, meta)
+        return found
     directory = Path(directory)
     kind = "hnsw" if spec.type == "auto" and stored_type(directory) == "hnsw" else spec.type
-    module, _, name = INDEX_TYPES[kind].partition(":")
-    backend: Any = getattr(importlib.import_module(module), name)
-    index: VectorIndex = backend.from_spec(spec, directory, meta)
+    index: VectorIndex = _backend(INDEX_TYPES[kind]).from_spec(spec, directory, meta)
     return index
+
+
+def _backend(target: str) -> Any:
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)

@@ -335,8 +335,48 @@ class ControlStore(Protocol):
         ...
 
 
-class Store(RecordStore, ControlStore, Protocol):
-    """One backend's durable state: both halves of the seam."""
+class ClusterStore(Protocol):
+    """What the processes sharing one store coordinate through (see ``docs/architecture.md``,
+    "Scale-out"). The embedded store serves one process (the data dir's lock): its leases are
+    always granted and never lost, and its control changes are this process's own.
+
+    Callers may rely on:
+    - a lease (``try_lease``) is held by at most one process at a time; taking it bumps its epoch
+      (the fencing token). A holder keeps it until ``release_lease``, its death (kill -9: its
+      connection drops), or it stops renewing it for the store's lease TTL (a paused process);
+    - while a worker runs inside ``_fence.fenced(name, epoch)``, every write it makes through the
+      store (and through an index in the shared database) checks in its own transaction that the
+      lease is still at ``epoch``, else raises ``LeaseLost`` and stores nothing;
+    - ``wait_control`` returns once any process changed the control state (collections, versions
+      and their state, traffic, rollouts, experiment settings) after the counter ``after``, or after
+      the timeout; a notification lost across a reconnect is covered by callers reloading anyway
+      at a slow poll;
+    - ``published_applied`` is the latest position ``publish_applied`` announced for a version, by
+      any process (None when none did).
+    """
+
+    shared: bool
+    """True when several processes may share this store (PostgreSQL)."""
+
+    def try_lease(self, name: str) -> int | None:
+        """Take the cluster-wide lease ``name`` if it is free: its new epoch, else None."""
+        ...
+
+    def lease_epoch(self, name: str) -> int | None:
+        """The epoch at which this process holds ``name``; None once it holds it no more."""
+        ...
+
+    def release_lease(self, name: str) -> None: ...
+
+    def wait_control(self, after: int, timeout_s: float) -> int:
+        """The control-change counter once it is past ``after`` (or after the timeout)."""
+        ...
+
+    def published_applied(self, collection: str, version: str) -> int | None: ...
+
+
+class Store(RecordStore, ControlStore, ClusterStore, Protocol):
+    """One backend's durable state: both halves of the seam, and the cluster's coordination."""
 
     embedded: bool
     """True when reads are local file reads that never wait on a network (SQLite)."""

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 from .._errors import CollectionExists, CollectionNotFound, RecordNotFound
 from .._sqlite import Connections
+from ._single_process import SingleProcess
 from ._sqlite_quarantine import QUARANTINE_SCHEMA, SqliteQuarantine
 from .base import (
     BackfillState,
@@ -101,12 +102,13 @@ def _add_vector_columns(db: sqlite3.Connection) -> None:
             db.execute(f"ALTER TABLE {table} ADD COLUMN vector BLOB")
 
 
-class SqliteStore(SqliteQuarantine):
+class SqliteStore(SqliteQuarantine, SingleProcess):
     """The Store seam on one SQLite file (see the module docstring for its limits)."""
 
     embedded = True
 
     def __init__(self, path: Path) -> None:
+        SingleProcess.__init__(self)
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._connections = Connections(path, "FULL")
@@ -132,6 +134,7 @@ class SqliteStore(SqliteQuarantine):
         self._connections.truncate_wal()
 
     def close(self) -> None:
+        self._closing.set()
         self._connections.close()
 
     # -- waiting ------------------------------------------------------------------------------
@@ -158,6 +161,10 @@ class SqliteStore(SqliteQuarantine):
         with self._applied_changed:
             self._applied[(collection, version)] = seq
             self._applied_changed.notify_all()
+
+    def published_applied(self, collection: str, version: str) -> int | None:
+        with self._applied_changed:
+            return self._applied.get((collection, version))
 
     def wait_applied(self, collection: str, version: str, seq: int, timeout_s: float) -> bool:
         with self._applied_changed:

@@ -11,7 +11,9 @@ one process, never checks.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextvars
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -40,3 +42,9 @@ def fenced(lease: str, epoch: int) -> Iterator[Fence]:
         yield fence
     finally:
         _CURRENT.reset(token)
+
+
+def thread(target: Callable[[], object], name: str) -> threading.Thread:
+    """A daemon thread running ``target`` in a copy of the caller's context, so a worker started
+    inside ``fenced`` keeps writing under that fence (threads do not inherit context variables)."""
+    return threading.Thread(target=contextvars.copy_context().run, args=(target,), name=name, daemon=True)

@@ -20,6 +20,7 @@ from typing import Protocol
 
 import numpy as np
 
+from . import _fence
 from ._backoff import Backoff
 from .backfill.base import EmbedStep
 from .events import Trouble
@@ -96,17 +97,17 @@ class Applier:
         self._workers = workers
         self._encoders = ThreadPoolExecutor(workers, thread_name_prefix=f"apply-{target.name}")
         self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name=f"applier-{target.collection}-{target.name}", daemon=True
-        )
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        """Start applying; a worker started inside ``_fence.fenced`` writes under that fence."""
+        self._thread = _fence.thread(self._run, f"applier-{self._target.collection}-{self._target.name}")
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         self._store.wake(self._target.collection)
-        if self._thread.is_alive():
+        if self._thread is not None and self._thread.is_alive():
             self._thread.join()
         self._encoders.shutdown()
 

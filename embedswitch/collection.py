@@ -33,14 +33,13 @@ from ._errors import (
     VersionNotReady,
 )
 from ._request_id import request_id
-from .models import load_model, model_label, spec_to_dict
+from .models import load_model, spec_to_dict
 from .models.als import require_training
 from .request_stats import RequestStats
 from .results import (
     CollectionInfo,
     DeleteAck,
     Hit,
-    Progress,
     RecommendResult,
     SearchResult,
     TrafficEntry,
@@ -59,10 +58,12 @@ from .specs import (
     VectorRow,
     VersionSpec,
     describe_errors,
+    place_index,
     stored_version_spec,
 )
 from .store.base import BackfillState, Store, TrafficRow, VersionRow
 from .version import BUILDING, READY, FailedVersion, Version, VersionConfig
+from .version_info import describe
 
 log = logging.getLogger("embedswitch")
 
@@ -90,8 +91,7 @@ class Collection:
             self._bring_up(row)
         self.traffic = store.traffic_history(name, limit=1)[0]
         self.router = self._router(self.traffic.weights)
-        for version in self.versions.values():
-            version.start()
+        self.lead()
 
     def _bring_up(self, row: VersionRow) -> None:
         """Start a stored version, or keep it as failed when its spec no longer validates or its
@@ -279,6 +279,7 @@ class Collection:
         return found
 
     def add_version(self, spec: VersionSpec) -> VersionInfo:
+        spec = place_index(spec, self._config.host is not None)
         with self._lock:
             if spec.name in self.versions or spec.name in self.failed:
                 raise VersionExists(
@@ -306,7 +307,7 @@ class Collection:
             version = self._runtime(row)
             self.versions[spec.name] = version
             self.router = self._router(self.traffic.weights)
-        version.start()
+        self.lead()
         return self.version_info(spec.name)
 
     def train(self, request: TrainRequest) -> VersionInfo:
@@ -387,51 +388,7 @@ class Collection:
     def version_info(self, name: str) -> VersionInfo:
         if name in self.failed:
             return self.failed[name].info(self.router.weights.get(name, 0), self.head_seq())
-        version = self.get_version(name)
-        spec = version.spec
-        by_kind = version.records_by_kind()
-        usage = version.usage()
-        progress = None
-        training = version.training
-        if training is not None and version.awaiting_vectors():
-            progress = Progress(
-                done=training.done,
-                total=training.total,
-                rate=round(training.rate, 2),
-                eta_s=training.eta_s(),
-                phase="loading" if training.phase == "loading" else "training",
-            )
-        elif version.backfill is not None:
-            state = version.backfill.state
-            progress = Progress(
-                done=state.done,
-                total=state.total,
-                rate=round(version.backfill.rate, 1),
-                eta_s=version.backfill.eta_s(),
-            )
-        return VersionInfo(
-            name=name,
-            model=spec_to_dict(spec.model),
-            model_label=model_label(spec.model),
-            fingerprint=version.model.fingerprint,
-            dim=version.model.dim,
-            index=spec.index.model_dump(mode="json"),
-            source=spec.source,
-            state=version.state,
-            created_seq=version.row.created_seq,
-            applied_seq=version.applied_seq,
-            lag=max(0, self.head_seq() - version.applied_seq),
-            records=sum(by_kind.values()),
-            records_by_kind=by_kind,
-            weight=self.router.weights.get(name, 0),
-            progress=progress,
-            error=version.problem,
-            quarantined=version.quarantine.open_count(),
-            quarantine_skipped=version.quarantine.skipped_count(),
-            memory_bytes=sum(index.memory_bytes for index in usage.values()),
-            disk_bytes=sum(index.disk_bytes for index in usage.values()) + version.own_disk_bytes(),
-            indexes=usage,
-        )
+        return describe(self.get_version(name), self.router.weights.get(name, 0), self.head_seq())
 
     def problems(self) -> dict[str, str]:
         """Per version, what keeps it from serving right now: a worker's error while it retries, or
@@ -552,6 +509,65 @@ class Collection:
             version.destroy()
         else:
             version.retire()
+
+    # -- the cluster: who runs each version's workers, and what other processes changed ---------
+
+    def lead(self) -> None:
+        """Run the workers of every version whose lease this process can take (with one process,
+        all of them), and stop those of a version whose lease another process took over."""
+        for version in list(self.versions.values()):
+            if version.fence is not None:
+                if self.store.lease_epoch(version.lease) != version.fence.epoch:
+                    self._step_down(version)
+                continue
+            epoch = self.store.try_lease(version.lease)
+            if epoch is None:
+                continue
+            row = next((r for r in self.store.list_versions(self.name) if r.name == version.name), None)
+            if row is None:  # retired meanwhile
+                self.store.release_lease(version.lease)
+                continue
+            version.follow(row)
+            version.start(epoch)
+
+    def _step_down(self, version: Version) -> None:
+        """Another process leads ``version`` now: stop its workers here and serve it as a follower."""
+        log.warning(
+            "version %s/%s is led by another process now; its workers stop here", self.name, version.name
+        )
+        version.stop(checkpoint=False)
+        row = next((r for r in self.store.list_versions(self.name) if r.name == version.name), None)
+        with self._lock:
+            if row is not None and self.versions.get(version.name) is version:
+                self.versions[version.name] = self._runtime(row)
+
+    def sync(self) -> None:
+        """Take in what other processes sharing the store changed: versions added, retired or
+        moved on (state, applied position, backfill progress), the traffic, the record kinds."""
+        rows = {row.name: row for row in self.store.list_versions(self.name)}
+        traffic = self.store.traffic_history(self.name, limit=1)[0]
+        with self._lock:
+            gone = [v for name, v in self.versions.items() if name not in rows]
+            for name in [n for n in self.versions if n not in rows]:
+                del self.versions[name]
+            for name in [n for n in self.failed if n not in rows]:
+                del self.failed[name]
+            for name, row in rows.items():
+                if name not in self.versions and name not in self.failed:
+                    self._bring_up(row)
+            for name, version in self.versions.items():
+                version.follow(rows[name])
+            self.traffic = traffic
+            self.router = self._router(traffic.weights)
+        for version in gone:
+            version.stop(checkpoint=False)
+        for version in list(self.versions.values()):
+            if version.fence is not None and version.awaiting_vectors():
+                stored = rows[version.name].backfill
+                if stored is not None and not stored.awaiting_vectors:  # committed through another process
+                    version.commit_vectors()
+        self.kinds.update(self.store.count_records(self.name))
+        self.lead()
 
     # -- maintenance -------------------------------------------------------------------------
 

@@ -22,19 +22,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
-
 from . import events
 from ._env import env_values
 from ._errors import CollectionNotFound, EmbedswitchError, InvalidRequest, RecordNotFound
 from .activity import Activity
 from .backfill import BackfillConfig
+from .cluster import follow_cluster
 from .collection import Collection
 from .config import EngineConfig
 from .evaluation.comparison import compare
 from .evaluation.offline import evaluate_versions
 from .evaluation.querylog import QueryLog
 from .experiments import Experiment, Experiments
+from .index.base import IndexHost
 from .metrics import Metrics
 from .models import load_model, set_blas_threads, set_torch_threads, spec_to_dict
 from .results import (
@@ -64,8 +64,8 @@ from .specs import (
     InteractionBatch,
     InteractionIn,
     InterleaveSpec,
-    Kind,
-    Name,
+    KindArg,
+    NameArg,
     QuarantineRequest,
     RecommendRequest,
     RecordBatch,
@@ -79,22 +79,13 @@ from .specs import (
     VectorRow,
     VersionSpec,
     parse,
+    place_index,
 )
 from .store import Store, open_store
 from .store.base import VersionRow
 from .version import READY, VersionConfig
 
 log = logging.getLogger("embedswitch")
-
-
-class _Name(BaseModel):
-    model_config = ConfigDict(strict=True)
-    name: Name
-
-
-class _Kind(BaseModel):
-    model_config = ConfigDict(strict=True)
-    kind: Kind
 
 
 class Engine:
@@ -122,6 +113,7 @@ class Engine:
             config.query_batch_wait_ms / 1000,
             config.query_batch_max,
             config.model_access(data_dir),
+            host=store if isinstance(store, IndexHost) else None,  # a shared store keeps the indexes too
         )
         self._lock = threading.RLock()
         self._collections: dict[str, Collection] = {}
@@ -139,6 +131,8 @@ class Engine:
         self._closed = False
         self._maintenance = threading.Thread(target=self._maintain, name="maintenance", daemon=True)
         self._maintenance.start()
+        if store.shared:  # other processes change collections, versions and traffic too
+            follow_cluster(store, self._stop, self.sync)
         self._lock_file: Any = None
         self.rollouts = Rollouts(
             store, self.metrics.registry, self.collection, self.list_collection_runtimes, self.experiments
@@ -195,8 +189,8 @@ class Engine:
 
     def create_collection(self, name: str, version: VersionSpec | dict[str, Any]) -> CollectionInfo:
         """Create a collection with its first version, which gets all traffic."""
-        parse(_Name, {"name": name})
-        spec = parse(VersionSpec, version)
+        parse(NameArg, {"name": name})
+        spec = place_index(parse(VersionSpec, version), self.store.shared)
         load_model(spec.model, self._version_config.access)  # fail before anything is persisted
         row = VersionRow(name, spec.name, spec.model_dump(mode="json"), READY, 0, 0, None, time.time())
         with self._lock:
@@ -216,10 +210,14 @@ class Engine:
     def delete_collection(self, name: str) -> None:
         with self._lock:
             found = self.collection(name)
-            self.rollouts.forget(name)
             del self._collections[name]
             self.store.delete_collection(name)
         found.destroy()
+        self._forget(name)
+
+    def _forget(self, name: str) -> None:
+        """Drop what the engine keeps of a collection that is gone."""
+        self.rollouts.forget(name)
         self.experiments.forget(name)
         self.query_log.forget(name)
 
@@ -235,7 +233,7 @@ class Engine:
         return target.upsert(batch.records)
 
     def delete(self, collection: str, id: str, kind: str = "doc") -> DeleteAck:
-        parse(_Kind, {"kind": kind})
+        parse(KindArg, {"kind": kind})
         target = self.collection(collection)
         self._admit_write(target)
         return target.delete(kind, id)
@@ -251,7 +249,7 @@ class Engine:
         return self._experiment(collection).serving()
 
     def get_record(self, collection: str, id: str, kind: str = "doc") -> RecordOut:
-        parse(_Kind, {"kind": kind})
+        parse(KindArg, {"kind": kind})
         found = self.store.get_records(self.collection(collection).name, [(kind, id)]).get((kind, id))
         if found is None:
             raise RecordNotFound(
@@ -538,6 +536,21 @@ class Engine:
         return compare(target, version, body, self.query_log, self.config.encode_workers)
 
     # -- lifecycle ----------------------------------------------------------------------------
+
+    def sync(self) -> None:
+        """Bring this process's view in line with the shared store: collections created or
+        deleted elsewhere, and each collection's versions, traffic and leases."""
+        stored = {row.name for row in self.store.list_collections()}
+        with self._lock:
+            for name in stored - set(self._collections):
+                self._load(name)
+            gone = [self._collections.pop(name) for name in set(self._collections) - stored]
+        for found in gone:
+            found.close()
+            self._forget(found.name)
+        for found in list(self._collections.values()):
+            found.sync()
+        self.rollouts.resume()
 
     def _maintain(self) -> None:
         while not self._stop.wait(self.config.maintenance_interval_s):

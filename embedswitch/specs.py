@@ -16,7 +16,7 @@ from pydantic import (
 )
 
 from ._errors import InvalidRequest
-from .index.specs import AutoSpec, IndexSpec, parse_index_spec
+from .index.specs import AutoSpec, IndexSpec, index_spec, parse_index_spec
 from .models.specs import AlsSpec, ModelSpec, parse_model_spec
 
 T = TypeVar("T", bound=BaseModel)
@@ -466,3 +466,34 @@ def parse(cls: type[T], data: Any) -> T:
         return cls.model_validate(data)
     except ValidationError as exc:
         raise InvalidRequest(describe_errors(exc)) from None
+
+
+def place_index(spec: VersionSpec, shared: bool) -> VersionSpec:
+    """``spec`` with its index where this deployment keeps indexes: with a shared store (several
+    processes), in the store's database (``pgvector``; ``auto`` becomes it), never in one process's
+    memory; embedded, as given."""
+    kind = spec.index.type
+    if not shared or kind == "pgvector":
+        return spec
+    if kind != "auto":
+        raise InvalidRequest(
+            f"index type {kind!r} keeps vectors in one process, but this server shares a PostgreSQL store "
+            'with other processes; use "index": {"type": "pgvector"} (or leave the type out)',
+            index=kind,
+        )
+    params = spec.index.model_dump(include={"m", "ef_construction", "ef_search"})
+    return spec.model_copy(update={"index": index_spec({"type": "pgvector", **params})})
+
+
+class NameArg(BaseModel):
+    """A collection name given alone (a path parameter, or a Python argument)."""
+
+    model_config = ConfigDict(strict=True)
+    name: Name
+
+
+class KindArg(BaseModel):
+    """A record kind given alone."""
+
+    model_config = ConfigDict(strict=True)
+    kind: Kind

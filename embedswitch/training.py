@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from . import events
+from . import _fence, events
 from .backfill.base import VectorSink
 from .events import Trouble
 from .models.als import train_als
@@ -61,14 +61,15 @@ class Training:
         self.started = time.monotonic()
         self.trouble = Trouble(store, collection, version, "training")
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"train-{collection}-{version}", daemon=True)
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        self._thread = _fence.thread(self._run, f"train-{self.collection}-{self.version}")
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread.is_alive():
+        if self._thread is not None and self._thread.is_alive():
             self._thread.join()
 
     @property

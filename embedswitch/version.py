@@ -27,13 +27,14 @@ from typing import Any
 
 import numpy as np
 
-from . import events
-from ._errors import InvalidRequest, ModelUnavailable, RecordNotFound, UnknownKind
+from . import _fence, events
+from ._errors import InvalidRequest, LeaseLost, ModelUnavailable, RecordNotFound, UnknownKind
 from .applier import Applier
 from .backfill import Backfill, BackfillConfig, EmbedStep, ThreadExecutor
 from .events import Trouble
 from .index import IndexMeta, VectorIndex, open_index
-from .index.base import Hit
+from .index.base import Hit, IndexHost
+from .index.registry import stored_kinds
 from .models import AlsSpec, ModelAccess, NoneSpec, UserModel, l2_normalize, load_model
 from .models.batching import QueryBatcher
 from .quarantine import Quarantine
@@ -57,6 +58,7 @@ class VersionConfig:
     query_batch_wait_s: float = 0.0  # 0: queries are embedded one call each
     query_batch_max: int = 32
     access: ModelAccess = ModelAccess()  # what its model spec may reach
+    host: IndexHost | None = None  # the shared database of server-side indexes (a PostgreSQL store)
 
 
 class Version:
@@ -92,9 +94,11 @@ class Version:
             )
         self._inflight = 0
         self._retired = False
+        self._host = config.host
+        self.fence: _fence.Fence | None = None
+        """Set while this process leads the version (its workers run here, under this fence)."""
         root.mkdir(parents=True, exist_ok=True)
-        for path in sorted(p for p in root.iterdir() if p.is_dir()):
-            self.index(path.name, create=True)
+        self.discover_kinds()
         step = self._step = EmbedStep.of(spec.model)
         self.quarantine = Quarantine(self.collection, self.name, store)
         self.applier = Applier(
@@ -134,13 +138,47 @@ class Version:
             self.training = Training(self.collection, self.name, model_spec, store, self, self.commit_vectors)
         store.publish_applied(self.collection, self.name, self.applied_seq)
 
-    def start(self) -> None:
-        self.applier.start()
-        state = self.backfill.state if self.backfill is not None else None
-        if self.backfill is not None and state is not None and not (state.finished or state.awaiting_vectors):
-            self.backfill.start()
-        if self.training is not None:
-            self.training.start()
+    @property
+    def lease(self) -> str:
+        """The name of the cluster-wide lease whose holder runs this version's workers."""
+        return f"version:{self.collection}/{self.name}"
+
+    def start(self, epoch: int) -> None:
+        """Lead the version: run its applier, backfill and training here, writing under the lease's
+        ``epoch`` (a process that does not lead it only serves from it)."""
+        self.fence = _fence.Fence(self.lease, epoch)
+        with self._leading():
+            self.applier.start()
+            state = self.backfill.state if self.backfill is not None else None
+            if (
+                self.backfill is not None
+                and state is not None
+                and not (state.finished or state.awaiting_vectors)
+            ):
+                self.backfill.start()
+            if self.training is not None:
+                self.training.start()
+
+    def _leading(self) -> contextlib.AbstractContextManager[object]:
+        fence = self.fence
+        return _fence.fenced(fence.lease, fence.epoch) if fence is not None else contextlib.nullcontext()
+
+    def follow(self, row: VersionRow) -> None:
+        """Catch up with what the leading process saved and published (this one does not lead)."""
+        if self.fence is not None:
+            return
+        published = self.store.published_applied(self.collection, self.name) or 0
+        self.row = row
+        self.state = row.state
+        self.applied_seq = max(row.applied_seq, published, self.applied_seq)
+        if self.backfill is not None and row.backfill is not None:
+            self.backfill.state = row.backfill
+        self.discover_kinds()
+
+    def discover_kinds(self) -> None:
+        """Open the index of every kind stored for this version (new ones another process made)."""
+        for kind in stored_kinds(self.spec.index, self.root, self._host, self.collection, self.name):
+            self.index(kind, create=True)
 
     def awaiting_vectors(self) -> bool:
         """Whether this version waits for its vectors to be loaded and committed."""
@@ -153,7 +191,7 @@ class Version:
             found = self._indexes.get(kind)
             if found is None and create:
                 meta = IndexMeta(self.collection, self.name, kind, self.model.fingerprint, self.model.dim)
-                found = open_index(self.spec.index, self.root / kind, meta)
+                found = open_index(self.spec.index, self.root / kind, meta, self._host)
                 self._indexes[kind] = found
             return found
 
@@ -419,8 +457,15 @@ class Version:
         if not self.embeds_text and self.derives_users:
             self._freeze_item_gram()
         self.backfill.state = replace(self.backfill.state, awaiting_vectors=False)
+        if self.fence is None:  # the leading process starts the backfill when it sees the commit
+            row = self.row
+            self.store.save_version_progress(
+                self.collection, self.name, row.applied_seq, self.backfill.state, row.state
+            )
+            return
         self.checkpoint()
-        self.backfill.start()
+        with self._leading():
+            self.backfill.start()
 
     def retry_quarantined(self, keys: Sequence[RecordKey] | None) -> QuarantineAck:
         """Embed quarantined records (``keys``, or all) again; see ``Quarantine.retry``."""
@@ -477,8 +522,15 @@ class Version:
         if self.backfill is not None:
             self.backfill.stop()
         self.applier.stop()
-        if checkpoint:
-            self.checkpoint()
+        if self.fence is not None:
+            if checkpoint:
+                try:
+                    with self._leading():
+                        self.checkpoint()
+                except LeaseLost:  # another process leads it now and saves its own progress
+                    pass
+            self.store.release_lease(self.lease)
+            self.fence = None
         with self._lock:
             for index in self._indexes.values():
                 index.close()

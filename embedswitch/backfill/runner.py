@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .. import _fence
 from .._backoff import Backoff
 from .._errors import InputRejected
 from ..events import Trouble
@@ -94,9 +95,7 @@ class Backfill:
         self._pace = Throttle(config.max_rate, config.max_tokens_per_min)
 
     def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._run, name=f"backfill-{self.collection}-{self.version}", daemon=True
-        )
+        self._thread = _fence.thread(self._run, f"backfill-{self.collection}-{self.version}")
         self._thread.start()
 
     def stop(self) -> None:

@@ -24,6 +24,7 @@ class IndexMeta:
 Hit = tuple[str, float]
 
 
+@runtime_checkable
 class IndexHost(Protocol):
     """Where a server-side index (``pgvector``) keeps its tables: the shared store's database.
 

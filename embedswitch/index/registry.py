@@ -72,3 +72,17 @@ def open_index(
 def _backend(target: str) -> Any:
     module, _, name = target.partition(":")
     return getattr(importlib.import_module(module), name)
+
+
+def stored_kinds(
+    spec: IndexSpec, directory: Path, host: IndexHost | None, collection: str, version: str
+) -> list[str]:
+    """The record kinds that have an index of this version: the subdirectories of ``directory``
+    (one per kind), or for a server-side type the kinds its host's database holds."""
+    if spec.type in SERVER_TYPES:
+        if host is None:
+            return []
+        kinds: list[str] = _backend(SERVER_TYPES[spec.type]).stored_kinds(host, collection, version)
+        return kinds
+    directory = Path(directory)
+    return sorted(p.name for p in directory.iterdir() if p.is_dir()) if directory.is_dir() else []

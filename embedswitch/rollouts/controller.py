@@ -38,7 +38,7 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from .. import events
+from .. import _fence, events
 from .._errors import (
     CollectionNotFound,
     Conflict,
@@ -53,7 +53,7 @@ from ..experiments import Experiments
 from ..request_stats import Window
 from ..results import GateCheck, InterleaveSetting, RolloutInfo, RolloutTransition, RolloutWindow
 from ..specs import MAX_SEQ, RolloutSpec, parse
-from ..store.base import ControlStore, RolloutRow
+from ..store.base import RolloutRow, Store
 from ..version import READY
 from .gates import error_gate, experiment_gate, offline_score, p99_gate
 from .state import RUNNING, RolloutRun, RolloutState, share, step_weights, traffic_reason
@@ -70,7 +70,7 @@ class Rollouts:
 
     def __init__(
         self,
-        store: ControlStore,
+        store: Store,
         registry: CollectorRegistry,
         collection: Callable[[str], Collection],
         collections: Callable[[], list[Collection]],
@@ -84,6 +84,7 @@ class Rollouts:
         self._experiments = experiments
         self._lock = threading.RLock()
         self._running: dict[str, RolloutRun] = {}
+        self._held: dict[str, int] = {}  # collection -> epoch of its rollout lease held here
         self._closing = threading.Event()
         self.transitions = Counter(
             "embedswitch_rollout_transitions",
@@ -124,7 +125,10 @@ class Rollouts:
             )
             run = RolloutRun.from_row(row)
             self._record(run, first)
-            self._launch(run)
+            epoch = self._lease(collection)
+            if epoch is not None:  # else the process holding the collection's lease picks it up
+                with _fence.fenced(_lease_name(collection), epoch):
+                    self._launch(run)
             return self._info(run)
 
     def history(self, collection: str) -> list[RolloutInfo]:
@@ -139,7 +143,7 @@ class Rollouts:
         """Stop a running rollout and give the live version all traffic back."""
         with self._lock:
             run = self._load(collection, id)
-            if run.status != RUNNING or self._running.get(collection) is not run:
+            if run.status != RUNNING:
                 raise Conflict(
                     f"rollout #{id} of {collection!r} is {run.status.replace('_', ' ')}; only a running "
                     "rollout can be stopped",
@@ -151,22 +155,49 @@ class Rollouts:
             return self._info(run)
 
     def resume(self) -> None:
-        """After a restart: complete transitions a crash interrupted and restart running rollouts."""
+        """After a restart, and then whenever the cluster changes: for each collection whose
+        rollout lease this process takes (with one process, all), complete a transition a crash
+        interrupted and run its running rollout; a rollout another process started or led before
+        it died is picked up here. A controller whose lease another process took over stops."""
         for target in self._collections():
+            name = _lease_name(target.name)
+            held = self._held.get(target.name)
+            if held is not None and self._store.lease_epoch(name) != held:
+                with self._lock:
+                    self._held.pop(target.name, None)
+                    self._running.pop(target.name, None)  # its thread ends at its next tick
+                continue
+            fresh = held is None
+            epoch = self._lease(target.name)
             rows = self._store.rollouts(target.name, 1)
-            if not rows:
+            if epoch is None or not rows or not (fresh or rows[0].status == RUNNING):
                 continue
             run = RolloutRun.from_row(rows[0])
-            with self._lock:
+            with self._lock, _fence.fenced(name, epoch):
+                if target.name in self._running:
+                    continue
                 try:
                     self._reconcile(target, run)
                 except EmbedswitchError as exc:
                     log.error("rollout #%s of %s could not resume: %s", run.id, run.collection, exc)
 
+    def _lease(self, collection: str) -> int | None:
+        """The epoch of the collection's rollout lease if this process holds it (taking it now
+        if it is free), else None."""
+        with self._lock:
+            held = self._held.get(collection)
+            if held is None:
+                held = self._store.try_lease(_lease_name(collection))
+                if held is not None:
+                    self._held[collection] = held
+            return held
+
     def forget(self, collection: str) -> None:
         """The collection is being deleted: its running rollout's thread ends without a transition."""
         with self._lock:
             self._running.pop(collection, None)
+            if self._held.pop(collection, None) is not None:
+                self._store.release_lease(_lease_name(collection))
 
     def close(self) -> None:
         """Stop every controller thread (the rollouts stay running in the store and resume)."""
@@ -183,9 +214,7 @@ class Rollouts:
         run.mark = target.served.mark()
         run.step_since, run.step_started = time.time(), time.monotonic()
         self._running[run.collection] = run
-        run.thread = threading.Thread(
-            target=self._loop, args=(run,), name=f"rollout-{run.collection}-{run.id}", daemon=True
-        )
+        run.thread = _fence.thread(lambda: self._loop(run), f"rollout-{run.collection}-{run.id}")
         run.thread.start()
 
     def _loop(self, run: RolloutRun) -> None:
@@ -203,8 +232,12 @@ class Rollouts:
     def _tick(self, run: RolloutRun) -> bool:
         """One look at the rollout; False once it is over."""
         target = self._collection(run.collection)
+        stored = self._store.rollout(run.collection, run.id)
         with self._lock:
             if self._running.get(run.collection) is not run:
+                return False
+            if stored is None or stored.status != RUNNING:  # stopped through another process
+                self._running.pop(run.collection, None)
                 return False
             if target.traffic.weights != run.state.weights:
                 reason = (
@@ -519,3 +552,8 @@ class _RolloutCollector(Collector):
             step.add_metric(key, info.step)
             running.add_metric(key, 1 if info.status == RUNNING else 0)
         yield from (step, running)
+
+
+def _lease_name(collection: str) -> str:
+    """The cluster-wide lease whose holder runs the collection's rollout controller."""
+    return f"rollouts:{collection}"

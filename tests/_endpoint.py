@@ -45,6 +45,7 @@ class Faults:
     failing: bool = False  # every request answered 500
     delay_s: float = 0.0  # every answer this much later
     requests: int = 0
+    texts: int = 0  # texts embedded (in answers of status 200)
     statuses: list[int] = field(default_factory=list)  # every answer's status, in order
     held: threading.Event = field(default_factory=threading.Event)  # a request holding HOLD arrived
     release: threading.Event = field(default_factory=threading.Event)  # lets held requests go on
@@ -66,6 +67,7 @@ class Faults:
             else:
                 status, headers = 200, {}
             self.statuses.append(status)
+            self.texts += len(texts) if status == 200 else 0
             return status, headers
 
 

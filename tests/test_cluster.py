@@ -1,0 +1,303 @@
+"""Several ``embedswitch serve`` processes on one real PostgreSQL (``embedswitch/cluster.py``).
+
+Each test starts real server processes (``ServerProcess``) on a database of its own, drives them
+over HTTP and checks what every process answers and what the database holds at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from _checks import assert_end_state
+from _endpoint import Faults, endpoint, spec
+from _postgres import pg_server, pg_uri  # noqa: F401
+from conftest import ServerProcess
+
+from embedswitch import Client, Engine, EngineConfig
+from embedswitch.models import load_model
+
+pytestmark = pytest.mark.slow
+
+V1 = {"name": "v1", "model": {"type": "hashing", "dim": 64, "seed": 1}}
+V2 = {"name": "v2", "model": {"type": "hashing", "dim": 64, "seed": 2}}
+FIXED = 200  # records doc-0..199 keep their text: search scores are checked against them
+
+
+def text(i: int, rev: int = 0) -> str:
+    words = ["protein", "cell", "gene", "virus", "immune", "neuron", "cancer", "drug", "brain", "blood"]
+    rng = random.Random(i * 1000 + rev)
+    return " ".join(rng.choice(words) for _ in range(8)) + f" r{i} v{rev}"
+
+
+@pytest.fixture
+def replicas(pg_uri: str, tmp_path: Path) -> Iterator[list[ServerProcess]]:  # noqa: F811
+    """Two serving processes on one database, each with its own data dir."""
+    started = []
+    try:
+        for n in range(2):
+            env = {"EMBEDSWITCH_STORE": pg_uri, "EMBEDSWITCH_MIN_SEQ_TIMEOUT_S": "30"}
+            started.append(
+                ServerProcess(tmp_path / f"replica{n}", env=env, log=tmp_path / f"r{n}.log").start()
+            )
+        yield started
+    finally:
+        for server in started:
+            if server.proc is not None and server.proc.poll() is None:
+                os.kill(server.proc.pid, signal.SIGCONT)  # a test may leave one paused
+            server.stop()
+
+
+def wait_for(check: Any, timeout_s: float = 60, what: str = "the condition") -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"{what} did not hold within {timeout_s} s")
+
+
+def end_state(pg_uri: str, tmp_path: Path) -> dict[str, int]:  # noqa: F811
+    """Open the database from this process once the servers are gone, and check every version."""
+    with Engine.open(tmp_path / "checker", EngineConfig(checkpoint_interval_s=0.2), store=pg_uri) as engine:
+        return assert_end_state(engine, "articles")
+
+
+def test_rollout_under_load_across_two_processes(
+    replicas: list[ServerProcess],
+    pg_uri: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    a, b = replicas
+    ca, cb = Client(a.url), Client(b.url)
+    ca.create_collection("articles", V1)
+    for start in range(0, 400, 100):
+        ca.upsert("articles", [{"id": f"doc-{i}", "text": text(i)} for i in range(start, start + 100)])
+    models = {"v1": load_model(V1["model"]), "v2": load_model(V2["model"])}
+    stop = threading.Event()
+    failures: list[str] = []
+    answered: dict[str, int] = {}
+
+    def search_load(url: str, seed: int) -> None:
+        rng = random.Random(seed)
+        with httpx.Client(base_url=url, timeout=30) as http:
+            while not stop.is_set():
+                query = text(rng.randrange(FIXED), 0)
+                body: dict[str, Any] = {"text": query, "k": 5}
+                if rng.random() < 0.5:
+                    body["key"] = f"user-{rng.randrange(50)}"
+                reply = http.post("/v1/collections/articles/search", json=body)
+                if reply.status_code >= 500:
+                    failures.append(f"{url} search {reply.status_code}: {reply.text}")
+                    continue
+                if reply.status_code != 200:
+                    failures.append(f"{url} search {reply.status_code}: {reply.text}")
+                    continue
+                result = reply.json()
+                answered[result["version"]] = answered.get(result["version"], 0) + 1
+                model = models[result["version"]]
+                q = model.encode([query], purpose="query")[0]
+                for hit in result["hits"]:
+                    rid = int(hit["id"].split("-")[1])
+                    if rid < FIXED:  # texts that never change: the score is that model's exactly
+                        want = float(q @ model.encode([text(rid, 0)], purpose="document")[0])
+                        if abs(want - hit["score"]) > 1e-4:
+                            failures.append(f"mixed versions: {hit} by {result['version']}, want {want}")
+
+    def write_load(url: str, seed: int) -> None:
+        rng = random.Random(seed)
+        rev = 0
+        with httpx.Client(base_url=url, timeout=30) as http:
+            while not stop.is_set():
+                rev += 1
+                i = rng.randrange(FIXED, 400)
+                if rng.random() < 0.2:
+                    reply = http.delete(f"/v1/collections/articles/records/doc-{i}")
+                else:
+                    record = {"id": f"doc-{i}", "text": text(i, rev * 10 + seed)}
+                    reply = http.post("/v1/collections/articles/records", json={"records": [record]})
+                if reply.status_code >= 500:
+                    failures.append(f"{url} write {reply.status_code}: {reply.text}")
+                time.sleep(0.01)
+
+    threads = [threading.Thread(target=search_load, args=(s.url, n)) for n, s in enumerate([a, b, a, b])]
+    threads += [threading.Thread(target=write_load, args=(s.url, 10 + n)) for n, s in enumerate([a, b])]
+    for thread in threads:
+        thread.start()
+    try:
+        ca.add_version("articles", V2)  # through A ...
+        wait_for(lambda: cb.describe_version("articles", "v2").state == "ready", 120, "v2 ready via B")
+        cb.set_traffic("articles", {"v1": 50, "v2": 50})  # ... ramped through B
+        wait_for(lambda: ca.traffic("articles").weights == {"v1": 50, "v2": 50}, 10, "A sees B's weights")
+        keys = [f"user-{n}" for n in range(40)]
+        sticky_a = [ca.search("articles", "cell gene", key=key).version for key in keys]
+        sticky_b = [cb.search("articles", "cell gene", key=key).version for key in keys]
+        assert sticky_a == sticky_b, "a sticky key got different versions from the two processes"
+        assert set(sticky_a) == {"v1", "v2"}
+        ca.promote("articles", "v2")
+        wait_for(lambda: cb.traffic("articles").weights == {"v2": 100}, 10, "B sees the promotion")
+        cb.rollback("articles")
+        wait_for(lambda: ca.traffic("articles").weights == {"v1": 50, "v2": 50}, 10, "A sees the rollback")
+        time.sleep(1)
+        ca.promote("articles", "v2")
+        wait_for(lambda: cb.traffic("articles").weights == {"v2": 100}, 10, "B sees the promotion")
+        time.sleep(1)
+        cb.retire("articles", "v1")
+        wait_for(lambda: [v.name for v in ca.list_versions("articles")] == ["v2"], 10, "A sees v1 retired")
+        time.sleep(2)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert not failures, failures[:5]
+    assert answered.get("v1") and answered.get("v2"), answered
+    # read-your-writes across processes: written through A, searched through B with its seq
+    ack = ca.upsert("articles", [{"id": "fresh", "text": "a completely fresh zebra abstract"}])
+    hits = cb.search("articles", "completely fresh zebra", min_seq=ack.seq).hits
+    assert hits[0].id == "fresh"
+    for server in replicas:
+        server.stop()
+    checked = end_state(pg_uri, tmp_path)
+    assert set(checked) == {"v2"}
+
+
+def test_failover_after_kill_of_the_leader_mid_backfill(
+    replicas: list[ServerProcess],
+    pg_uri: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The backfill's leader is killed with -9 mid-way: the other process takes its lease over, goes
+    on from the saved cursor (the texts embedded in all stay near the total, not twice it), and
+    every acknowledged write is in the end."""
+    a, b = replicas
+    ca, cb = Client(a.url), Client(b.url)
+    ca.create_collection("articles", V1)
+    total = 600
+    for start in range(0, total, 200):
+        ca.upsert("articles", [{"id": f"doc-{i}", "text": text(i)} for i in range(start, start + 200)])
+    faults = Faults(delay_s=0.15)
+    with endpoint(faults) as url:
+        ca.add_version("articles", {"name": "v2", "model": spec(url)})
+        leader = wait_for(lambda: leader_of(pg_uri, "version:articles/v2"), 30, "a leader of v2")
+        wait_for(lambda: 100 < progress(cb) < total - 150, 120, "the backfill half way")
+        victim, survivor = (a, b) if leader == pid_of(a) else (b, a)
+        victim.kill()
+        done_at_kill = progress(Client(survivor.url))
+        acked = Client(survivor.url).upsert("articles", [{"id": "after", "text": "written after the kill"}])
+        info = wait_for(lambda: ready(Client(survivor.url), "v2"), 180, "v2 ready after the failover")
+        assert info.applied_seq >= acked.seq
+    assert done_at_kill > 100
+    embedded = faults.texts
+    assert embedded < total + 300, f"the backfill started again: {embedded} texts embedded for {total}"
+    survivor.stop()
+    end_state(pg_uri, tmp_path)
+
+
+def test_paused_leader_writes_nothing_after_losing_its_lease(
+    pg_uri: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A leader stopped with SIGSTOP past its lease's TTL loses the lease to the other process;
+    resumed with SIGCONT, its workers write nothing (every write is fenced by the lease's epoch)."""
+    uri = pg_uri + ("&" if "?" in pg_uri else "?") + "lease_ttl_s=2"
+    env = {"EMBEDSWITCH_STORE": uri, "EMBEDSWITCH_MIN_SEQ_TIMEOUT_S": "30"}
+    a = ServerProcess(tmp_path / "a", env=env, log=tmp_path / "a.log").start()
+    b = None
+    try:
+        ca = Client(a.url)
+        ca.create_collection("articles", V1)
+        ca.upsert("articles", [{"id": f"doc-{i}", "text": text(i)} for i in range(100)])
+        b = ServerProcess(tmp_path / "b", env=env, log=tmp_path / "b.log").start()
+        cb = Client(b.url)
+        assert leader_of(pg_uri, "version:articles/v1") == pid_of(a)
+        audit = install_audit(pg_uri)
+        os.kill(a.proc.pid, signal.SIGSTOP)  # type: ignore[union-attr]
+        wait_for(lambda: leader_of(pg_uri, "version:articles/v1") == pid_of(b), 60, "B takes the lease")
+        acks = [cb.upsert("articles", [{"id": f"new-{i}", "text": text(1000 + i)}]) for i in range(20)]
+        assert cb.search("articles", text(1019), min_seq=acks[-1].seq).hits[0].id == "new-19"
+        resumed_at = time.time()
+        os.kill(a.proc.pid, signal.SIGCONT)  # type: ignore[union-attr]
+        time.sleep(5)  # A's workers wake up, try to write, and are refused
+        writers = audit_writers(pg_uri, audit, resumed_at)
+        assert pid_of(a) not in writers, f"the old leader wrote after it lost its lease: {writers}"
+    finally:
+        for server in (a, b):
+            if server is not None:
+                server.stop()
+    end_state(pg_uri, tmp_path)
+
+
+# --- what the database says ----------------------------------------------------------------------
+
+
+def pid_of(server: ServerProcess) -> int:
+    assert server.proc is not None
+    return server.proc.pid
+
+
+def leader_of(uri: str, lease: str) -> int | None:
+    """The OS process id of the lease's holder (its lease connection's application name)."""
+    import psycopg
+
+    with psycopg.connect(uri) as conn:
+        row = conn.execute(
+            "SELECT a.application_name FROM es_leases l JOIN pg_stat_activity a ON a.pid = l.holder_pid "
+            "WHERE l.name = %s",
+            (lease,),
+        ).fetchone()
+    if row is None or not row[0].startswith("embedswitch "):
+        return None
+    return int(row[0].split()[1])
+
+
+def install_audit(uri: str) -> str:
+    """Record which process (its connection's application name) writes the version's progress,
+    its applied position and its vectors from now on."""
+    import psycopg
+
+    with psycopg.connect(uri, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE es_test_audit(tbl text, app text, at timestamptz DEFAULT clock_timestamp())"
+        )
+        conn.execute(
+            "CREATE FUNCTION es_test_audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "INSERT INTO es_test_audit(tbl, app) "
+            "VALUES (TG_TABLE_NAME, current_setting('application_name')); "
+            "RETURN NULL; END $$"
+        )
+        tables = [row[0] for row in conn.execute("SELECT table_name FROM es_indexes").fetchall()]
+        for table in [*tables, "es_versions", "es_applied"]:
+            conn.execute(
+                f"CREATE TRIGGER audit AFTER INSERT OR UPDATE OR DELETE ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION es_test_audit()"
+            )
+    return "es_test_audit"
+
+
+def audit_writers(uri: str, table: str, since: float) -> set[int]:
+    import psycopg
+
+    with psycopg.connect(uri) as conn:
+        rows = conn.execute(
+            f"SELECT DISTINCT app FROM {table} WHERE at >= to_timestamp(%s)", (since,)
+        ).fetchall()
+    return {int(app.split()[1]) for (app,) in rows if app.startswith("embedswitch ")}
+
+
+def progress(client: Client) -> int:
+    info = client.describe_version("articles", "v2")
+    return info.progress.done if info.progress is not None else 0
+
+
+def ready(client: Client, version: str) -> Any:
+    info = client.describe_version("articles", version)
+    return info if info.state == "ready" and info.lag == 0 else None

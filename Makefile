@@ -7,7 +7,7 @@ DATA ?= .data
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test check lint bench clean
+.PHONY: install run run-cluster test check lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,6 +22,9 @@ install: $(STAMP)
 
 run: install  ## serve the scifact demo on the embedded default
 	HF_HUB_OFFLINE=1 $(BIN)/embedswitch demo --data $(DATA) --host $(HOST) --port $(PORT)
+
+run-cluster: install  ## the scifact demo on PostgreSQL + pgvector, served by two processes
+	HF_HUB_OFFLINE=1 $(BIN)/embedswitch cluster --data $(DATA)/cluster --host $(HOST) --port $$(( $(PORT) + 1 ))
 
 test: install  ## the whole suite
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q --durations=15

@@ -1,6 +1,7 @@
 """The ``embedswitch`` command: serve the API, or drive a running server over HTTP.
 
 Each noun has its module: ``serve``, ``config`` (the settings serve would use), ``demo``,
+``cluster`` (PostgreSQL and several serving processes on one machine),
 ``collections``, ``records`` (ingest, get, delete), ``search``, ``recommend`` (recommend,
 interactions, generate-data), ``train``, ``versions``, ``traffic`` (traffic, promote, rollback,
 retire), ``rollouts`` (start, show, stop), ``simulate``, ``status``, ``quarantine`` (list, retry,
@@ -12,6 +13,7 @@ from __future__ import annotations
 import typer
 
 from . import (
+    cluster,
     collections,
     config,
     demo,
@@ -43,6 +45,7 @@ app = typer.Typer(
 app.command("serve")(serve.serve)
 app.command("config")(config.show_config)
 app.command("demo")(demo.demo)
+app.command("cluster")(cluster.cluster)
 app.add_typer(collections.app, name="collections")
 app.command("ingest")(records.ingest)
 app.command("get")(records.get)

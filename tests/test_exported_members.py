@@ -21,6 +21,7 @@ def test_all_is_pinned() -> None:
         "InputRejected",
         "InvalidRequest",
         "LastVersion",
+        "LeaseLost",
         "ModelNotAllowed",
         "ModelNotInstalled",
         "ModelUnavailable",

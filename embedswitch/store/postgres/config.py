@@ -5,8 +5,10 @@
 ``application_name``, ``host`` for a socket dir, ``connect_timeout``: 10 s unless given, ...) go to
 the connection; these are embedswitch's, taken out before connecting:
 
-- ``lease_ttl_s`` (default 10): a lease holder that stops renewing its lease for this long (a
-  paused process) loses it to the next process that asks; renewals run every third of it;
+- ``lease_ttl_s`` (default 10; give every process sharing the database the same): a lease holder
+  that stops renewing its lease for this long (a paused process) loses it to the next process that
+  asks; renewals run every third of it. The server ends a connection of the store left in an open
+  transaction for twice as long (at least 10 s), so a paused process cannot hold up a takeover;
 - ``pool_max`` (default 10): the most connections one store opens for reads and writes (plus one
   for notifications and one, once it leases, for its leases).
 

@@ -66,8 +66,8 @@ class Leases:
             except psycopg.errors.LockNotAvailable:
                 self._unlock(name)  # a takeover in another process holds the row: try again later
                 return None
-            except psycopg.Error as exc:
-                self._lose_all(f"try_lease({name!r}) failed: {exc}")
+            except psycopg.OperationalError as exc:
+                self._lose_all(f"the lease connection failed: {exc}")
                 return None
             self._hold(name, epoch)
             return epoch
@@ -104,11 +104,11 @@ class Leases:
         with self._held_lock:
             mine = self._held.get(fence.lease)
         if row is None or row[0] != fence.epoch or mine != fence.epoch:
-            now = "not held" if row is None else f"at epoch {row[0]}"
+            now = "never taken" if row is None else f"now at epoch {row[0]}"
             raise LeaseLost(
                 f"this process no longer holds the lease {fence.lease!r} at epoch {fence.epoch} "
-                f"(the lease is {now}; another process took it over): nothing of this write was "
-                "stored, and the worker should stop",
+                f"(the lease is {now}): nothing of this write was stored; the worker should stop "
+                "and leave the work to the lease's holder",
                 lease=fence.lease,
                 epoch=fence.epoch,
             )

@@ -1,8 +1,9 @@
 """Choosing the store: one URI (or short name) names the backend, imported only when used.
 
 ``sqlite`` (the default) keeps the store in the data dir; ``sqlite:///path/to.db`` names another
-file. A new backend is one module with a ``from_uri(uri, data_dir)`` class method and one line in
-``STORES``.
+file. ``postgresql://user@host:5432/db`` (or ``postgres://``) is the store several processes share
+(``embedswitch[postgres]``). A new backend is one module with a ``from_uri(uri, data_dir)`` class
+method and one line in ``STORES``.
 """
 
 from __future__ import annotations
@@ -16,8 +17,13 @@ from .base import Store
 
 STORES: dict[str, str] = {
     "sqlite": "embedswitch.store.sqlite:SqliteStore",
+    "postgresql": "embedswitch.store.postgres:PostgresStore",
+    "postgres": "embedswitch.store.postgres:PostgresStore",
 }
 """URI scheme (or short name) -> ``module:class`` of its backend."""
+
+EXTRAS: dict[str, str] = {"postgresql": "postgres", "postgres": "postgres"}
+"""Backends that need an optional extra of embedswitch: scheme -> the extra."""
 
 
 def scheme_of(uri: str) -> str:
@@ -35,6 +41,16 @@ def open_store(uri: str, data_dir: Path) -> Store:
             store=uri.split("://", 1)[0],
         )
     module, _, name = target.partition(":")
-    backend: Any = getattr(importlib.import_module(module), name)
+    try:
+        backend: Any = getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as exc:
+        extra = EXTRAS.get(scheme_of(uri))
+        if extra is None:
+            raise
+        raise ModuleNotFoundError(
+            f"the {scheme_of(uri)!r} store needs packages this installation lacks ({exc}); "
+            f"install them with: pip install 'embedswitch[{extra}]'",
+            name=exc.name,
+        ) from exc
     store: Store = backend.from_uri(uri, data_dir)
     return store

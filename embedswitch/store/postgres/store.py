@@ -1,0 +1,193 @@
+"""The scale-out store: records, change log and control state in one PostgreSQL database
+(``--store postgresql://user@host:5432/db``; the URI's parameters are in ``config.py``).
+
+Several API processes share one database: their writes to a collection take seqs from its row
+(``records.py``), their waiters are woken across processes by LISTEN/NOTIFY (``listener.py``), and
+background work is given to one process at a time by leases with fencing (``leases.py``). Opening
+the store migrates the database (``schema.py``). It is also the host of indexes kept in the same
+database (``IndexHost``: ``connection`` and ``check_fence``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from ... import _fence
+from ..._errors import Unavailable
+from .config import PostgresConfig, describe
+from .control import PostgresControl
+from .leases import Leases
+from .listener import APPLIED, POLL_S, Listener, Wakeups
+from .records import PostgresRecords
+from .schema import migrate
+
+
+class PostgresStore(PostgresRecords, PostgresControl):
+    """The Store seam (and ``IndexHost``) on a PostgreSQL database several processes share."""
+
+    embedded = False
+    shared = True
+
+    def __init__(self, config: PostgresConfig) -> None:
+        self.config = config
+        try:
+            with psycopg.connect(config.conninfo, autocommit=True) as conn:
+                migrate(conn)
+        except psycopg.OperationalError as exc:
+            raise Unavailable(
+                f"cannot reach the PostgreSQL store at {describe(config.conninfo)}: {exc}".strip(),
+                store=describe(config.conninfo),
+            ) from exc
+        idle_ms = int(config.idle_in_transaction_s * 1000)
+
+        def configure(conn: psycopg.Connection[Any]) -> None:
+            conn.execute(f"SET idle_in_transaction_session_timeout = {idle_ms}")
+
+        self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            config.conninfo,
+            min_size=1,
+            max_size=config.pool_max,
+            kwargs={"autocommit": True},
+            configure=configure,
+            name="embedswitch-store",
+            open=True,
+        )
+        self._wakeups = Wakeups()
+        try:
+            self._listener = Listener(config.conninfo, self._wakeups, self._poke)
+        except psycopg.OperationalError as exc:
+            self._pool.close()
+            raise Unavailable(
+                f"cannot listen for notifications on the PostgreSQL store at {describe(config.conninfo)}: "
+                f"{exc}".strip(),
+                store=describe(config.conninfo),
+            ) from exc
+        self._leases = Leases(config.conninfo, config.lease_ttl_s)
+        self._closed = False
+
+    @classmethod
+    def from_uri(cls, uri: str, data_dir: Path) -> PostgresStore:
+        """The store at ``uri`` (``data_dir`` holds nothing of it)."""
+        return cls(PostgresConfig.from_uri(uri))
+
+    # -- connections (and IndexHost) --------------------------------------------------------------
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection in a transaction, committed when the block exits normally and
+        rolled back when it raises."""
+        with self._pool.connection() as conn, conn.transaction():
+            yield conn
+
+    def check_fence(self, conn: Any) -> None:
+        """Inside ``conn``'s transaction: ``LeaseLost`` if the calling worker runs under a
+        ``_fence.fenced`` lease that this store no longer holds at its epoch."""
+        fence = _fence.current()
+        if fence is not None:
+            self._leases.check(conn, fence)
+
+    @contextmanager
+    def _tx(self) -> Iterator[psycopg.Connection[Any]]:
+        """A write transaction, fenced when the caller runs under a lease."""
+        with self.connection() as conn:
+            self.check_fence(conn)
+            yield conn
+
+    def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        with self._pool.connection() as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def _poke(self, channel: str) -> None:
+        with self._pool.connection() as conn:
+            conn.execute("SELECT pg_notify(%s, '')", (channel,))
+
+    def compact(self) -> None:
+        """Nothing to do: PostgreSQL's autovacuum gives space back."""
+
+    def close(self) -> None:
+        """Stop the threads, release every lease and close every connection."""
+        if self._closed:
+            return
+        self._closed = True
+        self._wakeups.close()
+        self._listener.close()
+        self._leases.close()
+        self._pool.close()
+
+    # -- waiting ----------------------------------------------------------------------------------
+
+    def wait_for_log(self, collection: str, after: int, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        seen = self._wakeups.log_marks(collection)
+        while True:
+            if self.head_seq(collection) > after:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self._wakeups.closed:
+                return False
+            marks = self._wakeups.wait_log(collection, seen, min(remaining, POLL_S))
+            if self._wakeups.closed:
+                return False
+            if marks[1] != seen[1]:  # a wake: stop waiting
+                return self.head_seq(collection) > after
+            seen = marks
+
+    def wake(self, collection: str) -> None:
+        self._wakeups.wake(collection)
+
+    def publish_applied(self, collection: str, version: str, seq: int) -> None:
+        """Keep the position in the database (never lowering it) and tell every process."""
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO es_applied(collection, version, seq) VALUES (%s, %s, %s) "
+                "ON CONFLICT (collection, version) "
+                "DO UPDATE SET seq = GREATEST(es_applied.seq, EXCLUDED.seq)",
+                (collection, version, seq),
+            )
+            conn.execute("SELECT pg_notify(%s, %s)", (APPLIED, json.dumps([collection, version, seq])))
+        self._wakeups.applied(collection, version, seq)
+
+    def published_applied(self, collection: str, version: str) -> int | None:
+        rows = self._fetch(
+            "SELECT seq FROM es_applied WHERE collection = %s AND version = %s", (collection, version)
+        )
+        return int(rows[0][0]) if rows else None
+
+    def wait_applied(self, collection: str, version: str, seq: int, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            known = self._wakeups.applied_at(collection, version)
+            if known is not None and known >= seq:
+                return True
+            stored = self.published_applied(collection, version)
+            if stored is not None and stored >= seq:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self._wakeups.closed:
+                return False
+            if self._wakeups.wait_applied(collection, version, seq, min(remaining, POLL_S)):
+                return True
+            if self._wakeups.closed:
+                return False
+
+    # -- the cluster ------------------------------------------------------------------------------
+
+    def try_lease(self, name: str) -> int | None:
+        return self._leases.try_lease(name)
+
+    def lease_epoch(self, name: str) -> int | None:
+        return self._leases.lease_epoch(name)
+
+    def release_lease(self, name: str) -> None:
+        self._leases.release(name)
+
+    def wait_control(self, after: int, timeout_s: float) -> int:
+        return self._wakeups.wait_control(after, timeout_s)

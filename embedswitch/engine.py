@@ -153,7 +153,7 @@ class Engine:
             lock_file.close()
             raise InvalidRequest(
                 f"data dir {data_dir} is in use by another embedswitch process; stop it or use another "
-                "--data dir (several API processes need a shared store, which this release does not have)"
+                "--data dir (several serving processes share a PostgreSQL store, each with its own data dir)"
             ) from None
         try:
             config = config or parse(EngineConfig, env_values(EngineConfig))

@@ -123,10 +123,16 @@ def test_uri_parameters_of_embedswitch_are_taken_out_and_libpq_ones_kept() -> No
         "postgres://app:secret@db.internal:5432/es?sslmode=disable&lease_ttl_s=2.5&pool_max=3"
     )
     assert (config.lease_ttl_s, config.pool_max) == (2.5, 3)
-    assert config.conninfo == "postgresql://app:secret@db.internal:5432/es?sslmode=disable&connect_timeout=10"
-    defaults = PostgresConfig.from_uri("postgresql+psycopg://db/es?connect_timeout=3&host=/run/pg")
+    name = f"embedswitch+{os.getpid()}"  # the process, in pg_stat_activity
+    assert config.conninfo == (
+        "postgresql://app:secret@db.internal:5432/es?sslmode=disable&connect_timeout=10&application_name="
+        + name
+    )
+    defaults = PostgresConfig.from_uri(
+        "postgresql+psycopg://db/es?connect_timeout=3&host=/run/pg&application_name=x"
+    )
     assert (defaults.lease_ttl_s, defaults.pool_max) == (10.0, 10)
-    assert defaults.conninfo == "postgresql://db/es?connect_timeout=3&host=/run/pg"
+    assert defaults.conninfo == "postgresql://db/es?connect_timeout=3&host=/run/pg&application_name=x"
 
 
 @pytest.mark.parametrize(

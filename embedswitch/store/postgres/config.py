@@ -2,7 +2,8 @@
 
 ``postgresql://user:password@host:5432/db?sslmode=require&lease_ttl_s=5`` (``postgres://`` and
 ``postgresql+psycopg://`` name the same backend). Query parameters that libpq knows (``sslmode``,
-``application_name``, ``host`` for a socket dir, ``connect_timeout``: 10 s unless given, ...) go to
+``application_name``: "embedswitch <pid>" unless given, ``host`` for a socket dir,
+``connect_timeout``: 10 s unless given, ...) go to
 the connection; these are embedswitch's, taken out before connecting:
 
 - ``lease_ttl_s`` (default 10; give every process sharing the database the same): a lease holder
@@ -17,6 +18,7 @@ Any other parameter is an error that names these, rather than a setting silently
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -60,8 +62,11 @@ class PostgresConfig(BaseModel):
         if "conninfo" in ours:  # a field of ours, but not one a URI may set
             ours["conninfo (a URI parameter)"] = ours.pop("conninfo")
         theirs = [(key, value) for key, value in params if key in keywords]
-        if not any(key == "connect_timeout" for key, _ in theirs):
+        given = {key for key, _ in theirs}
+        if "connect_timeout" not in given:
             theirs.append(("connect_timeout", str(CONNECT_TIMEOUT_S)))
+        if "application_name" not in given:  # pg_stat_activity tells the replicas apart
+            theirs.append(("application_name", f"embedswitch {os.getpid()}"))
         query = urlencode(theirs, safe="/")
         conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, query, parts.fragment))
         try:

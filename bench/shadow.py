@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from embedswitch import Engine, EngineConfig
-from embedswitch.experiments.log import Assignment, ExperimentLog
+from embedswitch.experiments.log import Assignment, open_experiment_log
 
 from ._common import cycled, latency_stats, load_scifact, ratio, temp_engine, upsert_all, wait_applied
 
@@ -138,7 +138,7 @@ def _recording_cost(calls: int) -> list[dict[str, Any]]:
     hits = tuple((f"doc-{i}", "v1") for i in range(10))
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-shadow-") as tmp:
-        log = ExperimentLog(Path(tmp) / "experiments.db")
+        log = open_experiment_log(Path(tmp), None)
         start = time.perf_counter()
         for i in range(calls):
             log.record(_assignment(f"b{i}", hits))

@@ -35,7 +35,7 @@ from ._errors import (
 from ._request_id import request_id
 from .models import load_model, spec_to_dict
 from .models.als import require_training
-from .request_stats import RequestStats
+from .request_stats import open_request_stats
 from .results import (
     CollectionInfo,
     DeleteAck,
@@ -82,7 +82,7 @@ class Collection:
         self.store = store
         self.root = root
         self._config = config
-        self.served = RequestStats()  # routed requests per version, for rollout gates
+        self.served = open_request_stats(name, store)  # routed requests per version, for rollout gates
         self._lock = threading.RLock()
         self.versions: dict[str, Version] = {}
         self.failed: dict[str, FailedVersion] = {}  # stored versions this process could not bring up
@@ -578,10 +578,12 @@ class Collection:
         return self.store.prune_log(self.name, floor)
 
     def close(self) -> None:
+        self.served.close()
         for version in list(self.versions.values()):
             version.stop()
 
     def destroy(self) -> None:
+        self.served.close()
         with self._lock:
             versions = list(self.versions.values())
             failed = list(self.failed.values())

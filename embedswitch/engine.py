@@ -32,8 +32,8 @@ from .collection import Collection
 from .config import EngineConfig
 from .evaluation.comparison import compare
 from .evaluation.offline import evaluate_versions
-from .evaluation.querylog import QueryLog
-from .experiments import Experiment, Experiments
+from .evaluation.querylog import open_query_log
+from .experiments import Experiment, Experiments, open_experiment_log
 from .index.base import IndexHost
 from .metrics import Metrics
 from .models import load_model, set_blas_threads, set_torch_threads, spec_to_dict
@@ -118,13 +118,9 @@ class Engine:
         self._lock = threading.RLock()
         self._collections: dict[str, Collection] = {}
         self.metrics = Metrics(lambda: list(self._collections.values()))
-        self.query_log = QueryLog(data_dir, config.query_log_size, config.query_log_retention_s)
-        self.experiments = Experiments(
-            data_dir / "experiments.db",
-            self.metrics.registry,
-            config.experiment_retention_days * 86_400,
-            self.activity,
-        )
+        self.query_log = open_query_log(data_dir, store, config.query_log_size, config.query_log_retention_s)
+        experiment_log = open_experiment_log(data_dir, store, config.experiment_retention_days * 86_400)
+        self.experiments = Experiments(experiment_log, self.metrics.registry, self.activity)
         for row in store.list_collections():
             self._load(row.name)
         self._stop = threading.Event()
@@ -550,6 +546,7 @@ class Engine:
             self._forget(found.name)
         for found in list(self._collections.values()):
             found.sync()
+            self.experiments.reload(found.name)
         self.rollouts.resume()
 
     def _maintain(self) -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from embedswitch import Engine, Unavailable, UnknownKind, VersionNotFound
-from embedswitch.request_stats import SAMPLES, RequestStats
+from embedswitch.request_stats import SAMPLES, MemoryRequestStats
 
 
 def test_windows_count_requests_errors_and_latencies_since_a_mark() -> None:
-    stats = RequestStats()
+    stats = MemoryRequestStats()
     stats.record("v1", 0.010, None)
     mark = stats.mark()
     assert stats.since(mark) == {}
@@ -28,7 +28,7 @@ def test_windows_count_requests_errors_and_latencies_since_a_mark() -> None:
 
 
 def test_latencies_are_bounded_but_counts_are_not() -> None:
-    stats = RequestStats()
+    stats = MemoryRequestStats()
     mark = stats.mark()
     for _ in range(SAMPLES + 10):
         stats.record("v1", 0.001, None)

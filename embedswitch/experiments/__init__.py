@@ -2,5 +2,6 @@
 traffic, their assignment log, reports and statistics (``experiment.py`` is the entry point)."""
 
 from .experiment import Experiment, Experiments
+from .log import open_experiment_log
 
-__all__ = ["Experiment", "Experiments"]
+__all__ = ["Experiment", "Experiments", "open_experiment_log"]

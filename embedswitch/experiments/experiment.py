@@ -3,7 +3,7 @@
 Every *routed* request (one that does not name a ``version``) of a collection is recorded as an
 assignment of the collection's current experiment (``record``, called by the engine once per
 request): the answering version, the routing key and every hit with its rank and contributing
-version (``log.py``, off the hot path).
+version (``log/``, off the hot path).
 Feedback (``click`` / ``convert`` on a hit of a response) is credited to the version that showed
 that hit. Requests that name a version are never part of an experiment.
 
@@ -29,7 +29,6 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter
@@ -138,9 +137,9 @@ class Experiments:
     """Engine-wide: the experiment log, the shadow mirror worker and the metrics."""
 
     def __init__(
-        self, path: Path, registry: CollectorRegistry, retention_s: float, activity: Activity | None = None
+        self, log: ExperimentLog, registry: CollectorRegistry, activity: Activity | None = None
     ) -> None:
-        self.log = ExperimentLog(path, retention_s)
+        self.log = log
         self.mirror = ShadowMirror(activity, MIRROR_YIELD_MAX_WAIT_S)
         self.metrics = ExperimentMetrics(registry)
         self._attached: dict[str, Experiment] = {}
@@ -158,6 +157,14 @@ class Experiments:
         if found is None:
             raise CollectionNotFound(collection)
         return found
+
+    def reload(self, collection: str) -> None:
+        """Read ``collection``'s experiment and settings again from the log, for a change another
+        process sharing the store made (a reset, shadow or interleave settings); a collection not
+        attached here is ignored."""
+        found = self._attached.get(collection)
+        if found is not None:
+            found.reload()
 
     def forget(self, collection: str) -> None:
         """Drop everything about a deleted collection."""
@@ -181,16 +188,26 @@ class Experiment:
         self._metrics = hub.metrics
         self._lock = threading.Lock()
         self.forgotten = False  # set when the collection is deleted
-        shadow, interleave = self._log.settings(collection.name)
-        self.shadow = ShadowSetting.model_validate(shadow) if shadow else None
-        self.interleave = InterleaveSetting.model_validate(interleave) if interleave else None
-        self.row: ExperimentRow = self._log.current(collection.name) or self._log.start(
-            collection.name, self._pick_control()
-        )
+        self.shadow: ShadowSetting | None = None
+        self.interleave: InterleaveSetting | None = None
+        self._read_settings()
+        self.row: ExperimentRow = self._log.first(collection.name, self._pick_control())
 
     @property
     def name(self) -> str:
         return self.collection.name
+
+    def reload(self) -> None:
+        """Take up the current experiment and the settings as stored (another process sharing the
+        store may have reset the experiment or changed the settings)."""
+        with self._lock:
+            self._read_settings()
+            self.row = self._log.current(self.name) or self.row
+
+    def _read_settings(self) -> None:
+        shadow, interleave = self._log.settings(self.name)
+        self.shadow = ShadowSetting.model_validate(shadow) if shadow else None
+        self.interleave = InterleaveSetting.model_validate(interleave) if interleave else None
 
     # -- serving ----------------------------------------------------------------------------------
 
@@ -390,6 +407,7 @@ class Experiment:
         unchanged). Everything is checked before anything changes; weights are applied first."""
         given = spec.model_fields_set
         with self._lock:
+            self._read_settings()  # a part left out keeps what is stored, whoever stored it
             shadow = self._checked_shadow(spec.shadow) if "shadow" in given else self.shadow
             interleave = (
                 self._checked_interleave(spec.interleave) if "interleave" in given else self.interleave
@@ -432,6 +450,7 @@ class Experiment:
     def forget_version(self, name: str) -> None:
         """A retired version leaves the shadow and interleave settings that name it."""
         with self._lock:
+            self._read_settings()
             shadow = None if self.shadow and self.shadow.version == name else self.shadow
             keep = self.interleave and name not in self.interleave.versions
             self._save(shadow, self.interleave if keep else None)

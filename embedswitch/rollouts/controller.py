@@ -19,8 +19,9 @@ as they are: people win over the controller.
 
 Durability: each transition is saved (with the weights it wants and the ones before) before the
 weights are set. ``Engine.open`` calls ``resume``: a transition that a crash left half done is
-completed, and each running rollout continues at the step it was at. Request windows are counted
-in process (``request_stats.py``), so a resumed step waits for its ``min_requests`` again.
+completed, and each running rollout continues at the step it was at. A step's request window
+starts at a mark held in memory (``request_stats/``), so a resumed step waits for its
+``min_requests`` again.
 Every transition is in the rollout's ``transitions``, in the collection's events (a ``rollout``
 event, and the ``traffic`` event of the weight change, with the same reason) and in ``/metrics``.
 """

@@ -9,7 +9,7 @@ from pathlib import Path
 from conftest import FAST
 
 from embedswitch import Engine
-from embedswitch.evaluation.querylog import FILE_NAME, QueryLog
+from embedswitch.evaluation.querylog import FILE_NAME, QueryLog, open_query_log
 from embedswitch.specs import SearchRequest
 
 
@@ -42,21 +42,21 @@ def test_off_by_default_stores_nothing_and_creates_no_file(tmp_path: Path) -> No
 
 
 def test_turning_it_off_erases_what_was_kept(tmp_path: Path) -> None:
-    log = QueryLog(tmp_path, size=10, retention_s=3600)
+    log = open_query_log(tmp_path, None, size=10, retention_s=3600)
     ask(log, "private question")
     log.close()
     assert rows_on_disk(tmp_path) == 1
-    QueryLog(tmp_path, size=0, retention_s=3600).close()
+    open_query_log(tmp_path, None, size=0, retention_s=3600).close()
     assert not list(tmp_path.glob(f"{FILE_NAME}*"))
 
 
 def test_what_is_kept_and_that_it_survives_a_restart(tmp_path: Path) -> None:
     clock = Clock()
-    log = QueryLog(tmp_path, size=10, retention_s=3600, clock=clock)
+    log = open_query_log(tmp_path, None, size=10, retention_s=3600, clock=clock)
     ask(log, "vitamin d and bones")
     log.record("c", SearchRequest(like={"kind": "item", "id": "i7"}, kind="item", k=3), "v2")
     log.close()
-    again = QueryLog(tmp_path, size=10, retention_s=3600, clock=clock)
+    again = open_query_log(tmp_path, None, size=10, retention_s=3600, clock=clock)
     found, logged = again.sample("c", 10, seed=0)
     again.close()
     assert logged == 2
@@ -68,7 +68,7 @@ def test_what_is_kept_and_that_it_survives_a_restart(tmp_path: Path) -> None:
 
 
 def test_at_most_size_queries_per_collection_are_kept_the_newest(tmp_path: Path) -> None:
-    log = QueryLog(tmp_path, size=5, retention_s=3600, flush_interval_s=3600)
+    log = open_query_log(tmp_path, None, size=5, retention_s=3600, flush_interval_s=3600)
     for i in range(12):
         ask(log, f"query {i}")
         if i % 4 == 3:
@@ -83,7 +83,7 @@ def test_at_most_size_queries_per_collection_are_kept_the_newest(tmp_path: Path)
 
 
 def test_memory_is_bounded_and_drops_the_oldest(tmp_path: Path) -> None:
-    log = QueryLog(tmp_path, size=3, retention_s=3600, flush_interval_s=3600)
+    log = open_query_log(tmp_path, None, size=3, retention_s=3600, flush_interval_s=3600)
     for i in range(5):
         ask(log, f"query {i}")
     assert log.dropped == 2
@@ -94,7 +94,7 @@ def test_memory_is_bounded_and_drops_the_oldest(tmp_path: Path) -> None:
 
 def test_retention(tmp_path: Path) -> None:
     clock = Clock()
-    log = QueryLog(tmp_path, size=100, retention_s=60, clock=clock, flush_interval_s=3600)
+    log = open_query_log(tmp_path, None, size=100, retention_s=60, clock=clock, flush_interval_s=3600)
     ask(log, "old")
     clock.now += 50
     ask(log, "recent")
@@ -133,7 +133,7 @@ def test_deleting_a_collection_forgets_its_queries(tmp_path: Path) -> None:
 
 
 def test_searches_that_name_their_version_are_not_logged(tmp_path: Path) -> None:
-    log = QueryLog(tmp_path, size=10, retention_s=3600)
+    log = open_query_log(tmp_path, None, size=10, retention_s=3600)
     log.record("c", SearchRequest(text="a look at the candidate", version="v2"), "v2")
     ask(log, "live traffic")
     found, logged = log.sample("c", 10, seed=0)

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from _pg_pool_host import pg_hosts  # noqa: F401 - fixture: two replicas' hosts on one database
+from _pg_replicas import pg_hosts  # noqa: F401 - fixture: two replicas' hosts on one database
 from _postgres import pg_server, pg_uri  # noqa: F401 - fixtures: a real PostgreSQL, a database per test
 
 from embedswitch import Client, Engine, EngineConfig

@@ -19,7 +19,6 @@ import httpx
 import pytest
 from _checks import assert_end_state
 from _endpoint import Faults, endpoint, spec
-from _postgres import pg_server, pg_uri  # noqa: F401
 from conftest import ServerProcess
 
 from embedswitch import Client, Engine, EngineConfig
@@ -39,7 +38,7 @@ def text(i: int, rev: int = 0) -> str:
 
 
 @pytest.fixture
-def replicas(pg_uri: str, tmp_path: Path) -> Iterator[list[ServerProcess]]:  # noqa: F811
+def replicas(pg_uri: str, tmp_path: Path) -> Iterator[list[ServerProcess]]:
     """Two serving processes on one database, each with its own data dir."""
     started = []
     try:
@@ -66,7 +65,7 @@ def wait_for(check: Any, timeout_s: float = 60, what: str = "the condition") -> 
     raise AssertionError(f"{what} did not hold within {timeout_s} s")
 
 
-def end_state(pg_uri: str, tmp_path: Path) -> dict[str, int]:  # noqa: F811
+def end_state(pg_uri: str, tmp_path: Path) -> dict[str, int]:
     """Open the database from this process once the servers are gone, and check every version."""
     with Engine.open(tmp_path / "checker", EngineConfig(checkpoint_interval_s=0.2), store=pg_uri) as engine:
         return assert_end_state(engine, "articles")
@@ -74,7 +73,7 @@ def end_state(pg_uri: str, tmp_path: Path) -> dict[str, int]:  # noqa: F811
 
 def test_rollout_under_load_across_two_processes(
     replicas: list[ServerProcess],
-    pg_uri: str,  # noqa: F811
+    pg_uri: str,
     tmp_path: Path,
 ) -> None:
     a, b = replicas
@@ -172,7 +171,7 @@ def test_rollout_under_load_across_two_processes(
 
 def test_failover_after_kill_of_the_leader_mid_backfill(
     replicas: list[ServerProcess],
-    pg_uri: str,  # noqa: F811
+    pg_uri: str,
     tmp_path: Path,
 ) -> None:
     """The backfill's leader is killed with -9 mid-way: the other process takes its lease over, goes
@@ -203,7 +202,7 @@ def test_failover_after_kill_of_the_leader_mid_backfill(
 
 
 def test_paused_leader_writes_nothing_after_losing_its_lease(
-    pg_uri: str,  # noqa: F811
+    pg_uri: str,
     tmp_path: Path,
 ) -> None:
     """A leader stopped with SIGSTOP past its lease's TTL loses the lease to the other process;

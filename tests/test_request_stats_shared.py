@@ -6,14 +6,14 @@ from __future__ import annotations
 import time
 
 import pytest
-from _pg_pool_host import PoolHost
 
 from embedswitch import Unavailable, UnknownKind
 from embedswitch.request_stats import SAMPLES, MemoryRequestStats, open_request_stats
 from embedswitch.request_stats.postgres import PostgresRequestStats
+from embedswitch.store.postgres import PostgresStore
 
 
-def test_a_window_read_through_one_replica_counts_the_others_traffic(pg_hosts: list[PoolHost]) -> None:
+def test_a_window_read_through_one_replica_counts_the_others_traffic(pg_hosts: list[PostgresStore]) -> None:
     a, b = (PostgresRequestStats(host, "c", flush_interval_s=3600) for host in pg_hosts)
     try:
         a.record("v1", 0.010, None)
@@ -44,7 +44,7 @@ def test_a_window_read_through_one_replica_counts_the_others_traffic(pg_hosts: l
         b.close()
 
 
-def test_collections_are_counted_apart(pg_hosts: list[PoolHost]) -> None:
+def test_collections_are_counted_apart(pg_hosts: list[PostgresStore]) -> None:
     c, d = PostgresRequestStats(pg_hosts[0], "c"), PostgresRequestStats(pg_hosts[1], "d")
     try:
         mark = d.mark()
@@ -56,7 +56,7 @@ def test_collections_are_counted_apart(pg_hosts: list[PoolHost]) -> None:
         d.close()
 
 
-def test_latencies_are_bounded_but_counts_are_not(pg_hosts: list[PoolHost]) -> None:
+def test_latencies_are_bounded_but_counts_are_not(pg_hosts: list[PostgresStore]) -> None:
     a, b = (PostgresRequestStats(host, "c", flush_interval_s=3600) for host in pg_hosts)
     try:
         mark = b.mark()
@@ -79,7 +79,9 @@ def test_latencies_are_bounded_but_counts_are_not(pg_hosts: list[PoolHost]) -> N
         b.close()
 
 
-def test_the_writer_flushes_in_the_background_and_close_writes_the_rest(pg_hosts: list[PoolHost]) -> None:
+def test_the_writer_flushes_in_the_background_and_close_writes_the_rest(
+    pg_hosts: list[PostgresStore],
+) -> None:
     a = PostgresRequestStats(pg_hosts[0], "c", flush_interval_s=0.05)
     b = PostgresRequestStats(pg_hosts[1], "c", flush_interval_s=3600)
     mark = b.mark()
@@ -98,7 +100,7 @@ def test_the_writer_flushes_in_the_background_and_close_writes_the_rest(pg_hosts
         reader.close()
 
 
-def test_the_store_chooses_the_backend(pg_hosts: list[PoolHost]) -> None:
+def test_the_store_chooses_the_backend(pg_hosts: list[PostgresStore]) -> None:
     assert isinstance(open_request_stats("c", None), MemoryRequestStats)
     shared = open_request_stats("c", pg_hosts[0])
     try:

@@ -1,54 +1,33 @@
-"""The engine's per-process logs on a shared store: two engines on one PostgreSQL database stand
-for two replicas. Each has a SQLite store of its own that declares itself shared and hands out the
-database's connections (the PostgreSQL store is not in this tree yet); what they share is the
-experiment log, the query log and the request counts, which is what this checks."""
+"""The engine's per-process logs on a shared store: two engines on one PostgreSQL database (the
+real ``PostgresStore``) stand for two replicas; what they share here is the experiment log, the
+query log and the request counts."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _pg_pool_host import PoolHost
 from conftest import FAST
 
 from embedswitch import Engine
 from embedswitch.evaluation.querylog import FILE_NAME as QUERYLOG_FILE
-from embedswitch.store.sqlite import SqliteStore
 
 CONFIG = FAST.model_copy(update={"query_log_size": 100})
 DOCS = [{"id": f"d{i}", "text": text} for i, text in enumerate(["alpha beta", "beta gamma", "gamma delta"])]
 
 
-class SharedSqliteStore(SqliteStore):
-    """A SQLite store that says it is shared and lends ``host``'s connections to the shared logs."""
-
-    shared = True
-
-    def __init__(self, path: Path, host: PoolHost) -> None:
-        super().__init__(path)
-        self._host = host
-
-    def connection(self) -> AbstractContextManager[Any]:
-        return self._host.connection()
-
-    def check_fence(self, conn: Any) -> None:
-        self._host.check_fence(conn)
-
-
 @pytest.fixture
-def engines(pg_hosts: list[PoolHost], tmp_path: Path) -> Iterator[tuple[Engine, Engine]]:
-    found = []
-    for name, host in zip("ab", pg_hosts, strict=True):
-        engine = Engine(tmp_path / name, SharedSqliteStore(tmp_path / name / "embedswitch.db", host), CONFIG)
-        engine.create_collection("c", {"name": "v1", "model": "hashing"})
-        engine.upsert("c", DOCS)
-        found.append(engine)
-    yield found[0], found[1]
-    for engine in found:
+def engines(pg_uri: str, tmp_path: Path) -> Iterator[tuple[Engine, Engine]]:
+    a = Engine.open(tmp_path / "a", CONFIG, store=pg_uri)
+    a.create_collection("c", {"name": "v1", "model": "hashing"})
+    a.upsert("c", DOCS)
+    a.wait_ready("c", "v1")
+    b = Engine.open(tmp_path / "b", CONFIG, store=pg_uri)
+    yield a, b
+    for engine in (a, b):
         engine.close()
 
 
@@ -107,9 +86,10 @@ def test_settings_and_resets_through_one_replica_govern_the_other_after_a_reload
     engines: tuple[Engine, Engine],
 ) -> None:
     a, b = engines
-    for engine in engines:
-        engine.add_version("c", {"name": "v2", "model": {"type": "hashing", "seed": 1}})
-        engine.wait_ready("c", "v2")
+    a.add_version("c", {"name": "v2", "model": {"type": "hashing", "seed": 1}})
+    a.wait_ready("c", "v2")
+    assert until(lambda: "v2" in b.collection("c").versions)
+    b.wait_ready("c", "v2")
     a.set_traffic("c", shadow={"version": "v2", "percent": 50})
     assert b.experiments.of("c").shadow is None  # read at the next reload
     b.experiments.reload("c")

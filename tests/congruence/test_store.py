@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from _postgres import pg_server, pg_uri  # noqa: F401  # the postgresql backend's database
 
 from embedswitch import CollectionExists, CollectionNotFound, RecordNotFound, Unavailable
 from embedswitch.store import Store, open_store

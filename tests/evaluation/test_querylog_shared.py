@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from _pg_pool_host import PoolHost
-
 from embedswitch.evaluation.querylog import QueryLog, open_query_log
 from embedswitch.specs import SearchRequest
+from embedswitch.store.postgres import PostgresStore
 
 
 class Clock:
@@ -26,7 +25,7 @@ def ask(log: QueryLog, text: str, collection: str = "c", version: str = "v1") ->
 
 
 def open_two(
-    pg_hosts: list[PoolHost], tmp_path: Path, size: int, clock: Clock | None = None
+    pg_hosts: list[PostgresStore], tmp_path: Path, size: int, clock: Clock | None = None
 ) -> list[QueryLog]:
     extra = {"clock": clock} if clock else {}
     return [
@@ -36,7 +35,7 @@ def open_two(
 
 
 def test_a_sample_through_one_replica_draws_the_others_queries(
-    pg_hosts: list[PoolHost], tmp_path: Path
+    pg_hosts: list[PostgresStore], tmp_path: Path
 ) -> None:
     a, b = open_two(pg_hosts, tmp_path, 100)
     try:
@@ -63,7 +62,7 @@ def test_a_sample_through_one_replica_draws_the_others_queries(
 
 
 def test_the_size_bound_and_the_retention_hold_across_replicas(
-    pg_hosts: list[PoolHost], tmp_path: Path
+    pg_hosts: list[PostgresStore], tmp_path: Path
 ) -> None:
     clock = Clock()
     a, b = open_two(pg_hosts, tmp_path, 4, clock)
@@ -87,7 +86,7 @@ def test_the_size_bound_and_the_retention_hold_across_replicas(
 
 
 def test_turning_it_off_or_deleting_the_collection_erases_every_replicas_queries(
-    pg_hosts: list[PoolHost], tmp_path: Path
+    pg_hosts: list[PostgresStore], tmp_path: Path
 ) -> None:
     a, b = open_two(pg_hosts, tmp_path, 10)
     ask(a, "private question")

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _pg_pool_host import PoolHost, replicas
+from _pg_replicas import replicas
 
 from embedswitch.experiments.log import (
     Assignment,
@@ -22,6 +22,7 @@ from embedswitch.experiments.log import (
 )
 from embedswitch.experiments.log.postgres import PostgresTables
 from embedswitch.experiments.log.sqlite import SqliteTables
+from embedswitch.store.postgres import PostgresStore
 
 
 def assignment(
@@ -95,7 +96,7 @@ def test_experiments_settings_shadow_and_forget(log: ExperimentLog) -> None:
 
 
 @pytest.fixture
-def pair(pg_hosts: list[PoolHost], tmp_path: Path) -> Iterator[tuple[ExperimentLog, ExperimentLog]]:
+def pair(pg_hosts: list[PostgresStore], tmp_path: Path) -> Iterator[tuple[ExperimentLog, ExperimentLog]]:
     a, b = (open_experiment_log(tmp_path / name, host) for name, host in zip("ab", pg_hosts, strict=True))
     yield a, b
     a.close()

@@ -38,6 +38,11 @@ class _StateCollector(Collector):
             "Records the version's model rejected: open (holding a building version back) or skipped",
             labels=[*labels, "state"],
         )
+        leads = GaugeMetricFamily(
+            "embedswitch_version_leader",
+            "1 if this process runs the version's workers (holds its lease), 0 if it only serves it",
+            labels=labels,
+        )
         head = GaugeMetricFamily("embedswitch_head_seq", "Last seq of the change log", labels=["collection"])
         for collection in self._collections():
             head_seq = collection.head_seq()
@@ -50,13 +55,14 @@ class _StateCollector(Collector):
                 size.add_metric(key, version.nbytes())
                 weight.add_metric(key, collection.router.weights.get(version.name, 0))
                 ready.add_metric(key, 1 if version.state == "ready" else 0)
+                leads.add_metric(key, 1 if version.fence is not None else 0)
                 quarantined.add_metric([*key, "open"], version.quarantine.open_count())
                 quarantined.add_metric([*key, "skipped"], version.quarantine.skipped_count())
                 if version.backfill is not None:
                     done.add_metric(key, version.backfill.state.done)
                     total.add_metric(key, version.backfill.state.total)
                     rate.add_metric(key, version.backfill.rate)
-        yield from (head, lag, applied, records, size, weight, ready, quarantined, done, total, rate)
+        yield from (head, lag, applied, records, size, weight, ready, leads, quarantined, done, total, rate)
 
 
 class Metrics:

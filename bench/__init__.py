@@ -28,5 +28,6 @@ BENCHMARKS = (
     "auth",
     "index",
     "index_memory",
+    "pgvector_index",
 )
 """In the order the runner runs them; ``index`` is ``bench/bench_index.py``."""

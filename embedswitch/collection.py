@@ -33,6 +33,7 @@ from ._errors import (
     VersionNotReady,
 )
 from ._request_id import request_id
+from .index.registry import check_placement
 from .models import load_model, model_label, spec_to_dict
 from .models.als import require_training
 from .request_stats import RequestStats
@@ -287,6 +288,7 @@ class Collection:
                     version=spec.name,
                 )
             load_model(spec.model, self._config.access)  # fail before anything is persisted
+            check_placement(spec.index, has_database=self.store.shared)
             head = self.head_seq()
             total = sum(self.store.count_records(self.name).values())
             row = VersionRow(

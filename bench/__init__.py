@@ -28,6 +28,7 @@ BENCHMARKS = (
     "auth",
     "index",
     "index_memory",
+    "pgvector_index",
     "cluster",
 )
 """In the order the runner runs them; ``index`` is ``bench/bench_index.py``."""

@@ -52,11 +52,11 @@ class Progress(_Out):
 class IndexUsage(_Out):
     """One record kind's index in a version: what serves it and what it takes."""
 
-    type: str  # "exact", "hnsw" or "usearch" (an "auto" index reports what it is now)
+    type: str  # "exact", "hnsw", "usearch" or "pgvector" (an "auto" index reports what it is now)
     precision: str  # "f32", or "f16"/"i8" for a reduced-precision index
     vectors: int
     memory_bytes: int  # allocated for the vectors, the search structure and the id bookkeeping
-    disk_bytes: int  # its last checkpoint
+    disk_bytes: int  # its last checkpoint (a pgvector index: its table in the database)
 
 
 class VersionInfo(_Out):

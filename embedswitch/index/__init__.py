@@ -6,7 +6,15 @@
 
 from embedswitch.index.base import IndexMeta, VectorIndex
 from embedswitch.index.registry import open_index
-from embedswitch.index.specs import AutoSpec, ExactSpec, HnswSpec, IndexSpec, UsearchSpec, index_spec
+from embedswitch.index.specs import (
+    AutoSpec,
+    ExactSpec,
+    HnswSpec,
+    IndexSpec,
+    PgvectorSpec,
+    UsearchSpec,
+    index_spec,
+)
 
 __all__ = [
     "AutoSpec",
@@ -14,6 +22,7 @@ __all__ = [
     "HnswSpec",
     "IndexMeta",
     "IndexSpec",
+    "PgvectorSpec",
     "UsearchSpec",
     "VectorIndex",
     "index_spec",

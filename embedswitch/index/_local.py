@@ -41,7 +41,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from embedswitch._errors import InvalidRequest, Unavailable
+from embedswitch.index._checks import check_k, check_queries, check_seqs, check_vectors, closed
 from embedswitch.index._files import (
     check_meta,
     disk_bytes,
@@ -78,7 +78,6 @@ REBUILD_CHUNK = 4096
 REBUILD_THREADS = max(1, (os.cpu_count() or 2) // 2)
 """Threads a background rebuild builds with: half the cores, the rest keep serving."""
 _STATE_FORMAT = 1
-_DTYPE = np.float32
 
 _Replay = Callable[[IdMap, Storage], object]
 _ALONE = contextlib.nullcontext()
@@ -153,8 +152,8 @@ class LocalIndex:
 
         ``durable``: written to a segment first (see ``_files.py``), so the call survives a crash
         without waiting for a checkpoint."""
-        vecs = self._check_vectors(vectors, len(ids), what="vectors")
-        seq_list = _check_seqs(ids, seqs)
+        vecs = check_vectors(vectors, len(ids), self.meta, what="vectors")
+        seq_list = check_seqs(ids, seqs)
         with self._writer:
             self._check_open()
             if durable and len(seq_list):
@@ -176,7 +175,7 @@ class LocalIndex:
         The delete's seq is kept as a tombstone even for ids that were absent, so an older upsert
         arriving later stays a no-op.
         """
-        seq_list = _check_seqs(ids, seqs)
+        seq_list = check_seqs(ids, seqs)
         with self._writer:
             self._check_open()
             removed, applied = _delete(self._map, self._storage, ids, seq_list, self._rw.write)
@@ -203,9 +202,8 @@ class LocalIndex:
 
     def search(self, queries: np.ndarray, k: int, exclude: Iterable[str] | None = None) -> list[list[Hit]]:
         """Up to ``k`` hits ``(id, inner product)`` per query row, best first, skipping ``exclude``."""
-        q = self._check_queries(queries)
-        if k < 0:
-            raise InvalidRequest(f"k must be >= 0, got {k}", k=k)
+        q = check_queries(queries, self.meta)
+        check_k(k)
         with self._rw.read:
             self._check_open()
             key_of = self._map.key_of
@@ -374,49 +372,9 @@ class LocalIndex:
 
     # --- validation -----------------------------------------------------------------------------
 
-    def _check_queries(self, queries: np.ndarray) -> np.ndarray:
-        """The common case (one float32 C-contiguous ``[n, dim]`` array) without conversions."""
-        if (
-            type(queries) is np.ndarray
-            and queries.dtype == _DTYPE
-            and queries.ndim == 2
-            and queries.shape[1] == self.meta.dim
-            and queries.flags.c_contiguous
-        ):
-            if not np.isfinite(queries).all():
-                raise InvalidRequest("queries contain NaN or infinite values")
-            return queries
-        return self._check_vectors(queries, None, what="queries")
-
-    def _check_vectors(self, vectors: np.ndarray, n: int | None, *, what: str) -> np.ndarray:
-        """``vectors`` as a C-contiguous float32 ``[n, dim]`` array of finite numbers."""
-        arr = np.asarray(vectors)
-        if n == 0 and arr.size == 0:
-            return np.zeros((0, self.meta.dim), dtype=_DTYPE)
-        if arr.ndim != 2 or arr.shape[1] != self.meta.dim:
-            raise InvalidRequest(
-                f"{what} must have shape [n, {self.meta.dim}] for this index "
-                f"({self.meta.collection}/{self.meta.version}), got {list(arr.shape)}",
-                collection=self.meta.collection,
-                version=self.meta.version,
-            )
-        if n is not None and arr.shape[0] != n:
-            raise InvalidRequest(f"got {n} ids but {arr.shape[0]} {what}; pass one vector per id")
-        if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
-            raise InvalidRequest(f"{what} must be real numbers, got dtype {arr.dtype}")
-        with np.errstate(over="ignore", invalid="ignore"):  # overflow shows up as inf, rejected below
-            out = np.ascontiguousarray(arr, dtype=_DTYPE)
-        if not np.isfinite(out).all():
-            raise InvalidRequest(f"{what} contain NaN or infinite values (or overflow float32)")
-        return out
-
     def _check_open(self) -> None:
         if self._closed:
-            raise Unavailable(
-                f"index {self.meta.collection}/{self.meta.version}/{self.meta.kind} is closed; reopen it",
-                collection=self.meta.collection,
-                version=self.meta.version,
-            )
+            raise closed(self.meta)
 
     def _warn_if_large(self) -> None:
         if not self._warned_large and len(self._map) > LARGE_INDEX_WARNING:
@@ -526,11 +484,3 @@ def _chunks(
     for start in range(0, len(ids), WRITE_CHUNK):
         end = start + WRITE_CHUNK
         yield ids[start:end], rows[start:end], seqs[start:end]
-
-
-def _check_seqs(ids: Sequence[str], seqs: Sequence[int]) -> list[int]:
-    if isinstance(ids, str):
-        raise InvalidRequest("ids must be a sequence of strings, not one string")
-    if len(ids) != len(seqs):
-        raise InvalidRequest(f"got {len(ids)} ids but {len(seqs)} seqs; pass one seq per id")
-    return [int(s) for s in seqs]

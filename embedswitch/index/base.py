@@ -64,7 +64,7 @@ class VectorIndex(Protocol):
 
     @property
     def index_type(self) -> str:
-        """What serves the vectors now, e.g. "exact", "hnsw" or "usearch"."""
+        """What serves the vectors now, e.g. "exact", "hnsw", "usearch" or "pgvector"."""
         ...
 
     @property
@@ -105,7 +105,7 @@ class VectorIndex(Protocol):
         ...
 
     def disk_bytes(self) -> int:
-        """Bytes of its last checkpoint on disk (0 for an index kept elsewhere)."""
+        """Bytes of its last checkpoint on disk; for a server index, of its table in the database."""
         ...
 
     def close(self) -> None: ...

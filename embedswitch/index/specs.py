@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 MAX_EF = 100_000
 """The largest HNSW search depth (``ef_construction``, ``ef_search``) a spec may ask for."""
@@ -64,8 +64,48 @@ class UsearchSpec(_HnswParams):
     precision: Precision = Field(default="f16", description="how each number of a vector is stored")
 
 
-IndexSpec = Annotated[AutoSpec | ExactSpec | HnswSpec | UsearchSpec, Field(discriminator="type")]
-"""The index of a version, by ``type``: ``auto`` (the default), ``exact``, ``hnsw`` or ``usearch``."""
+PGVECTOR_MAX_EF = 1000
+"""pgvector's largest ``ef_construction`` and ``hnsw.ef_search``."""
+
+
+class PgvectorSpec(_Spec):
+    """pgvector's HNSW in the PostgreSQL store's database (serve with ``--store postgresql://...``):
+    one table per (version, kind), shared by every process of the cluster. ``m`` and
+    ``ef_construction`` take effect when the HNSW index is built; the rest on every search."""
+
+    type: Literal["pgvector"] = "pgvector"
+    m: int = Field(default=16, ge=2, le=100, description="HNSW graph degree (pgvector allows 2-100)")
+    ef_construction: int = Field(
+        default=128, ge=4, le=PGVECTOR_MAX_EF, description="HNSW search depth while inserting; >= 2 * m"
+    )
+    ef_search: int = Field(
+        default=64,
+        ge=1,
+        le=PGVECTOR_MAX_EF,
+        description="HNSW search depth per query (recall); raised to k + excluded ids, up to 1000",
+    )
+    exact_below: int = Field(
+        default=10_000,
+        ge=0,
+        description="exact search (a sequential scan) while the table holds fewer live vectors than "
+        "this; the HNSW index is built when it first holds this many",
+    )
+
+    @model_validator(mode="after")
+    def _ef_construction_covers_m(self) -> PgvectorSpec:
+        if self.ef_construction < 2 * self.m:
+            raise ValueError(
+                f"pgvector needs ef_construction >= 2 * m; got ef_construction={self.ef_construction}, "
+                f"m={self.m}: raise ef_construction to {2 * self.m} or lower m"
+            )
+        return self
+
+
+IndexSpec = Annotated[
+    AutoSpec | ExactSpec | HnswSpec | UsearchSpec | PgvectorSpec, Field(discriminator="type")
+]
+"""The index of a version, by ``type``: ``auto`` (the default), ``exact``, ``hnsw``, ``usearch`` or
+``pgvector`` (in a PostgreSQL store's database)."""
 
 _ADAPTER: TypeAdapter[IndexSpec] = TypeAdapter(IndexSpec)
 _TYPES: dict[str, type[_Spec]] = {
@@ -73,6 +113,7 @@ _TYPES: dict[str, type[_Spec]] = {
     "exact": ExactSpec,
     "hnsw": HnswSpec,
     "usearch": UsearchSpec,
+    "pgvector": PgvectorSpec,
 }
 
 

@@ -1,4 +1,8 @@
-"""One behaviour suite run against every embedded index type (the congruence pattern)."""
+"""What the embedded index types do with their directory, run against each (the congruence
+pattern): checkpoints, reopening, crash recovery, durable segments, the meta kept on disk.
+
+The seam's behaviour (seq guards, tombstones, search, reads, counts), the same for every type,
+pgvector included, is in ``test_index_seam.py``."""
 
 from __future__ import annotations
 
@@ -8,9 +12,9 @@ from typing import BinaryIO
 
 import numpy as np
 import pytest
-from _indexes import DIM, META, SPECS, TYPES, assert_stored, open_typed, score_atol, unit
+from _indexes import DIM, META, SPECS, TYPES, assert_stored, open_typed, unit
 
-from embedswitch._errors import EmbedswitchError, IndexMismatch, InvalidRequest, Unavailable
+from embedswitch._errors import EmbedswitchError, IndexMismatch, Unavailable
 from embedswitch.index import IndexMeta, VectorIndex, _local
 from embedswitch.index._files import CURRENT
 from embedswitch.index._local import LocalIndex
@@ -35,66 +39,7 @@ def fill(index: VectorIndex, n: int, seed: int = 0, seq: int = 1) -> tuple[list[
     return ids, vecs
 
 
-def hit_ids(hits: list[tuple[str, float]]) -> list[str]:
-    return [id_ for id_, _ in hits]
-
-
-# --- basic behaviour ----------------------------------------------------------------------------
-
-
-def test_is_a_vector_index(index: LocalIndex) -> None:
-    assert isinstance(index, VectorIndex)
-    assert len(index) == 0
-    assert index.search(unit(2), 5) == [[], []]
-
-
-def test_get_returns_vectors_exactly_as_written(index: LocalIndex) -> None:
-    ids, vecs = fill(index, 40)
-    got = index.get(ids + ["missing"])
-    assert set(got) == set(ids)
-    for i, id_ in enumerate(ids):
-        assert got[id_].dtype == np.float32
-        assert_stored(index, got[id_], vecs[i])
-
-
-def test_search_ranks_by_inner_product(index: LocalIndex) -> None:
-    ids, vecs = fill(index, 60)
-    results = index.search(vecs[:5], 10)
-    assert len(results) == 5
-    for q, hits in enumerate(results):
-        assert len(hits) == 10
-        assert hits[0][0] == ids[q]
-        assert hits[0][1] == pytest.approx(1.0, abs=score_atol(index))
-        scores = [s for _, s in hits]
-        assert scores == sorted(scores, reverse=True)
-        for id_, score in hits:
-            assert score == pytest.approx(float(vecs[q] @ vecs[ids.index(id_)]), abs=score_atol(index))
-
-
-def test_search_k_bigger_than_len_and_k_zero(index: LocalIndex) -> None:
-    ids, _ = fill(index, 7)
-    assert sorted(hit_ids(index.search(unit(1, 9), 50)[0])) == sorted(ids)
-    assert index.search(unit(3, 9), 0) == [[], [], []]
-
-
-def test_exclude_skips_ids_but_still_returns_k(index: LocalIndex) -> None:
-    ids, vecs = fill(index, 30)
-    hits = index.search(vecs[:1], 5, exclude=[ids[0], ids[1], "not-there"])[0]
-    assert len(hits) == 5
-    assert ids[0] not in hit_ids(hits) and ids[1] not in hit_ids(hits)
-    everything_else = index.search(vecs[:1], 100, exclude=ids[:10])[0]
-    assert sorted(hit_ids(everything_else)) == sorted(ids[10:])
-
-
-def test_delete_removes_from_every_read(index: LocalIndex) -> None:
-    ids, vecs = fill(index, 20)
-    assert index.delete(ids[:5], [2] * 5) == 5
-    assert len(index) == 15
-    assert sorted(index.ids()) == sorted(ids[5:])
-    assert index.get(ids[:5]) == {}
-    for hits in index.search(vecs[:5], 20):
-        assert not set(hit_ids(hits)) & set(ids[:5])
-    assert index.seq_of(ids[0]) == 2
+# --- memory and disk ------------------------------------------------------------------------
 
 
 def test_memory_and_disk_bytes_grow_with_content(index: LocalIndex) -> None:
@@ -104,114 +49,6 @@ def test_memory_and_disk_bytes_grow_with_content(index: LocalIndex) -> None:
     assert index.memory_bytes() > before
     index.checkpoint()
     assert index.disk_bytes() > 200 * DIM * 2
-
-
-# --- seq guards ---------------------------------------------------------------------------------
-
-
-def test_same_seq_twice_is_a_no_op(index: LocalIndex) -> None:
-    v = unit(2, 1)
-    assert index.upsert(["a"], v[:1], [5]) == 1
-    assert index.upsert(["a"], v[1:], [5]) == 0
-    assert_stored(index, index.get(["a"])["a"], v[0])
-
-
-def test_older_seq_after_newer_is_a_no_op(index: LocalIndex) -> None:
-    v = unit(2, 2)
-    index.upsert(["a"], v[1:], [9])
-    assert index.upsert(["a"], v[:1], [3]) == 0
-    assert_stored(index, index.get(["a"])["a"], v[1])
-    assert index.seq_of("a") == 9
-
-
-def test_upsert_older_than_delete_is_a_no_op(index: LocalIndex) -> None:
-    v = unit(2, 3)
-    index.upsert(["a"], v[:1], [1])
-    assert index.delete(["a"], [5]) == 1
-    assert index.upsert(["a"], v[1:], [4]) == 0
-    assert index.upsert(["a"], v[1:], [5]) == 0
-    assert "a" not in index.ids() and index.get(["a"]) == {}
-    assert index.search(v[1:], 5) == [[]]
-    assert index.tombstones() == {"a": 5}
-
-
-def test_newer_upsert_after_delete_resurrects(index: LocalIndex) -> None:
-    ids, vecs = fill(index, 10)
-    index.delete([ids[0]], [5])
-    new = unit(1, 77)
-    assert index.upsert([ids[0]], new, [6]) == 1
-    assert_stored(index, index.get([ids[0]])[ids[0]], new[0])
-    assert index.seq_of(ids[0]) == 6
-    assert index.tombstones() == {}
-    assert len(index) == 10
-    top = index.search(new, 1)[0][0]
-    assert top[0] == ids[0] and top[1] == pytest.approx(1.0, abs=score_atol(index))
-
-
-def test_delete_of_unseen_id_leaves_a_tombstone(index: LocalIndex) -> None:
-    assert index.delete(["ghost"], [7]) == 0
-    assert index.seq_of("ghost") == 7
-    assert index.upsert(["ghost"], unit(1), [6]) == 0
-    assert len(index) == 0
-    assert index.delete(["ghost"], [3]) == 0
-    assert index.seq_of("ghost") == 7
-
-
-def test_same_id_twice_in_one_call_takes_highest_seq(index: LocalIndex) -> None:
-    v = unit(3, 4)
-    assert index.upsert(["a", "a", "a"], v, [3, 8, 5]) == 1
-    assert_stored(index, index.get(["a"])["a"], v[1])
-    assert index.seq_of("a") == 8
-    assert index.delete(["a", "a"], [7, 9]) == 1
-    assert index.seq_of("a") == 9
-
-
-def test_forget_tombstones(index: LocalIndex) -> None:
-    index.delete(["x", "y", "z"], [1, 5, 9])
-    assert index.forget_tombstones(5) == 2
-    assert index.tombstones() == {"z": 9}
-    assert index.seq_of("x") is None
-    assert index.upsert(["x"], unit(1), [2]) == 1
-
-
-# --- validation ---------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "vectors",
-    [
-        np.zeros((1, DIM + 1), dtype=np.float32),
-        np.zeros(DIM, dtype=np.float32),
-        np.full((1, DIM), np.nan, dtype=np.float32),
-        np.full((1, DIM), np.inf, dtype=np.float32),
-        np.full((1, DIM), 1e300, dtype=np.float64),
-        np.array([["a"] * DIM]),
-    ],
-    ids=["wrong-dim", "one-dim", "nan", "inf", "overflow", "strings"],
-)
-def test_bad_vectors_are_invalid_requests(index: LocalIndex, vectors: np.ndarray) -> None:
-    with pytest.raises(InvalidRequest):
-        index.upsert(["a"], vectors, [1])
-    with pytest.raises(InvalidRequest):
-        index.search(vectors, 3)
-    assert len(index) == 0 and index.seq_of("a") is None
-
-
-def test_length_mismatches_are_invalid_requests(index: LocalIndex) -> None:
-    with pytest.raises(InvalidRequest, match="one vector per id"):
-        index.upsert(["a", "b"], unit(1), [1, 2])
-    with pytest.raises(InvalidRequest, match="one seq per id"):
-        index.upsert(["a"], unit(1), [1, 2])
-    with pytest.raises(InvalidRequest, match="one seq per id"):
-        index.delete(["a"], [])
-    with pytest.raises(InvalidRequest):
-        index.search(unit(1), -1)
-
-
-def test_empty_writes_are_no_ops(index: LocalIndex) -> None:
-    assert index.upsert([], np.zeros((0, DIM), dtype=np.float32), []) == 0
-    assert index.upsert([], np.array([]), []) == 0
-    assert index.delete([], []) == 0
 
 
 # --- persistence --------------------------------------------------------------------------------
@@ -448,8 +285,6 @@ def test_current_naming_a_missing_checkpoint_is_a_clear_error(index_type: str, t
 @pytest.mark.parametrize(
     ("field", "value", "says"),
     [
-        ("fingerprint", "cd" * 32, "built by model abababababab, not cdcdcdcdcdcd"),
-        ("dim", DIM * 2, f"holds {DIM}-dim vectors, not {DIM * 2}-dim"),
         ("version", "v2", "version 'v1', not 'v2'"),
         ("kind", "image", "kind 'text', not 'image'"),
         ("collection", "other", "collection 'docs', not 'other'"),
@@ -458,6 +293,7 @@ def test_current_naming_a_missing_checkpoint_is_a_clear_error(index_type: str, t
 def test_opening_with_another_meta_is_index_mismatch(
     index_type: str, tmp_path: Path, field: str, value: object, says: str
 ) -> None:
+    """A directory can be opened under any meta (another model: ``test_index_seam.py``)."""
     index = open_typed(index_type, tmp_path / "idx")
     fill(index, 5)
     index.checkpoint()

@@ -1,4 +1,5 @@
-"""Concurrent searches, gets, upserts, deletes, checkpoints and rebuilds on one index, every type.
+"""Concurrent searches, gets, upserts, deletes, checkpoints and rebuilds on one index, every type
+(pgvector too, in a real PostgreSQL: it has no rebuilds, its checkpoints do nothing).
 
 Every read must be what some serial order of the writes gives. Each write call and each read is
 timed (``perf_counter``, one clock for all threads); a read may see a write that started before it
@@ -20,14 +21,17 @@ import random
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pytest
-from _indexes import ATOL, DIM, TYPES, open_typed
+from _indexes import ATOL, DIM, TYPES, open_seam, open_typed
+from _pg_host import PgHost
+from _postgres import pg_server, pg_uri  # noqa: F401 - fixtures
 
+from embedswitch.index import VectorIndex
 from embedswitch.index._local import LocalIndex
 
 N_IDS = 48
@@ -129,7 +133,7 @@ def _search_violations(history: History, read: Read, atol: float, complete: bool
     return found
 
 
-def writer(index: LocalIndex, seed: int, seqs: Iterator[int], history: History) -> None:
+def writer(index: VectorIndex, seed: int, seqs: Iterator[int], history: History) -> None:
     rnd = random.Random(seed)
     for _ in range(OPS):
         nums = rnd.sample(range(N_IDS), rnd.randint(1, 4))
@@ -145,7 +149,7 @@ def writer(index: LocalIndex, seed: int, seqs: Iterator[int], history: History) 
         history.writes.extend(Write(i, s, op, start, end) for i, s in zip(ids, batch, strict=True))
 
 
-def reader(index: LocalIndex, seed: int, history: History) -> None:
+def reader(index: VectorIndex, seed: int, history: History) -> None:
     rnd = random.Random(seed)
     for _ in range(OPS):
         if rnd.random() < 0.75:
@@ -166,8 +170,8 @@ def maintenance(index: LocalIndex) -> None:
         index.rebuild()
 
 
-def hammer(index: LocalIndex) -> History:
-    """Writers, readers and a thread that checkpoints and rebuilds, all at once."""
+def hammer(index: VectorIndex, maintain: Callable[[], object]) -> History:
+    """Writers, readers and a thread that calls ``maintain`` (checkpoints, rebuilds), all at once."""
     history, seqs = History(), itertools.count(1)
     errors: list[BaseException] = []
 
@@ -181,7 +185,7 @@ def hammer(index: LocalIndex) -> History:
         threading.Thread(target=guarded, args=(writer, index, s, seqs, history)) for s in range(WRITERS)
     ]
     threads += [threading.Thread(target=guarded, args=(reader, index, s, history)) for s in range(READERS)]
-    threads.append(threading.Thread(target=guarded, args=(maintenance, index)))
+    threads.append(threading.Thread(target=guarded, args=(maintain,)))
     old_interval = sys.getswitchinterval()
     sys.setswitchinterval(1e-5)  # switch threads often so that races show up
     try:
@@ -199,7 +203,7 @@ def hammer(index: LocalIndex) -> History:
 @pytest.mark.parametrize("index_type", TYPES)
 def test_concurrent_reads_match_a_serial_order(index_type: str, tmp_path: Path) -> None:
     index = open_typed(index_type, tmp_path / "idx")
-    history = hammer(index)
+    history = hammer(index, functools.partial(maintenance, index))
     assert len(history.reads) == READERS * OPS and index.rebuilds == 3
     found = violations(history, index.precision, complete=index.index_type == "exact")
     assert not found, f"{len(found)} reads no serial order explains, e.g. {found[:5]}"
@@ -209,7 +213,25 @@ def test_concurrent_reads_match_a_serial_order(index_type: str, tmp_path: Path) 
     assert_end_state_is_last_write(open_typed(index_type, tmp_path / "idx"), history)
 
 
-def assert_end_state_is_last_write(index: LocalIndex, history: History) -> None:
+def test_concurrent_reads_match_a_serial_order_on_pgvector(pg_uri: str, tmp_path: Path) -> None:  # noqa: F811
+    """Each write one transaction, each search its own read-only one: the same checks hold, exact
+    (the table stays below ``exact_below``), and again through another process's pool."""
+    host = PgHost(pg_uri, max_size=WRITERS + READERS + 1)
+    try:
+        index = open_seam("pgvector", tmp_path, host)
+        history = hammer(index, index.checkpoint)
+        assert len(history.reads) == READERS * OPS
+        found = violations(history, index.precision, complete=True)
+        assert not found, f"{len(found)} reads no serial order explains, e.g. {found[:5]}"
+        assert_end_state_is_last_write(index, history)
+        other = PgHost(pg_uri)
+        assert_end_state_is_last_write(open_seam("pgvector", tmp_path, other), history)
+        other.close()
+    finally:
+        host.close()
+
+
+def assert_end_state_is_last_write(index: VectorIndex, history: History) -> None:
     last: dict[str, Write] = {}
     for write in history.writes:
         if write.id not in last or write.seq > last[write.id].seq:
@@ -234,7 +256,7 @@ def test_unsafe_reads_are_caught(tmp_path: Path) -> None:
         index = open_typed("exact", tmp_path / f"idx{attempt}")
         index._rw.read = contextlib.nullcontext()  # type: ignore[assignment]
         try:
-            history = hammer(index)
+            history = hammer(index, functools.partial(maintenance, index))
         except Exception as exc:  # a torn read may also blow up inside the read itself
             rounds.append([f"{type(exc).__name__}: {exc}"])
         else:

@@ -35,6 +35,7 @@ def test_public_api() -> None:
         "HnswSpec",
         "IndexMeta",
         "IndexSpec",
+        "PgvectorSpec",
         "UsearchSpec",
         "VectorIndex",
         "index_spec",

@@ -1,0 +1,389 @@
+"""The ``pgvector`` index: the vectors of one (collection, version, kind) in a table of the
+PostgreSQL store's database, searched with pgvector's HNSW, shared by every process of a cluster.
+
+Beyond ``VectorIndex``'s promises:
+
+- every write is one transaction, committed before the call returns (so ``durable`` is always
+  true and ``checkpoint`` does nothing), and fenced: it calls ``host.check_fence`` inside that
+  transaction, so a worker that lost its cluster lease stores nothing of it (``LeaseLost``);
+- writes to one index take turns (each locks the index's row of ``es_indexes`` first, as the
+  embedded indexes' writers take a mutex). Reads run in transactions of their own (a search's is
+  read-only), take no lock a write holds, so wait for no write and no other read, and see every
+  write committed before they began;
+- the table is ``id text PRIMARY KEY, seq bigint, embedding vector(dim)``; a delete keeps its row,
+  ``embedding`` NULL, as the tombstone. Its short physical name (``es_vec_`` and 32 random hex
+  digits, fresh for every table created, so a handle on a destroyed index never reaches its
+  successor) and the meta that built it are kept in ``es_indexes``; opening it with another
+  fingerprint or dim is an ``IndexMismatch``;
+- scores are inner products (pgvector's ``<#>`` negated), computed in float32 like the embedded
+  indexes', so they agree to float32 rounding; ``get`` returns vectors exactly as written.
+
+Limits:
+
+- HNSW is approximate: recall@10 depends on the data and ``ef_search`` (``bench/pgvector_index.py``
+  measures it beside hnswlib). While the table holds fewer than ``exact_below`` live vectors every
+  query is an exact sequential scan; the HNSW index is built, in bulk, by the write that first
+  takes the table to ``exact_below`` (that write waits for the build; reads don't).
+- A search sets ``hnsw.ef_search`` to ``max(ef_search, k + excluded ids)``, capped at 1000 (pgvector's
+  limit), and scans iteratively (``hnsw.iterative_scan = relaxed_order``, pgvector >= 0.8, checked
+  at open), so that exclusions and not yet vacuumed deletes still leave ``k`` hits; an iterative
+  scan stops after ``hnsw.max_scan_tuples`` rows (raised to twice ``k`` plus the excluded ids), so
+  a search excluding most of a huge table may return fewer.
+- pgvector's HNSW takes vectors of up to 2,000 dimensions. Replaced and deleted vectors leave dead
+  rows (and graph nodes) that autovacuum reclaims, as for any PostgreSQL table.
+- A search costs a transaction on one of the host's pooled connections: ~1.07x the same SQL run
+  by hand the same way, ~1.3x one autocommit connection at 100,000 x 384 (``bench/pgvector_index.py``).
+- The host's transactions must be READ COMMITTED (PostgreSQL's default): each write's statements
+  must see the writes committed while it waited for its turn.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg.types import TypeInfo
+
+from embedswitch._errors import InvalidRequest, Unavailable
+from embedswitch.index import _pgtables as tables
+from embedswitch.index._checks import check_k, check_queries, check_seqs, check_vectors, closed
+from embedswitch.index._ids import IdMap
+from embedswitch.index.base import Hit, IndexHost, IndexMeta
+from embedswitch.index.specs import PGVECTOR_MAX_EF, PgvectorSpec
+
+MAX_DIM = 2000
+"""The most dimensions pgvector's HNSW indexes for the ``vector`` type."""
+COPY_ABOVE = 2000
+"""Upserts of more ids than this (a backfill page, a vector load) send their rows by COPY."""
+MAX_SCAN_TUPLES = 20_000
+"""pgvector's default ``hnsw.max_scan_tuples``; a search raises it for many exclusions."""
+
+
+class PgvectorIndex:
+    """A ``VectorIndex`` in the host's PostgreSQL database; see the module docstring."""
+
+    index_type = "pgvector"
+    precision = "f32"
+
+    def __init__(
+        self, host: IndexHost, meta: IndexMeta, spec: PgvectorSpec, table: str, vector_type: TypeInfo
+    ) -> None:
+        """Use the table ``table`` that ``open`` found or created; ``vector_type``: the database's."""
+        self.meta = meta
+        self.host = host
+        self.spec = spec
+        self.table = table
+        self._sql = tables.Statements.of(table)
+        self._key = {
+            "collection": meta.collection,
+            "version": meta.version,
+            "kind": meta.kind,
+            "table": table,
+        }
+        self._type = vector_type
+        self._dumper = type("VectorDumper", (tables.VectorDumper,), {"oid": vector_type.oid})
+        self._has_hnsw = False
+        self._closed = False
+
+    @classmethod
+    def from_spec(cls, spec: PgvectorSpec, host: IndexHost, meta: IndexMeta) -> PgvectorIndex:
+        return cls.open(host, meta, spec)
+
+    @classmethod
+    def stored_kinds(cls, host: IndexHost, collection: str, version: str) -> list[str]:
+        """The record kinds that have an index of ``version`` in ``host``'s database."""
+        with host.connection() as conn:
+            if conn.execute("SELECT to_regclass('es_indexes')").fetchone() == (None,):
+                return []
+            rows = conn.execute(
+                "SELECT kind FROM es_indexes WHERE collection = %s AND version = %s ORDER BY kind",
+                [collection, version],
+            ).fetchall()
+        return [kind for (kind,) in rows]
+
+    @classmethod
+    def open(cls, host: IndexHost, meta: IndexMeta, spec: PgvectorSpec | None = None) -> PgvectorIndex:
+        """Open the index of ``meta``'s (collection, version, kind) in ``host``'s database, creating
+        its table (and the pgvector extension and ``es_indexes``, if missing) the first time; that
+        is a write, fenced.
+
+        Raises ``IndexMismatch`` when it was built with another fingerprint or dim, ``Unavailable``
+        when the database lacks pgvector >= 0.8, ``InvalidRequest`` past 2,000 dimensions."""
+        spec = spec or PgvectorSpec()
+        if meta.dim > MAX_DIM:
+            raise InvalidRequest(
+                f"pgvector's HNSW indexes vectors of up to {MAX_DIM} dimensions, not {meta.dim}; use an "
+                "embedded index type (hnsw, usearch) or a model with fewer dimensions",
+                collection=meta.collection,
+                version=meta.version,
+            )
+        key = {"collection": meta.collection, "version": meta.version, "kind": meta.kind}
+        with _translated(meta), host.connection() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", [tables.DDL_LOCK])
+            tables.ensure_extension(conn)
+            conn.execute(tables.REGISTRY)
+            found = conn.execute(
+                f"SELECT table_name, dim, fingerprint FROM es_indexes WHERE {tables.KEY}", key
+            )
+            row = found.fetchone()
+            if row is None:
+                host.check_fence(conn)
+                table = tables.create_table(conn, meta, spec)
+            else:
+                table = row[0]
+                tables.check_meta(meta, table, dim=row[1], fingerprint=row[2])
+            oids = conn.execute("SELECT oid, typarray FROM pg_type WHERE oid = 'vector'::regtype").fetchone()
+        assert oids is not None
+        return cls(host, meta, spec, table, TypeInfo("vector", int(oids[0]), int(oids[1])))
+
+    # --- writes ---------------------------------------------------------------------------------
+
+    def upsert(
+        self, ids: Sequence[str], vectors: np.ndarray, seqs: Sequence[int], durable: bool = False
+    ) -> int:
+        """Store each vector under its id unless the id has seen a seq >= its seq; returns how many.
+        Committed (durable) when it returns, whatever ``durable`` says."""
+        vecs = check_vectors(vectors, len(ids), self.meta, what="vectors")
+        # PostgreSQL refuses to change one row twice in a statement: the latest write per id only
+        latest = IdMap.latest_per_id(ids, check_seqs(ids, seqs))
+        self._check_open()
+        if not latest:
+            return 0
+        rows = [row for row, _ in latest.values()]
+        params = {
+            "ids": list(latest),
+            "seqs": [seq for _, seq in latest.values()],
+            "vectors": list(vecs[rows]),
+        }
+        by_copy = len(rows) > COPY_ABOVE
+        with self._writing() as (cur, live):
+            if by_copy:
+                self._copy_in(cur, params)
+            cur.execute(self._sql.upsert_loaded if by_copy else self._sql.upsert, params)
+            changed, revived = _one(cur)
+            self._count(cur, live, revived)
+        return int(changed)
+
+    def delete(self, ids: Sequence[str], seqs: Sequence[int]) -> int:
+        """Tombstone each id unless it has seen a seq >= its seq (ids never seen included, so an
+        older upsert arriving later is a no-op); returns how many vectors were removed."""
+        latest = IdMap.latest_per_id(ids, check_seqs(ids, seqs))
+        self._check_open()
+        if not latest:
+            return 0
+        params = {"ids": list(latest), "seqs": [seq for _, seq in latest.values()]}
+        with self._writing() as (cur, live):
+            cur.execute(self._sql.delete, params)
+            (removed,) = _one(cur)
+            self._count(cur, live, -removed)
+        return int(removed)
+
+    def forget_tombstones(self, upto_seq: int) -> int:
+        """Drop tombstones with seq <= upto_seq; returns how many were dropped."""
+        self._check_open()
+        with self._writing() as (cur, _):
+            cur.execute(self._sql.forget_tombstones, [int(upto_seq)])
+            return cur.rowcount
+
+    def checkpoint(self) -> None:
+        """Nothing to do: every write committed when it returned."""
+        self._check_open()
+
+    # --- reads ----------------------------------------------------------------------------------
+
+    def search(self, queries: np.ndarray, k: int, exclude: Iterable[str] | None = None) -> list[list[Hit]]:
+        """Up to ``k`` hits ``(id, inner product)`` per query row, best first, skipping ``exclude``."""
+        q = check_queries(queries, self.meta)
+        check_k(k)
+        self._check_open()
+        if k == 0 or not len(q):
+            return [[] for _ in range(len(q))]
+        excluded = list(set(exclude)) if exclude else []
+        query = self._sql.search_excluding if excluded else self._sql.search
+        with self._reading() as conn:
+            with conn.pipeline():  # the settings and every query in one round trip
+                conn.execute(tables.SETTINGS, self._settings(k, len(excluded)))
+                cursors = [
+                    self._cursor(conn).execute(query, {"q": row, "k": k, "excluded": excluded}) for row in q
+                ]
+            found = [cur.fetchall() for cur in cursors]
+        # a relaxed_order scan may return hits slightly out of order
+        return [[(id_, -distance) for id_, distance in sorted(rows, key=_distance)] for rows in found]
+
+    def plan(self, query: np.ndarray, k: int, exclude: Iterable[str] | None = None) -> str:
+        """The plan PostgreSQL runs for ``search`` of the one-row ``query`` (``EXPLAIN ANALYZE``
+        under the same settings): whether the HNSW index or a sequential scan answers."""
+        q = check_queries(query, self.meta)
+        check_k(k)
+        self._check_open()
+        excluded = list(set(exclude)) if exclude else []
+        explain = "EXPLAIN ANALYZE " + (self._sql.search_excluding if excluded else self._sql.search)
+        with self._reading() as conn:
+            conn.execute(tables.SETTINGS, self._settings(k, len(excluded)))
+            rows = self._cursor(conn).execute(explain, {"q": q[0], "k": k, "excluded": excluded}).fetchall()
+        return "\n".join(line for (line,) in rows)
+
+    def get(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stored vectors of those ids that are present, as float32 arrays of their own."""
+        self._check_open()
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return {}
+        with self._reading() as conn:
+            stored = dict(self._cursor(conn).execute(self._sql.get, [wanted]).fetchall())
+        return {id_: stored[id_] for id_ in wanted if id_ in stored}
+
+    def seq_of(self, id: str) -> int | None:
+        """The last seq applied for ``id`` (upsert or delete), or None if never seen or forgotten."""
+        self._check_open()
+        with self._reading() as conn:
+            row = conn.execute(self._sql.seq_of, [id]).fetchone()
+        return None if row is None else int(row[0])
+
+    def ids(self) -> list[str]:
+        """Every live id, in no particular order."""
+        self._check_open()
+        with self._reading() as conn:
+            return [id_ for (id_,) in conn.execute(self._sql.ids).fetchall()]
+
+    def __len__(self) -> int:
+        """Live vectors (tombstones not counted)."""
+        self._check_open()
+        with self._reading() as conn:
+            row = conn.execute(tables.LIVE, self._key).fetchone()
+        if row is None:
+            raise self._gone()
+        return int(row[0])
+
+    def memory_bytes(self) -> int:
+        """0: the vectors and the HNSW graph live in the database server, not in this process."""
+        return 0
+
+    def disk_bytes(self) -> int:
+        """Bytes of the table with its indexes and TOAST (``pg_total_relation_size``)."""
+        self._check_open()
+        with self._reading() as conn:
+            row = conn.execute("SELECT pg_total_relation_size(to_regclass(%s))", [self.table]).fetchone()
+        if row is None or row[0] is None:
+            raise self._gone()
+        return int(row[0])
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop using the index; its table stays (the host's connections are the host's)."""
+        self._closed = True
+
+    def destroy(self) -> None:
+        """Close, drop the table and forget it in ``es_indexes`` (fenced like a write)."""
+        self._closed = True
+        with _translated(self.meta), self.host.connection() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", [tables.DDL_LOCK])
+            self.host.check_fence(conn)
+            conn.execute(self._sql.drop)
+            conn.execute(tables.FORGET, self._key)
+
+    def __repr__(self) -> str:
+        m = self.meta
+        return f"{type(self).__name__}({m.collection!r}/{m.version!r}/{m.kind!r}, table={self.table!r})"
+
+    # --- transactions ---------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[tuple[psycopg.Cursor[Any], int]]:
+        """A fenced write transaction, once this index's earlier writes (any process's) committed:
+        a cursor on it and the live vectors at the start."""
+        with _translated(self.meta), self.host.connection() as conn:
+            cur = self._cursor(conn, arrays=True)
+            row = cur.execute(tables.LOCK, self._key).fetchone()
+            if row is None:
+                raise self._gone()
+            self.host.check_fence(conn)  # after the wait for the turn, as close to the write as can be
+            yield cur, int(row[0])
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[psycopg.Connection[Any]]:
+        with _translated(self.meta), self.host.connection() as conn:
+            yield conn
+
+    def _cursor(self, conn: psycopg.Connection[Any], arrays: bool = False) -> psycopg.Cursor[Any]:
+        """A binary cursor that sends numpy rows as ``vector`` (lists of them as ``vector[]`` with
+        ``arrays``) and reads ``vector`` as float32 arrays; the adapters are the cursor's own, so
+        the host's other users of the connection see none of them."""
+        cur = conn.cursor(binary=True)
+        cur.adapters.register_dumper(np.ndarray, self._dumper)
+        cur.adapters.register_loader(self._type.oid, tables.VectorLoader)
+        if arrays:
+            cur.adapters.types.add(self._type)
+        return cur
+
+    def _copy_in(self, cur: psycopg.Cursor[Any], params: dict[str, Any]) -> None:
+        """The rows into a temp table dropped at commit, by binary COPY."""
+        cur.execute(tables.CREATE_LOAD)
+        with cur.copy(tables.COPY_LOAD) as copy:
+            copy.set_types(["text", "int8", self._type.oid])
+            for row in zip(params["ids"], params["seqs"], params["vectors"], strict=True):
+                copy.write_row(row)
+
+    def _count(self, cur: psycopg.Cursor[Any], live: int, delta: int) -> None:
+        """Record ``delta`` more live vectors; build the HNSW index once there are ``exact_below``."""
+        if delta:
+            cur.execute(tables.COUNT, {**self._key, "delta": delta})
+        if self._has_hnsw or live + delta < self.spec.exact_below:
+            return
+        if cur.execute("SELECT to_regclass(%s)", [tables.hnsw_name(self.table)]).fetchone() == (None,):
+            cur.execute(tables.hnsw_ddl(self.table, self.spec))
+        self._has_hnsw = True
+
+    def _settings(self, k: int, excluded: int) -> dict[str, Any]:
+        return {
+            **self._key,
+            "ef": str(min(PGVECTOR_MAX_EF, max(self.spec.ef_search, k + excluded))),
+            "max_scan": str(max(MAX_SCAN_TUPLES, 2 * (k + excluded))),
+            "exact_below": self.spec.exact_below,
+        }
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise closed(self.meta)
+
+    def _gone(self) -> Unavailable:
+        m = self.meta
+        return Unavailable(
+            f"index {m.collection}/{m.version}/{m.kind} (table {self.table}) was destroyed, by this or "
+            "another process; reopen the version",
+            collection=m.collection,
+            version=m.version,
+        )
+
+
+def _one(cur: psycopg.Cursor[Any]) -> tuple[Any, ...]:
+    row = cur.fetchone()
+    assert row is not None  # an aggregate always returns its row
+    return tuple(row)
+
+
+def _distance(row: tuple[str, float]) -> float:
+    return row[1]
+
+
+@contextlib.contextmanager
+def _translated(meta: IndexMeta) -> Iterator[None]:
+    """psycopg's errors of a lost table or a lost database as ``Unavailable``."""
+    try:
+        yield
+    except psycopg.errors.UndefinedTable as exc:
+        raise Unavailable(
+            f"index {meta.collection}/{meta.version}/{meta.kind} lost its table ({exc}); reopen the version",
+            collection=meta.collection,
+            version=meta.version,
+        ) from exc
+    except psycopg.OperationalError as exc:
+        raise Unavailable(
+            f"the database of index {meta.collection}/{meta.version}/{meta.kind} is unreachable: {exc}",
+            collection=meta.collection,
+            version=meta.version,
+        ) from exc

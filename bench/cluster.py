@@ -185,7 +185,7 @@ def _leader_pid(uri: str, lease: str) -> int | None:
             "WHERE l.name = %s",
             (lease,),
         ).fetchone()
-    return int(row[0].split()[1]) if row and row[0].startswith("embedswitch ") else None
+    return int(row[0].split("-")[1]) if row and row[0].startswith("embedswitch-") else None
 
 
 def _replicas(uri: str, tmp: Path, params: Params) -> tuple[list[dict[str, Any]], dict[str, Any]]:

@@ -136,7 +136,6 @@ class Version:
         model_spec = spec.model
         if isinstance(model_spec, AlsSpec) and model_spec.trained_seq is not None and self.awaiting_vectors():
             self.training = Training(self.collection, self.name, model_spec, store, self, self.commit_vectors)
-        store.publish_applied(self.collection, self.name, self.applied_seq)
 
     @property
     def lease(self) -> str:
@@ -148,6 +147,7 @@ class Version:
         ``epoch`` (a process that does not lead it only serves from it)."""
         self.fence = _fence.Fence(self.lease, epoch)
         with self._leading():
+            self.store.publish_applied(self.collection, self.name, self.applied_seq)
             self.applier.start()
             state = self.backfill.state if self.backfill is not None else None
             if (

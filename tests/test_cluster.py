@@ -21,7 +21,7 @@ from _checks import assert_end_state
 from _endpoint import Faults, endpoint, spec
 from conftest import ServerProcess
 
-from embedswitch import Client, Engine, EngineConfig
+from embedswitch import Client, Engine, EngineConfig, VersionNotFound
 from embedswitch.models import load_model
 
 pytestmark = pytest.mark.slow
@@ -43,7 +43,11 @@ def replicas(pg_uri: str, tmp_path: Path) -> Iterator[list[ServerProcess]]:
     started = []
     try:
         for n in range(2):
-            env = {"EMBEDSWITCH_STORE": pg_uri, "EMBEDSWITCH_MIN_SEQ_TIMEOUT_S": "30"}
+            env = {
+                "EMBEDSWITCH_STORE": pg_uri,
+                "EMBEDSWITCH_MIN_SEQ_TIMEOUT_S": "30",
+                "EMBEDSWITCH_BACKFILL_BATCH": "20",
+            }
             started.append(
                 ServerProcess(tmp_path / f"replica{n}", env=env, log=tmp_path / f"r{n}.log").start()
             )
@@ -77,7 +81,7 @@ def test_rollout_under_load_across_two_processes(
     tmp_path: Path,
 ) -> None:
     a, b = replicas
-    ca, cb = Client(a.url), Client(b.url)
+    ca, cb = clients(a, b)
     ca.create_collection("articles", V1)
     for start in range(0, 400, 100):
         ca.upsert("articles", [{"id": f"doc-{i}", "text": text(i)} for i in range(start, start + 100)])
@@ -85,6 +89,7 @@ def test_rollout_under_load_across_two_processes(
     stop = threading.Event()
     failures: list[str] = []
     answered: dict[str, int] = {}
+    writes: list[int] = []
 
     def search_load(url: str, seed: int) -> None:
         rng = random.Random(seed)
@@ -123,9 +128,12 @@ def test_rollout_under_load_across_two_processes(
                     reply = http.delete(f"/v1/collections/articles/records/doc-{i}")
                 else:
                     record = {"id": f"doc-{i}", "text": text(i, rev * 10 + seed)}
-                    reply = http.post("/v1/collections/articles/records", json={"records": [record]})
-                if reply.status_code >= 500:
-                    failures.append(f"{url} write {reply.status_code}: {reply.text}")
+                    reply = http.put("/v1/collections/articles/records", json={"records": [record]})
+                if reply.status_code != 200 and not (reply.status_code == 404 and "deleted" in reply.text):
+                    failures.append(
+                        f"{url} write {reply.status_code}: {reply.text}"
+                    )  # a 404: deleted already
+                writes.append(reply.status_code)
                 time.sleep(0.01)
 
     threads = [threading.Thread(target=search_load, args=(s.url, n)) for n, s in enumerate([a, b, a, b])]
@@ -159,6 +167,7 @@ def test_rollout_under_load_across_two_processes(
             thread.join()
     assert not failures, failures[:5]
     assert answered.get("v1") and answered.get("v2"), answered
+    assert len(writes) > 100, "the stream of upserts and deletes did not run"
     # read-your-writes across processes: written through A, searched through B with its seq
     ack = ca.upsert("articles", [{"id": "fresh", "text": "a completely fresh zebra abstract"}])
     hits = cb.search("articles", "completely fresh zebra", min_seq=ack.seq).hits
@@ -178,7 +187,7 @@ def test_failover_after_kill_of_the_leader_mid_backfill(
     on from the saved cursor (the texts embedded in all stay near the total, not twice it), and
     every acknowledged write is in the end."""
     a, b = replicas
-    ca, cb = Client(a.url), Client(b.url)
+    ca, cb = clients(a, b)
     ca.create_collection("articles", V1)
     total = 600
     for start in range(0, total, 200):
@@ -189,16 +198,48 @@ def test_failover_after_kill_of_the_leader_mid_backfill(
         leader = wait_for(lambda: leader_of(pg_uri, "version:articles/v2"), 30, "a leader of v2")
         wait_for(lambda: 100 < progress(cb) < total - 150, 120, "the backfill half way")
         victim, survivor = (a, b) if leader == pid_of(a) else (b, a)
+        other = cb if survivor is b else ca
+        stop = threading.Event()
+        acked: list[int] = []
+        failures: list[str] = []
+        writers = [
+            threading.Thread(target=write, args=(s.url, n, stop, acked, failures))
+            for n, s in enumerate(replicas)
+        ]
+        for thread in writers:  # writes through both, the victim's until it dies: mid-apply
+            thread.start()
+        time.sleep(0.5)
         victim.kill()
-        done_at_kill = progress(Client(survivor.url))
-        acked = Client(survivor.url).upsert("articles", [{"id": "after", "text": "written after the kill"}])
-        info = wait_for(lambda: ready(Client(survivor.url), "v2"), 180, "v2 ready after the failover")
-        assert info.applied_seq >= acked.seq
-    assert done_at_kill > 100
-    embedded = faults.texts
-    assert embedded < total + 300, f"the backfill started again: {embedded} texts embedded for {total}"
-    survivor.stop()
-    end_state(pg_uri, tmp_path)
+        done_at_kill = progress(other)
+        time.sleep(0.5)
+        stop.set()
+        for thread in writers:
+            thread.join()
+        assert not failures, failures[:3]
+        info = wait_for(lambda: ready(other, "v2"), 180, "v2 ready after the failover")
+        assert acked and info.applied_seq >= max(acked)
+        assert done_at_kill > 100
+        embedded = faults.texts
+        assert embedded < total + 300, f"the backfill started again: {embedded} texts embedded for {total}"
+        survivor.stop()
+        end_state(pg_uri, tmp_path)  # while the endpoint still answers: the check embeds the texts
+
+
+def write(url: str, seed: int, stop: threading.Event, acked: list[int], failures: list[str]) -> None:
+    """Upserts through ``url`` until ``stop``; the seq of each acknowledged one goes to ``acked``."""
+    n = 0
+    with httpx.Client(base_url=url, timeout=10) as http:
+        while not stop.is_set():
+            n += 1
+            record = {"id": f"w{seed}-{n % 30}", "text": text(5000 + seed * 100 + n, n)}
+            try:
+                reply = http.put("/v1/collections/articles/records", json={"records": [record]})
+            except httpx.HTTPError:
+                return  # this process died
+            if reply.status_code == 200:
+                acked.append(reply.json()["seq"])
+            else:
+                failures.append(f"{url} write {reply.status_code}: {reply.text}")
 
 
 def test_paused_leader_writes_nothing_after_losing_its_lease(
@@ -212,11 +253,11 @@ def test_paused_leader_writes_nothing_after_losing_its_lease(
     a = ServerProcess(tmp_path / "a", env=env, log=tmp_path / "a.log").start()
     b = None
     try:
-        ca = Client(a.url)
+        (ca,) = clients(a)
         ca.create_collection("articles", V1)
         ca.upsert("articles", [{"id": f"doc-{i}", "text": text(i)} for i in range(100)])
         b = ServerProcess(tmp_path / "b", env=env, log=tmp_path / "b.log").start()
-        cb = Client(b.url)
+        (cb,) = clients(b)
         assert leader_of(pg_uri, "version:articles/v1") == pid_of(a)
         audit = install_audit(pg_uri)
         os.kill(a.proc.pid, signal.SIGSTOP)  # type: ignore[union-attr]
@@ -238,6 +279,23 @@ def test_paused_leader_writes_nothing_after_losing_its_lease(
 # --- what the database says ----------------------------------------------------------------------
 
 
+_open: list[Client] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _open:
+        _open.pop().close()
+
+
+def clients(*servers: ServerProcess) -> list[Client]:
+    """A client per server, closed after the test."""
+    found = [Client(server.url) for server in servers]
+    _open.extend(found)
+    return found
+
+
 def pid_of(server: ServerProcess) -> int:
     assert server.proc is not None
     return server.proc.pid
@@ -253,9 +311,9 @@ def leader_of(uri: str, lease: str) -> int | None:
             "WHERE l.name = %s",
             (lease,),
         ).fetchone()
-    if row is None or not row[0].startswith("embedswitch "):
+    if row is None or not row[0].startswith("embedswitch-"):
         return None
-    return int(row[0].split()[1])
+    return int(row[0].split("-")[1])
 
 
 def install_audit(uri: str) -> str:
@@ -282,18 +340,26 @@ def install_audit(uri: str) -> str:
     return "es_test_audit"
 
 
-def audit_writers(uri: str, table: str, since: float) -> set[int]:
+def audit_writers(uri: str, table: str, since: float) -> dict[int, set[str]]:
+    """Per writing process (its OS pid), the tables it wrote since ``since``."""
     import psycopg
 
     with psycopg.connect(uri) as conn:
         rows = conn.execute(
-            f"SELECT DISTINCT app FROM {table} WHERE at >= to_timestamp(%s)", (since,)
+            f"SELECT DISTINCT app, tbl FROM {table} WHERE at >= to_timestamp(%s)", (since,)
         ).fetchall()
-    return {int(app.split()[1]) for (app,) in rows if app.startswith("embedswitch ")}
+    found: dict[int, set[str]] = {}
+    for app, tbl in rows:
+        if app.startswith("embedswitch-"):
+            found.setdefault(int(app.split("-")[1]), set()).add(tbl)
+    return found
 
 
 def progress(client: Client) -> int:
-    info = client.describe_version("articles", "v2")
+    try:
+        info = client.describe_version("articles", "v2")
+    except VersionNotFound:  # this process has not taken in the new version yet
+        return 0
     return info.progress.done if info.progress is not None else 0
 
 

@@ -123,7 +123,7 @@ def test_uri_parameters_of_embedswitch_are_taken_out_and_libpq_ones_kept() -> No
         "postgres://app:secret@db.internal:5432/es?sslmode=disable&lease_ttl_s=2.5&pool_max=3"
     )
     assert (config.lease_ttl_s, config.pool_max) == (2.5, 3)
-    name = f"embedswitch+{os.getpid()}"  # the process, in pg_stat_activity
+    name = f"embedswitch-{os.getpid()}"  # the process, in pg_stat_activity
     assert config.conninfo == (
         "postgresql://app:secret@db.internal:5432/es?sslmode=disable&connect_timeout=10&application_name="
         + name

@@ -2,7 +2,7 @@
 
 ``postgresql://user:password@host:5432/db?sslmode=require&lease_ttl_s=5`` (``postgres://`` and
 ``postgresql+psycopg://`` name the same backend). Query parameters that libpq knows (``sslmode``,
-``application_name``: "embedswitch <pid>" unless given, ``host`` for a socket dir,
+``application_name``: "embedswitch-<pid>" unless given, ``host`` for a socket dir,
 ``connect_timeout``: 10 s unless given, ...) go to
 the connection; these are embedswitch's, taken out before connecting:
 
@@ -66,7 +66,7 @@ class PostgresConfig(BaseModel):
         if "connect_timeout" not in given:
             theirs.append(("connect_timeout", str(CONNECT_TIMEOUT_S)))
         if "application_name" not in given:  # pg_stat_activity tells the replicas apart
-            theirs.append(("application_name", f"embedswitch {os.getpid()}"))
+            theirs.append(("application_name", f"embedswitch-{os.getpid()}"))
         query = urlencode(theirs, safe="/")
         conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, query, parts.fragment))
         try:

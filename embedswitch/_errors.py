@@ -35,7 +35,8 @@ how to fix the problem. The HTTP layer turns any of them into ``{"code", "messag
     │   ├── NotCaughtUp (503 not_caught_up)
     │   ├── Overloaded (503 overloaded)
     │   ├── Busy (503 busy)
-    │   └── ModelUnavailable (503 model_unavailable)
+    │   ├── ModelUnavailable (503 model_unavailable)
+    │   └── LeaseLost (503 lease_lost)
     └── IndexMismatch (500 index_mismatch)
 """
 

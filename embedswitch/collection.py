@@ -18,7 +18,6 @@ from pydantic import ValidationError
 
 from . import events
 from ._errors import (
-    Conflict,
     InvalidRequest,
     LastVersion,
     ModelNotAllowed,
@@ -62,6 +61,7 @@ from .specs import (
     stored_version_spec,
 )
 from .store.base import BackfillState, Store, TrafficRow, VersionRow
+from .vector_load import commit_load, load_vectors
 from .version import BUILDING, READY, FailedVersion, Version, VersionConfig
 from .version_info import describe
 
@@ -280,6 +280,7 @@ class Collection:
 
     def add_version(self, spec: VersionSpec) -> VersionInfo:
         spec = place_index(spec, self._config.host is not None)
+        self._fresh()
         with self._lock:
             if spec.name in self.versions or spec.name in self.failed:
                 raise VersionExists(
@@ -332,57 +333,10 @@ class Collection:
 
     def put_vectors(self, name: str, rows: Sequence[VectorRow]) -> VectorAck:
         """Load precomputed document vectors into a ``source="vectors"`` version (all or nothing)."""
-        version = self.get_version(name)
-        state = version.backfill.state if version.backfill is not None else None
-        if version.training is not None:
-            raise Conflict(
-                f"version {name!r} is trained by embedswitch; it loads its own vectors",
-                collection=self.name,
-                version=name,
-            )
-        if state is None or not state.awaiting_vectors:
-            raise Conflict(
-                f"version {name!r} does not take vectors: only a version created with "
-                '"source": "vectors" does, until its load is committed',
-                collection=self.name,
-                version=name,
-            )
-        vectors = version.check_vectors([row.vector for row in rows], "vectors")
-        keys = [(row.kind, row.id) for row in rows]
-        if len(set(keys)) != len(keys):
-            raise InvalidRequest(
-                "a record appears twice in one vector batch; send one vector per record",
-                collection=self.name,
-                version=name,
-            )
-        found = self.store.get_records(self.name, keys)
-        missing = [f"{kind}/{rid}" for kind, rid in keys if (kind, rid) not in found]
-        if missing:
-            raise RecordNotFound(
-                f"{len(missing)} vectors name records that do not exist (e.g. {', '.join(missing[:3])}); "
-                "ingest the records first, then load their vectors",
-                collection=self.name,
-                version=name,
-            )
-        written = 0
-        by_kind: dict[str, list[int]] = {}
-        for i, row in enumerate(rows):
-            by_kind.setdefault(row.kind, []).append(i)
-        for kind, idx in by_kind.items():
-            written += version.write(
-                kind, [rows[i].id for i in idx], vectors[idx], [state.upto_seq] * len(idx), durable=True
-            )
-        return VectorAck(count=len(rows), written=written)
+        return load_vectors(self.get_version(name), self.store, rows)
 
     def commit_vectors(self, name: str) -> VersionInfo:
-        version = self.get_version(name)
-        state = version.backfill.state if version.backfill is not None else None
-        if version.training is not None or state is None or not state.awaiting_vectors:
-            raise Conflict(
-                f"version {name!r} has no vector load to commit", collection=self.name, version=name
-            )
-        version.commit_vectors()
-        events.record(self.store, self.name, name, "vectors_committed", {})
+        commit_load(self.get_version(name), self.store)
         return self.version_info(name)
 
     def version_info(self, name: str) -> VersionInfo:
@@ -414,6 +368,7 @@ class Collection:
     # -- traffic -----------------------------------------------------------------------------
 
     def set_traffic(self, weights: dict[str, int], reason: str = "set") -> None:
+        self._fresh()
         with self._lock:
             self._apply_traffic(weights, reason, parent=self.traffic.id)
 
@@ -460,6 +415,7 @@ class Collection:
         self.set_traffic({name: 100}, reason=f"promote {name}")
 
     def rollback(self) -> None:
+        self._fresh()
         with self._lock:
             current = self.traffic
             target = self.store.traffic_row(self.name, current.parent) if current.parent else None
@@ -484,6 +440,7 @@ class Collection:
         return TrafficInfo(weights=dict(self.traffic.weights), history=[_entry(row) for row in history])
 
     def retire(self, name: str) -> None:
+        self._fresh()
         with self._lock:
             version = self.failed.get(name) or self.get_version(name)
             if len(self.versions) + len(self.failed) == 1:
@@ -540,6 +497,12 @@ class Collection:
         with self._lock:
             if row is not None and self.versions.get(version.name) is version:
                 self.versions[version.name] = self._runtime(row)
+
+    def _fresh(self) -> None:
+        """With a shared store, take in what other processes changed before a change checks the
+        state it starts from (a version made ready, a weight set, through another process)."""
+        if self.store.shared:
+            self.sync()
 
     def sync(self) -> None:
         """Take in what other processes sharing the store changed: versions added, retired or

@@ -1,5 +1,6 @@
 """``embedswitch cluster`` (what ``make run-cluster`` runs): a real PostgreSQL and two serving
-processes on it, started as a newcomer would, then stopped with SIGTERM."""
+processes on it, started as a newcomer would; the README's upgrade walk-through runs against them,
+its commands alternating between the two; then SIGTERM stops them all."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import REPO, free_port
+from conftest import REPO, free_port, run_cli_block
+from test_readme import blocks
 
 from embedswitch.demo import DEMO_COLLECTION, SAMPLE_CORPUS
 
@@ -39,6 +41,10 @@ def test_cluster_serves_the_demo_from_two_processes_on_one_postgresql(tmp_path: 
             reply = httpx.post(f"{url}/v1/collections/{DEMO_COLLECTION}/search", json=body, timeout=30)
             assert reply.status_code == 200, reply.text
             assert reply.json()["hits"]
+        walkthrough = next(b for b in blocks("bash") if "versions add scifact v2" in b)
+        lines = [line for line in walkthrough.splitlines() if line.startswith("embedswitch ")]
+        final = [run_cli_block(line, urls[n % 2], REPO)[-1] for n, line in enumerate(lines)][-1]
+        assert "v2" in final and "v1" not in final.split("scifact", 1)[-1].replace("v1/", "")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=120) == 0
         assert not any(_healthy(url) for url in urls)

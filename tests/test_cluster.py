@@ -366,3 +366,41 @@ def progress(client: Client) -> int:
 def ready(client: Client, version: str) -> Any:
     info = client.describe_version("articles", version)
     return info if info.state == "ready" and info.lag == 0 else None
+
+
+def test_a_gated_rollout_started_through_one_process_runs_once_across_the_cluster(
+    replicas: list[ServerProcess],
+    pg_uri: str,
+) -> None:
+    """The rollout's controller runs in the holder of the collection's rollout lease, whichever
+    process was asked; its gates count the requests both processes answered."""
+    a, b = replicas
+    ca, cb = clients(a, b)
+    ca.create_collection("articles", V1)
+    ca.upsert("articles", [{"id": f"doc-{i}", "text": text(i)} for i in range(100)])
+    ca.add_version("articles", V2)
+    wait_for(lambda: cb.describe_version("articles", "v2").state == "ready", 60, "v2 ready via B")
+    holder = wait_for(lambda: leader_of(pg_uri, "rollouts:articles"), 30, "a rollout controller")
+    asked, other = (cb, ca) if holder == pid_of(a) else (ca, cb)  # ask the process that does not lead
+    spec = {"to": "v2", "steps": [50, 100], "min_requests": 20, "gates": {"max_error_rate": 0.05}}
+    started = asked.start_rollout("articles", spec)
+    stop = threading.Event()
+
+    def load(client: Client) -> None:
+        while not stop.is_set():
+            client.search("articles", "cell gene", key=f"user-{random.randrange(1000)}")
+
+    threads = [threading.Thread(target=load, args=(client,)) for client in clients(a, b)]
+    for thread in threads:
+        thread.start()
+    try:
+        done = other.wait_rollout("articles", started.id, timeout_s=120)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert done.status == "completed", done
+    outcomes = [t.outcome for t in done.transitions]
+    assert outcomes == ["started", "advanced", "completed"], outcomes  # each transition made once
+    assert asked.traffic("articles").weights == {"v2": 100}
+    assert leader_of(pg_uri, "rollouts:articles") == holder

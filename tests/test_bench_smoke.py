@@ -118,6 +118,28 @@ def test_quick_pgvector_index(tmp_path: Path) -> None:
     assert {"index / raw pooled p50", "COPY upsert / row by row"} <= set(record["summary"])
 
 
+@pytest.mark.slow
+def test_quick_cluster(tmp_path: Path) -> None:
+    done = run_bench("--quick", "--only", "cluster", "--results", str(tmp_path))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    record = load(tmp_path, "cluster")
+    search = rows(record, "search at 2000 vectors (p50/p95 ms)")
+    assert [row["path"] for row in search] == [
+        "raw SQL (psycopg, same table)",
+        "engine.search on pgvector",
+        "engine.search on embedded hnsw",
+    ]
+    assert all(row["p95_ms"] >= row["p50_ms"] > 0 for row in search)
+    assert {row["store"] for row in rows(record, "write throughput (engine.upsert)")} == {
+        "postgresql",
+        "sqlite",
+    }
+    replicas = rows(record, "one serving process vs two (same PostgreSQL)")
+    assert [row["replicas"] for row in replicas] == [1, 2] and all(row["errors"] == 0 for row in replicas)
+    (failover,) = rows(record, "traffic propagation and failover")
+    assert failover["write_applied_s"] >= failover["lease_taken_s"] > 0
+
+
 @needs_scifact
 @pytest.mark.slow
 def test_quick_search_latency_and_quality(tmp_path: Path) -> None:

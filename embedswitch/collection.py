@@ -7,12 +7,14 @@ retired meanwhile stays alive until the request finishes.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
 
 from pydantic import ValidationError
 
@@ -66,6 +68,25 @@ from .version import BUILDING, READY, FailedVersion, Version, VersionConfig
 from .version_info import describe
 
 log = logging.getLogger("embedswitch")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _changes_cluster_state(
+    method: Callable[Concatenate[Collection, P], R],
+) -> Callable[Concatenate[Collection, P], R]:
+    """A change of the versions or the traffic: made alone (``Collection.changes``) and, with a
+    shared store, from the cluster's latest state (a version made ready, a weight set, through
+    another process a moment ago)."""
+
+    @functools.wraps(method)
+    def change(self: Collection, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self.changes:
+            if self.store.shared:
+                self._sync()
+            return method(self, *args, **kwargs)
+
+    return change
 
 
 class Collection:
@@ -84,6 +105,9 @@ class Collection:
         self._config = config
         self.served = open_request_stats(name, store)  # routed requests per version, for rollout gates
         self._lock = threading.RLock()
+        self.changes = threading.RLock()
+        """Held by whatever changes the versions or the traffic, and by ``sync``, so a change made
+        here is never undone by a ``sync`` that read the store just before it."""
         self.versions: dict[str, Version] = {}
         self.failed: dict[str, FailedVersion] = {}  # stored versions this process could not bring up
         self.kinds: set[str] = {"doc", *store.count_records(name)}
@@ -278,9 +302,9 @@ class Collection:
             raise VersionNotFound(self.name, name, sorted(self.versions))
         return found
 
+    @_changes_cluster_state
     def add_version(self, spec: VersionSpec) -> VersionInfo:
         spec = place_index(spec, self._config.host is not None)
-        self._fresh()
         with self._lock:
             if spec.name in self.versions or spec.name in self.failed:
                 raise VersionExists(
@@ -367,8 +391,8 @@ class Collection:
 
     # -- traffic -----------------------------------------------------------------------------
 
+    @_changes_cluster_state
     def set_traffic(self, weights: dict[str, int], reason: str = "set") -> None:
-        self._fresh()
         with self._lock:
             self._apply_traffic(weights, reason, parent=self.traffic.id)
 
@@ -414,8 +438,8 @@ class Collection:
     def promote(self, name: str) -> None:
         self.set_traffic({name: 100}, reason=f"promote {name}")
 
+    @_changes_cluster_state
     def rollback(self) -> None:
-        self._fresh()
         with self._lock:
             current = self.traffic
             target = self.store.traffic_row(self.name, current.parent) if current.parent else None
@@ -439,8 +463,8 @@ class Collection:
         history = self.store.traffic_history(self.name)
         return TrafficInfo(weights=dict(self.traffic.weights), history=[_entry(row) for row in history])
 
+    @_changes_cluster_state
     def retire(self, name: str) -> None:
-        self._fresh()
         with self._lock:
             version = self.failed.get(name) or self.get_version(name)
             if len(self.versions) + len(self.failed) == 1:
@@ -472,6 +496,10 @@ class Collection:
     def lead(self) -> None:
         """Run the workers of every version whose lease this process can take (with one process,
         all of them), and stop those of a version whose lease another process took over."""
+        with self.changes:
+            self._lead()
+
+    def _lead(self) -> None:
         for version in list(self.versions.values()):
             if version.fence is not None:
                 if self.store.lease_epoch(version.lease) != version.fence.epoch:
@@ -498,15 +526,13 @@ class Collection:
             if row is not None and self.versions.get(version.name) is version:
                 self.versions[version.name] = self._runtime(row)
 
-    def _fresh(self) -> None:
-        """With a shared store, take in what other processes changed before a change checks the
-        state it starts from (a version made ready, a weight set, through another process)."""
-        if self.store.shared:
-            self.sync()
-
     def sync(self) -> None:
         """Take in what other processes sharing the store changed: versions added, retired or
         moved on (state, applied position, backfill progress), the traffic, the record kinds."""
+        with self.changes:
+            self._sync()
+
+    def _sync(self) -> None:
         rows = {row.name: row for row in self.store.list_versions(self.name)}
         traffic = self.store.traffic_history(self.name, limit=1)[0]
         with self._lock:

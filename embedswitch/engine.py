@@ -536,8 +536,8 @@ class Engine:
     def sync(self) -> None:
         """Bring this process's view in line with the shared store: collections created or
         deleted elsewhere, and each collection's versions, traffic and leases."""
-        stored = {row.name for row in self.store.list_collections()}
-        with self._lock:
+        with self._lock:  # as create and delete hold it: the list is never older than this view
+            stored = {row.name for row in self.store.list_collections()}
             for name in stored - set(self._collections):
                 self._load(name)
             gone = [self._collections.pop(name) for name in set(self._collections) - stored]

@@ -28,7 +28,9 @@ def test_cluster_serves_the_demo_from_two_processes_on_one_postgresql(tmp_path: 
         port = free_port()
     cmd = [sys.executable, "-m", "embedswitch.cli", "cluster", "--data", str(tmp_path / "cluster")]
     cmd += ["--port", str(port), "--corpus", str(SAMPLE_CORPUS)]
-    proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.PIPE)
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.DEVNULL
+    )
     urls = [f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port + 1}"]
     try:
         deadline = time.monotonic() + 300

@@ -66,7 +66,9 @@ class ServeConfig(BaseModel):
     host: str = Field("127.0.0.1", description="Interface to listen on")
     port: int = Field(8000, ge=1, le=65535, description="Port to listen on")
     store: str = Field(
-        "sqlite", description="The store: `sqlite` keeps it in the data dir, `sqlite:///path/to.db` elsewhere"
+        "sqlite",
+        description="The store: `sqlite` keeps it in the data dir, `sqlite:///path/to.db` elsewhere; "
+        "`postgresql://user@host:5432/db` is one that several serving processes share",
     )
     insecure: bool = Field(
         False,

@@ -39,7 +39,10 @@ HostOption = Annotated[str | None, typer.Option("--host", help="Interface to lis
 PortOption = Annotated[
     int | None, typer.Option("--port", min=1, max=65535, help="Port to listen on (default 8000).")
 ]
-StoreOption = Annotated[str | None, typer.Option("--store", help="Store backend URI (default sqlite).")]
+StoreOption = Annotated[
+    str | None,
+    typer.Option("--store", help="Store backend URI: sqlite (default) or postgresql://user@host:5432/db."),
+]
 LogFormatOption = Annotated[str | None, typer.Option("--log-format", help="plain or json (default plain).")]
 LogLevelOption = Annotated[
     str | None, typer.Option("--log-level", help="debug, info, warning, error (default info).")

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -25,7 +26,7 @@ from ._backoff import Backoff
 from .backfill.base import EmbedStep
 from .events import Trouble
 from .quarantine import Quarantine, embed_rejecting
-from .store.base import Change, QuarantineRow, RecordStore
+from .store.base import Change, QuarantineRow, Store
 
 MIN_CHUNK = 16
 """Texts per parallel encoding chunk, at least."""
@@ -65,9 +66,26 @@ class AppliedVersion(Protocol):
         """Derive each user's vector anew from the items the version holds, written with ``seq``."""
         ...
 
-    def mark_applied(self, seq: int) -> None: ...
+    def publish_applied(self, seq: int) -> None:
+        """Tell waiters (and, shared, the other processes) the version has applied ``seq``."""
+        ...
+
+    def advance(self, seq: int) -> None:
+        """The batch up to ``seq`` is committed: the version's position moves to it."""
+        ...
 
     def checkpoint(self) -> None: ...
+
+
+@dataclass
+class _KindBatch:
+    """What one applied batch writes for one record kind."""
+
+    kind: str
+    ups: list[Change]
+    dels: list[Change]
+    vectors: np.ndarray | None = None
+    rejected: list[QuarantineRow] = field(default_factory=list)
 
 
 class Applier:
@@ -76,7 +94,7 @@ class Applier:
     def __init__(
         self,
         target: AppliedVersion,
-        store: RecordStore,
+        store: Store,
         step: EmbedStep,
         quarantine: Quarantine,
         batch: int,
@@ -132,22 +150,28 @@ class Applier:
                 self._stop.wait(backoff.next_delay())
 
     def apply(self, changes: list[Change]) -> None:
-        """Apply log entries (in seq order) to the version's indexes, then its derived users."""
+        """Apply log entries (in seq order) to the version's indexes, then its derived users: the
+        texts are embedded first, then every write of the batch and the position it brings the
+        version to commit together (``Store.together``: one transaction in a shared database)."""
         target = self._target
+        seq = changes[-1].seq
         with self.lock:
-            self._apply_records(changes)
-            if target.derives_users and target.users_live():
-                users = {c.id for c in changes if c.op == "interact"}
-                items = [c.id for c in changes if c.kind == "item" and c.op != "interact"]
-                if items:
-                    users |= self._store.users_of_items(target.collection, items)
-                target.write_users(sorted(users), changes[-1].seq)
+            batches = self._embed_records(changes)
+            with self._store.together():
+                for batch in batches:
+                    self._write(batch)
+                if target.derives_users and target.users_live():
+                    users = {c.id for c in changes if c.op == "interact"}
+                    items = [c.id for c in changes if c.kind == "item" and c.op != "interact"]
+                    if items:
+                        users |= self._store.users_of_items(target.collection, items)
+                    target.write_users(sorted(users), seq)
+                target.publish_applied(seq)
+            target.advance(seq)
         self.trouble.cleared()
-        target.mark_applied(changes[-1].seq)
 
-    def _apply_records(self, changes: list[Change]) -> None:
-        """The records' last changes into the indexes; the rejected ones quarantined, the quarantine
-        of the others resolved."""
+    def _embed_records(self, changes: list[Change]) -> list[_KindBatch]:
+        """Per record kind, the records' last changes with their vectors (nothing written yet)."""
         target = self._target
         latest: dict[tuple[str, str], Change] = {}
         for change in changes:
@@ -160,33 +184,37 @@ class Applier:
         by_kind: dict[str, list[Change]] = {}
         for change in latest.values():
             by_kind.setdefault(change.kind, []).append(change)
+        batches = []
         for kind, group in by_kind.items():
-            ups = [c for c in group if c.op == "upsert"]
-            dels = [c for c in group if c.op == "delete"]
-            if ups and target.takes_vectors:  # the records' own vectors; one without has none now
-                dels += [c for c in ups if c.vector is None]
-                ups = [c for c in ups if c.vector is not None]
-                vectors = target.own_vectors([c.vector for c in ups if c.vector is not None])
-                target.write(kind, [c.id for c in ups], vectors, [c.seq for c in ups])
-            elif ups:
-                ups = self._embed_texts(kind, ups)
-            if dels:
-                target.delete(kind, [c.id for c in dels], [c.seq for c in dels])
-            self._quarantine.settle({(kind, c.id): c.seq for c in ups + dels})
+            batch = _KindBatch(
+                kind, [c for c in group if c.op == "upsert"], [c for c in group if c.op == "delete"]
+            )
+            if batch.ups and target.takes_vectors:  # the records' own vectors; one without has none now
+                batch.dels += [c for c in batch.ups if c.vector is None]
+                batch.ups = [c for c in batch.ups if c.vector is not None]
+                batch.vectors = target.own_vectors([c.vector for c in batch.ups if c.vector is not None])
+            elif batch.ups:
+                embedded = embed_rejecting(self._encode, [c.text or "" for c in batch.ups])
+                batch.rejected = [
+                    QuarantineRow(kind, batch.ups[row].id, batch.ups[row].seq, message)
+                    for row, message in embedded.rejected.items()
+                ]
+                batch.ups = [batch.ups[row] for row in embedded.rows]
+                batch.vectors = embedded.vectors
+            batches.append(batch)
+        return batches
 
-    def _embed_texts(self, kind: str, ups: list[Change]) -> list[Change]:
-        """Embed and write the upserts the model takes, quarantine the others; returns the former."""
-        embedded = embed_rejecting(self._encode, [c.text or "" for c in ups])
-        taken = [ups[row] for row in embedded.rows]
-        if embedded.vectors is not None:
-            self._target.write(kind, [c.id for c in taken], embedded.vectors, [c.seq for c in taken])
-        rejected = [
-            QuarantineRow(kind, ups[row].id, ups[row].seq, message)
-            for row, message in embedded.rejected.items()
-        ]
-        if rejected:
-            self._quarantine.add(rejected, self._target.seq_of)
-        return taken
+    def _write(self, batch: _KindBatch) -> None:
+        """One kind's vectors and deletes into the index; the rejected records quarantined, the
+        quarantine of the others resolved."""
+        target, kind = self._target, batch.kind
+        if batch.ups and batch.vectors is not None:
+            target.write(kind, [c.id for c in batch.ups], batch.vectors, [c.seq for c in batch.ups])
+        if batch.rejected:
+            self._quarantine.add(batch.rejected, target.seq_of)
+        if batch.dels:
+            target.delete(kind, [c.id for c in batch.dels], [c.seq for c in batch.dels])
+        self._quarantine.settle({(kind, c.id): c.seq for c in batch.ups + batch.dels})
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         """Documents embedded in up to ``workers`` parallel chunks (torch runs one thread per call,

@@ -283,9 +283,11 @@ class Version:
         vectors = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), dim)
         return l2_normalize(vectors) if self.normalized else vectors.copy()
 
-    def mark_applied(self, seq: int) -> None:
-        self.applied_seq = seq
+    def publish_applied(self, seq: int) -> None:
         self.store.publish_applied(self.collection, self.name, seq)
+
+    def advance(self, seq: int) -> None:
+        self.applied_seq = seq
 
     def wait_applied(self, seq: int, timeout_s: float) -> bool:
         """True once this version has applied ``seq`` (read-your-writes), False after the timeout."""

@@ -7,7 +7,9 @@ control changes are this process's own (nothing to wait for).
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from contextlib import AbstractContextManager
 
 
 class SingleProcess:
@@ -38,3 +40,6 @@ class SingleProcess:
     def wait_control(self, after: int, timeout_s: float) -> int:
         self._closing.wait(timeout_s)
         return after
+
+    def together(self) -> AbstractContextManager[None]:
+        return contextlib.nullcontext()

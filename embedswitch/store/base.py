@@ -10,6 +10,7 @@ wake them (PostgreSQL: LISTEN/NOTIFY) where the embedded one uses an in-process 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -373,6 +374,12 @@ class ClusterStore(Protocol):
         ...
 
     def published_applied(self, collection: str, version: str) -> int | None: ...
+
+    def together(self) -> AbstractContextManager[None]:
+        """Every write the calling thread makes inside, through the store or an index in its
+        database, commits as one transaction or none does (a batch's vectors and the position it
+        brings the version to); a no-op where each write is durable on its own."""
+        ...
 
 
 class Store(RecordStore, ControlStore, ClusterStore, Protocol):

@@ -11,8 +11,9 @@ database (``IndexHost``: ``connection`` and ``check_fence``).
 from __future__ import annotations
 
 import json
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,7 @@ class PostgresStore(PostgresRecords, PostgresControl):
             ) from exc
         self._leases = Leases(config.conninfo, config.lease_ttl_s)
         self._closed = False
+        self._unit = threading.local()  # this thread's ``together`` transaction, if any
 
     @classmethod
     def from_uri(cls, uri: str, data_dir: Path) -> PostgresStore:
@@ -83,9 +85,41 @@ class PostgresStore(PostgresRecords, PostgresControl):
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
         """A pooled connection in a transaction, committed when the block exits normally and
-        rolled back when it raises."""
+        rolled back when it raises; inside ``together``, that block's connection (a savepoint)."""
+        shared: psycopg.Connection[Any] | None = getattr(self._unit, "conn", None)
+        if shared is not None:
+            with shared.transaction():
+                yield shared
+            return
         with self._pool.connection() as conn, conn.transaction():
             yield conn
+
+    @contextmanager
+    def together(self) -> Iterator[None]:
+        """Every write this thread makes inside, through the store or an index in its database,
+        commits as one transaction, or none does; in-process wake-ups wait for the commit."""
+        if getattr(self._unit, "conn", None) is not None:
+            yield
+            return
+        self._unit.after = []
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                self._unit.conn = conn
+                try:
+                    yield
+                finally:
+                    self._unit.conn = None
+            for wake in self._unit.after:
+                wake()
+        finally:
+            self._unit.after = []
+
+    def _after_commit(self, wake: Callable[[], None]) -> None:
+        """Run ``wake`` once this thread's writes are committed (at once outside ``together``)."""
+        if getattr(self._unit, "conn", None) is not None:
+            self._unit.after.append(wake)
+        else:
+            wake()
 
     def check_fence(self, conn: Any) -> None:
         """Inside ``conn``'s transaction: ``LeaseLost`` if the calling worker runs under a
@@ -153,7 +187,7 @@ class PostgresStore(PostgresRecords, PostgresControl):
                 (collection, version, seq),
             )
             conn.execute("SELECT pg_notify(%s, %s)", (APPLIED, json.dumps([collection, version, seq])))
-        self._wakeups.applied(collection, version, seq)
+        self._after_commit(lambda: self._wakeups.applied(collection, version, seq))
 
     def published_applied(self, collection: str, version: str) -> int | None:
         rows = self._fetch(

@@ -343,3 +343,29 @@ def test_connection_commits_a_block_and_rolls_back_one_that_raises(
             store.check_fence(conn)
         with fenced(LEASE, 7), pytest.raises(LeaseLost):
             store.check_fence(conn)
+
+
+# --- one transaction for a batch -----------------------------------------------------------------
+def test_writes_made_together_commit_as_one_or_not_at_all(open_stores: Callable[..., PostgresStore]) -> None:
+    """An applied batch's vectors (an index in the database) and the position it brings its
+    version to commit together: a failure before the end leaves neither."""
+    import numpy as np
+
+    from embedswitch.index import IndexMeta, index_spec, open_index
+
+    store = open_stores()
+    name = collection(store)
+    meta = IndexMeta(name, "v1", "doc", "ab" * 32, 4)
+    index = open_index(index_spec({"type": "pgvector"}), Path("."), meta, store)
+    vectors = np.eye(4, dtype=np.float32)[:2]
+    with pytest.raises(RuntimeError), store.together():
+        index.upsert(["a", "b"], vectors, [1, 2])
+        store.publish_applied(name, "v1", 2)
+        raise RuntimeError("the batch fails before its end")
+    assert len(index) == 0 and store.published_applied(name, "v1") is None
+    assert not store.wait_applied(name, "v1", 2, 0.2)  # nobody was told of a position never committed
+    with store.together():
+        index.upsert(["a", "b"], vectors, [1, 2])
+        store.publish_applied(name, "v1", 2)
+    assert len(index) == 2 and store.published_applied(name, "v1") == 2
+    assert store.wait_applied(name, "v1", 2, 5)

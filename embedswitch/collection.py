@@ -34,6 +34,7 @@ from ._errors import (
     VersionNotReady,
 )
 from ._request_id import request_id
+from .failed_version import FailedVersion
 from .models import load_model, spec_to_dict
 from .models.als import require_training
 from .request_stats import open_request_stats
@@ -64,7 +65,7 @@ from .specs import (
 )
 from .store.base import BackfillState, Store, TrafficRow, VersionRow
 from .vector_load import commit_load, load_vectors
-from .version import BUILDING, READY, FailedVersion, Version, VersionConfig
+from .version import BUILDING, READY, Version, VersionConfig
 from .version_info import describe
 
 log = logging.getLogger("embedswitch")

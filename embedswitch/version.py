@@ -23,12 +23,11 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from . import _fence, events
-from ._errors import InvalidRequest, LeaseLost, ModelUnavailable, RecordNotFound, UnknownKind
+from ._errors import InvalidRequest, LeaseLost, RecordNotFound, UnknownKind
 from .applier import Applier
 from .backfill import Backfill, BackfillConfig, EmbedStep, ThreadExecutor
 from .events import Trouble
@@ -38,13 +37,12 @@ from .index.registry import stored_kinds
 from .models import AlsSpec, ModelAccess, NoneSpec, UserModel, l2_normalize, load_model
 from .models.batching import QueryBatcher
 from .quarantine import Quarantine
-from .results import IndexUsage, QuarantineAck, VersionInfo
+from .results import IndexUsage, QuarantineAck
 from .specs import VersionSpec
 from .store.base import BackfillState, RecordKey, Store, VersionRow
 from .training import Training
 
 BUILDING, READY = "building", "ready"
-FAILED = "failed"  # reported for a ``FailedVersion``, never stored
 GRAM_FILE = "item_gram.npy"
 
 
@@ -545,57 +543,3 @@ class Version:
         )
         backfill = self.backfill.trouble.error if self.backfill is not None else None
         return self.applier.trouble.error or training or backfill
-
-
-@dataclass(frozen=True)
-class FailedVersion:
-    """A stored version this process could not bring up: its stored spec no longer validates, or
-    its model is not allowed here (``ModelNotAllowed``) or not found (``UnknownModel``).
-
-    It keeps its row, so the change log is kept from its saved position on, and its files, so it
-    picks up where it stopped once the cause is fixed and the server restarted. Meanwhile it serves
-    nothing: a request pinned or routed to it gets ``unavailable()``, naming the reason.
-    """
-
-    row: VersionRow
-    reason: str
-    root: Path
-
-    @property
-    def name(self) -> str:
-        return self.row.name
-
-    def unavailable(self) -> ModelUnavailable:
-        return ModelUnavailable(
-            f"version {self.name!r} of {self.row.collection!r} could not be loaded when the server "
-            f"started: {self.reason}. Fix that and restart the server, or retire the version",
-            collection=self.row.collection,
-            version=self.name,
-        )
-
-    def info(self, weight: int, head_seq: int) -> VersionInfo:
-        """What ``GET .../versions/{v}`` says of it: ``state`` failed, the reason in ``error``, and
-        what its row knows (nothing of its indexes, which are not open)."""
-        spec = self.row.spec
-        model: dict[str, Any] = spec["model"] if isinstance(spec.get("model"), dict) else {}
-        return VersionInfo(
-            name=self.name,
-            model=model,
-            model_label=str(model.get("type", "unknown")),
-            fingerprint="",
-            dim=0,
-            index=spec.get("index") or {},
-            source=str(spec.get("source", "model")),
-            state=FAILED,
-            created_seq=self.row.created_seq,
-            applied_seq=self.row.applied_seq,
-            lag=max(0, head_seq - self.row.applied_seq),
-            records=0,
-            records_by_kind={},
-            weight=weight,
-            error=self.unavailable().message,
-        )
-
-    def destroy(self) -> None:
-        """Delete its files (it is being retired)."""
-        shutil.rmtree(self.root, ignore_errors=True)

@@ -29,7 +29,11 @@ def test_cluster_serves_the_demo_from_two_processes_on_one_postgresql(tmp_path: 
     cmd = [sys.executable, "-m", "embedswitch.cli", "cluster", "--data", str(tmp_path / "cluster")]
     cmd += ["--port", str(port), "--corpus", str(SAMPLE_CORPUS)]
     proc = subprocess.Popen(
-        cmd, cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.DEVNULL
+        cmd,
+        cwd=REPO,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: a failed test kills the replicas too
     )
     urls = [f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port + 1}"]
     try:
@@ -51,8 +55,8 @@ def test_cluster_serves_the_demo_from_two_processes_on_one_postgresql(tmp_path: 
         assert proc.wait(timeout=120) == 0
         assert not any(_healthy(url) for url in urls)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        if proc.poll() is None:  # failed half way: PostgreSQL and the replicas go with it
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
 
 

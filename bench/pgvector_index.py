@@ -181,8 +181,13 @@ class RawSql:
             self.search = self._alone
 
     def _pooled(self, q: np.ndarray) -> list[str]:
+        return [row[0] for row in self.rows(q)]
+
+    def rows(self, q: np.ndarray) -> list[tuple[Any, ...]]:
+        """``statement``'s rows for the query ``q``, on a pooled connection."""
         with self.pool.connection() as conn:
-            return [id_ for id_, _ in conn.execute(self.statement, {"q": q, "k": K}).fetchall()]
+            rows: list[tuple[Any, ...]] = conn.execute(self.statement, {"q": q, "k": K}).fetchall()
+            return rows
 
     def _alone(self, q: np.ndarray) -> list[str]:
         return [id_ for id_, _ in self.conn.execute(self.statement, {"q": q, "k": K}).fetchall()]

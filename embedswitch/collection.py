@@ -556,7 +556,7 @@ class Collection:
                 stored = rows[version.name].backfill
                 if stored is not None and not stored.awaiting_vectors:  # committed through another process
                     version.commit_vectors()
-        self.kinds.update(self.store.count_records(self.name))
+            self.kinds.update(version.kinds())  # kinds written elsewhere, from their indexes: no scan
         self.lead()
 
     # -- maintenance -------------------------------------------------------------------------

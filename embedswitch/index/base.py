@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
+from embedswitch._pg import Host
 
 
 @dataclass(frozen=True)
@@ -25,16 +26,12 @@ Hit = tuple[str, float]
 
 
 @runtime_checkable
-class IndexHost(Protocol):
-    """Where a server-side index (``pgvector``) keeps its tables: the shared store's database.
+class IndexHost(Host, Protocol):
+    """Where a server-side index (``pgvector``) keeps its tables: the shared store's database,
+    whose ``connection()`` it writes and reads through.
 
     ``PostgresStore`` is one. Embedded indexes (files in a directory) take no host.
     """
-
-    def connection(self) -> AbstractContextManager[Any]:
-        """A pooled psycopg connection in a transaction, committed when the block exits normally
-        and rolled back when it raises."""
-        ...
 
     def check_fence(self, conn: Any) -> None:
         """Inside ``conn``'s transaction: raise ``LeaseLost`` if the calling worker runs under a

@@ -9,6 +9,8 @@ wake them (PostgreSQL: LISTEN/NOTIFY) where the embedded one uses an in-process 
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -106,6 +108,19 @@ class BackfillState:
     cursor: RecordKey | None = None
     finished: bool = False
     awaiting_vectors: bool = False  # a "vectors" version fills gaps only once its load is committed
+
+    @staticmethod
+    def to_json(state: BackfillState | None) -> str | None:
+        """``state`` as stored in a version's row (None when there is none)."""
+        return None if state is None else json.dumps(dataclasses.asdict(state))
+
+    @classmethod
+    def from_json(cls, text: str | None) -> BackfillState | None:
+        """A version row's stored state (None when it has none)."""
+        if not text:
+            return None
+        raw = json.loads(text)
+        return cls(**{**raw, "cursor": tuple(raw["cursor"]) if raw["cursor"] else None})
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ seam.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sqlite3
 import threading
@@ -74,17 +73,6 @@ CREATE TABLE IF NOT EXISTS rollouts(
   status TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL,
   PRIMARY KEY(collection, id));
 """
-
-
-def _backfill_to_json(state: BackfillState | None) -> str | None:
-    return None if state is None else json.dumps(dataclasses.asdict(state))
-
-
-def _backfill_from_json(text: str | None) -> BackfillState | None:
-    if not text:
-        return None
-    raw = json.loads(text)
-    return BackfillState(**{**raw, "cursor": tuple(raw["cursor"]) if raw["cursor"] else None})
 
 
 class SqliteConfig(BaseModel):
@@ -433,7 +421,7 @@ class SqliteStore(SqliteQuarantine, SingleProcess):
                 row.state,
                 row.created_seq,
                 row.applied_seq,
-                _backfill_to_json(row.backfill),
+                BackfillState.to_json(row.backfill),
                 row.created_at,
             ),
         )
@@ -449,7 +437,7 @@ class SqliteStore(SqliteQuarantine, SingleProcess):
             (collection,),
         )
         return [
-            VersionRow(c, n, json.loads(spec), state, cs, aps, _backfill_from_json(bf), at)
+            VersionRow(c, n, json.loads(spec), state, cs, aps, BackfillState.from_json(bf), at)
             for c, n, spec, state, cs, aps, bf, at in rows
         ]
 
@@ -465,7 +453,7 @@ class SqliteStore(SqliteQuarantine, SingleProcess):
             db.execute(
                 "UPDATE versions SET applied_seq=?, backfill=?, state=COALESCE(?, state) "
                 "WHERE collection=? AND name=?",
-                (applied_seq, _backfill_to_json(backfill), state, collection, name),
+                (applied_seq, BackfillState.to_json(backfill), state, collection, name),
             )
 
     def delete_version(self, collection: str, name: str) -> None:

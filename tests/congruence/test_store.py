@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _threads import in_thread
 
 from embedswitch import CollectionExists, CollectionNotFound, RecordNotFound, Unavailable
 from embedswitch.store import Store, open_store
@@ -110,26 +111,6 @@ def store(opened: Opened) -> Store:
 def reopen(opened: Opened) -> Callable[[], Store]:
     """Close the store and open it again with the same URI and data dir."""
     return opened.reopen
-
-
-def in_thread(fn: Callable[[], Any]) -> Callable[[float], tuple[Any, float]]:
-    """Start ``fn`` in a thread; the returned ``join(timeout)`` gives (result, seconds it took)."""
-    out: dict[str, Any] = {}
-    start = time.monotonic()
-
-    def run() -> None:
-        out["result"] = fn()
-        out["elapsed"] = time.monotonic() - start
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-
-    def join(timeout: float) -> tuple[Any, float]:
-        thread.join(timeout)
-        assert not thread.is_alive(), f"still waiting after {timeout} s"
-        return out["result"], out["elapsed"]
-
-    return join
 
 
 def run_threads(fn: Callable[[int], None], n: int) -> None:

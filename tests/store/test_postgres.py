@@ -7,7 +7,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 from _pg_processes import Rec, hold_lease_then_write
+from _threads import in_thread
 
 from embedswitch import InvalidRequest, LeaseLost, Unavailable
 from embedswitch._fence import fenced
@@ -60,26 +60,6 @@ def sql(uri: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
     with psycopg.connect(uri, autocommit=True) as conn:
         cur = conn.execute(query, params)  # type: ignore[call-overload]
         return cur.fetchall() if cur.description else []
-
-
-def in_thread(fn: Callable[[], Any]) -> Callable[[float], tuple[Any, float]]:
-    """Start ``fn`` in a thread; ``join(timeout)`` gives (its result, seconds it took)."""
-    out: dict[str, Any] = {}
-    start = time.monotonic()
-
-    def run() -> None:
-        out["result"] = fn()
-        out["elapsed"] = time.monotonic() - start
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-
-    def join(timeout: float) -> tuple[Any, float]:
-        thread.join(timeout)
-        assert not thread.is_alive(), f"still waiting after {timeout} s"
-        return out["result"], out["elapsed"]
-
-    return join
 
 
 # --- migrations -----------------------------------------------------------------------------------

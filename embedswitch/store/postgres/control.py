@@ -10,7 +10,6 @@ lock of that collection, so processes writing at once never pick the same one.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -44,17 +43,6 @@ _TABLES = (
     "es_quarantine",
 )
 """Every table with rows of a collection (column ``collection``), besides ``es_collections``."""
-
-
-def _backfill_to_json(state: BackfillState | None) -> str | None:
-    return None if state is None else json.dumps(dataclasses.asdict(state))
-
-
-def _backfill_from_json(text: str | None) -> BackfillState | None:
-    if not text:
-        return None
-    raw = json.loads(text)
-    return BackfillState(**{**raw, "cursor": tuple(raw["cursor"]) if raw["cursor"] else None})
 
 
 def _changed(conn: Conn, collection: str) -> None:
@@ -138,7 +126,7 @@ class PostgresControl:
                 row.state,
                 row.created_seq,
                 row.applied_seq,
-                _backfill_to_json(row.backfill),
+                BackfillState.to_json(row.backfill),
                 row.created_at,
             ),
         )
@@ -155,7 +143,7 @@ class PostgresControl:
             (collection,),
         )
         return [
-            VersionRow(c, n, json.loads(spec), state, cs, aps, _backfill_from_json(bf), at)
+            VersionRow(c, n, json.loads(spec), state, cs, aps, BackfillState.from_json(bf), at)
             for c, n, spec, state, cs, aps, bf, at in rows
         ]
 
@@ -171,7 +159,7 @@ class PostgresControl:
             conn.execute(
                 "UPDATE es_versions SET applied_seq = %s, backfill = %s, state = COALESCE(%s, state) "
                 "WHERE collection = %s AND name = %s",
-                (applied_seq, _backfill_to_json(backfill), state, collection, name),
+                (applied_seq, BackfillState.to_json(backfill), state, collection, name),
             )
             _changed(conn, collection)
 

@@ -321,6 +321,15 @@ class PoolHost:
     def connection(self) -> contextlib.AbstractContextManager[Any]:
         return self.pool.connection()  # type: ignore[no-any-return]
 
+    @contextlib.contextmanager
+    def reader(self) -> Iterator[Any]:
+        with self.pool.connection() as conn:
+            conn.autocommit = True
+            try:
+                yield conn
+            finally:
+                conn.autocommit = False
+
     def check_fence(self, conn: Any) -> None:
         return None
 

@@ -283,11 +283,8 @@ class Collection:
         return WriteAck(count=result.count, changed=result.changed, seq=result.seq)
 
     def _with_fields(self, kind: str, hits: list[tuple[str, float]]) -> list[Hit]:
-        records = self.store.get_records(self.name, [(kind, rid) for rid, _ in hits])
-        return [
-            Hit(id=rid, score=score, fields=records[(kind, rid)].fields if (kind, rid) in records else {})
-            for rid, score in hits
-        ]
+        fields = self.store.get_fields(self.name, kind, [rid for rid, _ in hits])
+        return [Hit(id=rid, score=score, fields=fields.get(rid, {})) for rid, score in hits]
 
     # -- versions ----------------------------------------------------------------------------
 

@@ -32,6 +32,16 @@ class PgHost:
         with self.pool.connection() as conn:
             yield conn
 
+    @contextmanager
+    def reader(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection with no transaction open (autocommit while it is lent)."""
+        with self.pool.connection() as conn:
+            conn.autocommit = True
+            try:
+                yield conn
+            finally:
+                conn.autocommit = False
+
     def check_fence(self, conn: psycopg.Connection[Any]) -> None:
         assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
         self.fence_checks += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -32,6 +33,11 @@ class IndexHost(Host, Protocol):
 
     ``PostgresStore`` is one. Embedded indexes (files in a directory) take no host.
     """
+
+    def reader(self) -> AbstractContextManager[Any]:
+        """A pooled connection with no transaction open (inside ``store.together``, that block's
+        connection), for a read that sends its own ``BEGIN`` ... ``COMMIT`` in one pipeline."""
+        ...
 
     def check_fence(self, conn: Any) -> None:
         """Inside ``conn``'s transaction: raise ``LeaseLost`` if the calling worker runs under a

@@ -203,12 +203,23 @@ class PgvectorIndex:
             return [[] for _ in range(len(q))]
         excluded = list(set(exclude)) if exclude else []
         query = self._sql.search_excluding if excluded else self._sql.search
-        with self._reading() as conn:
-            with conn.pipeline():  # the settings and every query in one round trip
-                conn.execute(tables.SETTINGS, self._settings(k, len(excluded)))
-                cursors = [
-                    self._cursor(conn).execute(query, {"q": row, "k": k, "excluded": excluded}) for row in q
-                ]
+        with _translated(self.meta), self.host.reader() as conn:
+            own = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            try:
+                with conn.pipeline():  # BEGIN, the settings, every query and COMMIT: one round trip
+                    if own:
+                        conn.execute("BEGIN READ ONLY")
+                    conn.execute(tables.SETTINGS, self._settings(k, len(excluded)))
+                    cursors = [
+                        self._cursor(conn).execute(query, {"q": row, "k": k, "excluded": excluded})
+                        for row in q
+                    ]
+                    if own:
+                        conn.execute("COMMIT")
+            except BaseException:
+                if own and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    conn.rollback()
+                raise
             found = [cur.fetchall() for cur in cursors]
         # a relaxed_order scan may return hits slightly out of order
         return [[(id_, -distance) for id_, distance in sorted(rows, key=_distance)] for rows in found]

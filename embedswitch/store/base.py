@@ -223,6 +223,11 @@ class RecordStore(Protocol):
 
     def get_records(self, collection: str, keys: Sequence[RecordKey]) -> dict[RecordKey, Record]: ...
 
+    def get_fields(self, collection: str, kind: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The fields of those records of ``kind`` that exist, by id: a search's hits (no text,
+        no vector read)."""
+        ...
+
     def count_records(self, collection: str) -> dict[str, int]:
         """Live records per kind."""
         ...

@@ -376,6 +376,19 @@ class SqliteStore(SqliteQuarantine, SingleProcess):
                     out[(kind, rid)] = Record(kind, rid, text, json.loads(fields), seq, vector)
         return out
 
+    def get_fields(self, collection: str, kind: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        db = self._db()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for rid, fields in db.execute(
+                f"SELECT id, fields FROM records WHERE collection=? AND kind=? AND id IN ({marks})",
+                [collection, kind, *chunk],
+            ):
+                out[rid] = json.loads(fields)
+        return out
+
     def count_records(self, collection: str) -> dict[str, int]:
         rows = self._db().execute(
             "SELECT kind, COUNT(*) FROM records WHERE collection=? GROUP BY kind", (collection,)

@@ -316,6 +316,14 @@ def test_get_records_across_kinds_skips_missing_keys(store: Store) -> None:
     assert store.get_records("c", []) == {}
 
 
+def test_get_fields_of_one_kind_skips_missing_ids(store: Store) -> None:
+    make(store)
+    store.write("c", [doc(1, kind="item", team="a", n=[1]), doc(2, note="ß"), doc(3)], [])
+    assert store.get_fields("c", "item", ["1", "2", "9"]) == {"1": {"team": "a", "n": [1]}}
+    assert store.get_fields("c", "doc", ["3", "2"]) == {"2": {"note": "ß"}, "3": {}}
+    assert store.get_fields("c", "doc", []) == {} and store.get_fields("gone", "doc", ["2"]) == {}
+
+
 def test_count_records_per_kind(store: Store) -> None:
     make(store)
     assert store.count_records("c") == {}

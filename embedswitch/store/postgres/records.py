@@ -233,6 +233,15 @@ class PostgresRecords:
         )
         return {(k, i): Record(k, i, t, json.loads(f), s, v) for k, i, t, f, s, v in rows}
 
+    def get_fields(self, collection: str, kind: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        if not ids:
+            return {}
+        rows = self._fetch(
+            "SELECT id, fields FROM es_records WHERE collection = %s AND kind = %s AND id = ANY(%s)",
+            (collection, kind, list(ids)),
+        )
+        return {rid: json.loads(fields) for rid, fields in rows}
+
     def count_records(self, collection: str) -> dict[str, int]:
         rows = self._fetch(
             "SELECT kind, COUNT(*) FROM es_records WHERE collection = %s GROUP BY kind", (collection,)

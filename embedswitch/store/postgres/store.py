@@ -95,6 +95,17 @@ class PostgresStore(PostgresRecords, PostgresControl):
             yield conn
 
     @contextmanager
+    def reader(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled autocommit connection, no transaction open; inside ``together``, that block's
+        connection (its transaction open)."""
+        shared: psycopg.Connection[Any] | None = getattr(self._unit, "conn", None)
+        if shared is not None:
+            yield shared
+            return
+        with self._pool.connection() as conn:
+            yield conn
+
+    @contextmanager
     def together(self) -> Iterator[None]:
         """Every write this thread makes inside, through the store or an index in its database,
         commits as one transaction, or none does; in-process wake-ups wait for the commit."""

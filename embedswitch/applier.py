@@ -32,6 +32,9 @@ MIN_CHUNK = 16
 """Texts per parallel encoding chunk, at least."""
 IDLE_WAIT_S = 0.2
 """How long a caught-up applier waits for new log entries before it looks again."""
+VECTOR_CATCH_UP = 8192
+"""Log entries per step of an applier behind on records that bring their own vectors: with no
+model to run, a bigger step is a bigger, faster index insert (a bulk load goes at the index's pace)."""
 
 
 class AppliedVersion(Protocol):
@@ -135,11 +138,12 @@ class Applier:
         backoff = Backoff()
         while not self._stop.is_set():
             try:
-                changes = self._store.read_log(target.collection, target.applied_seq, self._batch)
+                limit = self._batch if self.caught_up or not target.takes_vectors else VECTOR_CATCH_UP
+                changes = self._store.read_log(target.collection, target.applied_seq, limit)
                 if changes:
                     self.apply(changes)
                 backoff.reset()
-                self.caught_up = len(changes) < self._batch
+                self.caught_up = len(changes) < limit
                 if time.monotonic() - last_checkpoint >= self._checkpoint_interval_s:
                     target.checkpoint()
                     last_checkpoint = time.monotonic()

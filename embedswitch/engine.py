@@ -30,6 +30,7 @@ from .backfill import BackfillConfig
 from .cluster import follow_cluster
 from .collection import Collection
 from .config import EngineConfig
+from .engine_versions import EngineVersions
 from .evaluation.comparison import compare
 from .evaluation.offline import evaluate_versions
 from .evaluation.querylog import open_query_log
@@ -45,15 +46,11 @@ from .results import (
     EventOut,
     ExperimentReport,
     FeedbackAck,
-    QuarantineAck,
-    QuarantineInfo,
     RecommendResult,
     RecordOut,
     RolloutInfo,
     SearchResult,
     TrafficInfo,
-    VectorAck,
-    VersionInfo,
     WriteAck,
 )
 from .rollouts import Rollouts
@@ -66,7 +63,6 @@ from .specs import (
     InterleaveSpec,
     KindArg,
     NameArg,
-    QuarantineRequest,
     RecommendRequest,
     RecordBatch,
     RecordIn,
@@ -74,9 +70,6 @@ from .specs import (
     SearchRequest,
     ShadowSpec,
     TrafficSpec,
-    TrainRequest,
-    VectorBatch,
-    VectorRow,
     VersionSpec,
     parse,
     place_index,
@@ -88,7 +81,7 @@ from .version import READY, VersionConfig
 log = logging.getLogger("embedswitch")
 
 
-class Engine:
+class Engine(EngineVersions):
     """Serves any number of collections from one data dir."""
 
     def __init__(self, data_dir: Path, store: Store, config: EngineConfig) -> None:
@@ -365,51 +358,6 @@ class Engine:
 
     # -- versions and traffic -----------------------------------------------------------------
 
-    def add_version(self, collection: str, version: VersionSpec | dict[str, Any]) -> VersionInfo:
-        """Add a version that backfills from the current records and gets no traffic until told."""
-        return self.collection(collection).add_version(parse(VersionSpec, version))
-
-    def train(self, collection: str, request: TrainRequest | dict[str, Any]) -> VersionInfo:
-        """Train an ``als`` version on the interactions so far, in the background; it loads its
-        item factors, folds users in and becomes ready, with no traffic until told."""
-        return self.collection(collection).train(parse(TrainRequest, request))
-
-    def put_vectors(
-        self, collection: str, version: str, vectors: VectorBatch | Sequence[VectorRow | dict[str, Any]]
-    ) -> VectorAck:
-        """Load precomputed vectors into a version created with ``source="vectors"``."""
-        batch = (
-            vectors if isinstance(vectors, VectorBatch) else parse(VectorBatch, {"vectors": list(vectors)})
-        )
-        return self.collection(collection).put_vectors(version, batch.vectors)
-
-    def commit_vectors(self, collection: str, version: str) -> VersionInfo:
-        """Finish the vector load; the model then embeds the records that got no vector."""
-        return self.collection(collection).commit_vectors(version)
-
-    def describe_version(self, collection: str, version: str) -> VersionInfo:
-        return self.collection(collection).version_info(version)
-
-    def quarantine(self, collection: str, version: str) -> QuarantineInfo:
-        """The records ``version``'s model rejected, with the errors (see ``quarantine.py``)."""
-        return self.collection(collection).get_version(version).quarantine.info()
-
-    def retry_quarantined(
-        self, collection: str, version: str, request: QuarantineRequest | dict[str, Any] | None = None
-    ) -> QuarantineAck:
-        """Embed quarantined records (all, or ``{"records": [{"id", "kind"}]}``) again from their
-        stored text; those the model takes now are written and leave the quarantine."""
-        keys = parse(QuarantineRequest, request or {}).keys()
-        return self.collection(collection).get_version(version).retry_quarantined(keys)
-
-    def skip_quarantined(
-        self, collection: str, version: str, request: QuarantineRequest | dict[str, Any] | None = None
-    ) -> QuarantineAck:
-        """Let quarantined records (all, or those named) stop holding ``version`` back; they stay
-        listed, without a vector, until a later write of them."""
-        keys = parse(QuarantineRequest, request or {}).keys()
-        return self.collection(collection).get_version(version).quarantine.skip(keys)
-
     def set_traffic(
         self,
         collection: str,
@@ -472,18 +420,6 @@ class Engine:
         ):
             target.get_version(version)  # raises VersionNotFound, naming the known versions
         return [EventOut(**vars(e)) for e in self.store.events(collection, version)]
-
-    def wait_ready(self, collection: str, version: str, timeout_s: float = 600.0) -> VersionInfo:
-        """Block until ``version`` is ready and has applied everything written so far."""
-        target = self.collection(collection)
-        head = target.head_seq()
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            found = target.get_version(version)
-            if found.state == READY and found.wait_applied(head, max(0.0, deadline - time.monotonic())):
-                return target.version_info(version)
-            time.sleep(0.05)
-        raise TimeoutError(f"version {version!r} of {collection!r} not ready after {timeout_s} s")
 
     # -- gated rollouts (rollouts/) ----------------------------------------------------------
 

@@ -254,6 +254,13 @@ class VectorBatch(_Strict):
     vectors: list[VectorRow] = Field(min_length=1, max_length=MAX_BATCH)
 
 
+class VectorIds(_Strict):
+    """The records an array of vectors is for (``Engine.put_vectors`` with an array): any number."""
+
+    ids: list[RecordId] = Field(min_length=1)
+    kind: Kind = "doc"
+
+
 class CollectionSpec(_Strict):
     name: Name
     version: VersionSpec

@@ -258,21 +258,26 @@ class Version:
         nothing for a model that embeds no text (its item vectors are loaded)."""
         return (self.embeds_text or self.takes_vectors) and not (self.derives_users and kind == "user")
 
-    def check_vectors(self, values: Sequence[Sequence[float]], what: str) -> np.ndarray:
+    def check_vectors(self, values: Sequence[Sequence[float]] | np.ndarray, what: str) -> np.ndarray:
         """``values`` as this version's float32 vectors (unit length if its model normalises), or
         ``InvalidRequest`` naming what is wrong with them (``what``: "vectors", "the query vector")."""
         where = {"collection": self.collection, "version": self.name}
         dim = self.model.dim
-        if any(len(v) != dim for v in values):
+        if isinstance(values, np.ndarray) and values.ndim == 2 and values.dtype == np.float32:
+            raw = values if values.shape[1] == dim else None  # an array: no copy to check it
+        elif any(len(v) != dim for v in values):
+            raw = None
+        else:
+            raw = np.asarray(values, dtype=np.float64).reshape(len(values), dim)
+        if raw is None:
             raise InvalidRequest(
                 f"version {self.name!r} has dimension {dim}; {what} must have {dim} numbers each", **where
             )
-        raw = np.asarray(values, dtype=np.float64).reshape(len(values), dim)
-        if not (np.isfinite(raw).all() and np.abs(raw).max(initial=0) < np.finfo(np.float32).max):
+        if not (np.isfinite(raw).all() and np.abs(raw).max(initial=0) <= np.finfo(np.float32).max):
             raise InvalidRequest(f"{what} contain NaN, infinity or values beyond float32", **where)
         if self.normalized and not np.linalg.norm(raw, axis=1).all():
             raise InvalidRequest(f"{what}: a vector is all zeros; it can't be normalised", **where)
-        vectors = raw.astype(np.float32)
+        vectors = raw.astype(np.float32)  # a copy, also of a float32 array: the caller keeps its own
         return l2_normalize(vectors) if self.normalized else vectors
 
     def own_vectors(self, blobs: Sequence[bytes]) -> np.ndarray:

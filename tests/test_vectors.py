@@ -54,6 +54,52 @@ def test_vectors_version_loads_then_fills_gaps(engine: Engine) -> None:
     assert engine.search("c", "text number 7", k=1).hits[0].id == "d7"
 
 
+def test_an_array_loads_like_rows_of_the_same_vectors(engine: Engine) -> None:
+    """The bulk path (a 2-D array and the ids of its rows) stores what rows of the same numbers do."""
+    engine.create_collection("c", {"name": "v1", "model": "hashing"})
+    engine.upsert("c", [{"id": f"d{i}", "text": f"text number {i}"} for i in range(50)])
+    engine.upsert("c", [{"id": "u1", "kind": "user", "text": "a user"}])
+    for name in ("rows", "array"):
+        engine.add_version("c", {"name": name, "model": QUERY_MODEL, "source": "vectors"})
+    vectors = np.random.default_rng(3).standard_normal((50, 256)).astype(np.float32)
+    ids = [f"d{i}" for i in range(50)]
+    engine.put_vectors(
+        "c", "rows", [{"id": i, "vector": v.tolist()} for i, v in zip(ids, vectors, strict=True)]
+    )
+    ack = engine.put_vectors("c", "array", vectors[:30], ids=ids[:30])
+    assert (ack.count, ack.written) == (30, 30)
+    engine.put_vectors("c", "array", vectors[30:].astype(np.float64), ids=ids[30:])  # any float dtype
+    engine.put_vectors("c", "array", vectors[:1], ids=["u1"], kind="user")
+    vectors[:] = 0  # the engine kept its own copy
+    got = [engine.collection("c").get_version(name).index("doc").get(ids) for name in ("rows", "array")]
+    assert set(got[0]) == set(got[1]) == set(ids)
+    assert all(np.array_equal(got[0][i], got[1][i]) for i in ids)
+    assert set(engine.collection("c").get_version("array").index("user").get(["u1"])) == {"u1"}
+
+
+def test_array_load_errors_change_nothing(engine: Engine) -> None:
+    engine.create_collection("c", {"name": "v1", "model": "hashing"})
+    engine.upsert("c", [{"id": f"d{i}", "text": f"text {i}"} for i in range(3)])
+    engine.add_version("c", {"name": "v2", "model": QUERY_MODEL, "source": "vectors"})
+    ok = np.ones((3, 256), np.float32)
+    ids = ["d0", "d1", "d2"]
+    bad = [
+        (InvalidRequest, "one row per id", ok, ids[:2]),
+        (InvalidRequest, "one row per id", ok[0], ids[:1]),
+        (InvalidRequest, "dimension 256", np.ones((3, 8), np.float32), ids),
+        (InvalidRequest, "NaN", np.full((3, 256), np.nan, np.float32), ids),
+        (InvalidRequest, "twice", ok, ["d0", "d0", "d1"]),
+        (InvalidRequest, "ids", ok, ["d0", "", "d1"]),
+        (RecordNotFound, "doc/zz", ok, ["d0", "d1", "zz"]),
+    ]
+    for error, message, vectors, names in bad:
+        with pytest.raises(error, match=message):
+            engine.put_vectors("c", "v2", vectors, ids=names)
+    assert len(engine.collection("c").get_version("v2").index("doc") or []) == 0
+    with pytest.raises(Conflict, match="does not take vectors"):
+        engine.put_vectors("c", "v1", ok, ids=ids)
+
+
 def test_an_acknowledged_vector_load_survives_kill_9(tmp_path: Path) -> None:
     """A ``PUT .../vectors`` answered 200 is kept by a server killed -9 right after, with no
     checkpoint in between (the interval is an hour)."""

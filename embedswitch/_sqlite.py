@@ -41,8 +41,6 @@ class Connections:
             db.execute(f"PRAGMA synchronous={self.synchronous}")
             db.execute("PRAGMA busy_timeout=30000")
             db.execute(f"PRAGMA journal_size_limit={int(self.wal_limit_bytes)}")
-            # reads (a search's fields lookup) without a copy per page
-            db.execute("PRAGMA mmap_size=1073741824")
             self._local.db = db
             with self._lock:
                 self._all.append(db)

@@ -27,6 +27,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +86,14 @@ def run(quick: bool, params: Params | None = None) -> dict[str, Any]:
     for row in loads:
         summary[f"{row['index']}: load records/s"] = row["records/s"]
     return {
-        "params": {**p.__dict__, "k": K, "modes": {"qdrant": "local mode on disk", "milvus": "milvus-lite"}},
+        "params": {
+            **p.__dict__,
+            "k": K,
+            "modes": {"qdrant": "local mode on disk", "milvus": "milvus-lite"},
+            "versions": {
+                name: metadata.version(name) for name in ("qdrant-client", "pymilvus", "milvus-lite")
+            },
+        },
         "tables": {f"search, k={K}, one query per call (ms)": rows, "load through engine.upsert": loads},
         "summary": summary,
         "notes": [

@@ -15,8 +15,10 @@ Beyond ``VectorIndex``'s promises:
   the version's replay from its applied position re-applies what Milvus missed. Correctness rests on
   one writer per index: this process's write lock, and the version's single leader. Milvus keeps
   only live vectors (a delete removes the entity; its tombstone is in the ledger);
-- a write is in Milvus's write-ahead log when it returns (``durable`` always holds); ``checkpoint``
-  flushes milvus-lite's log into its segment files. Bulk writes go in batches of 256 rows;
+- a write is in Milvus's write-ahead log when it returns (``durable`` always holds: on a server
+  against any crash; in milvus-lite, whose log is synced to disk at close, against a crash of the
+  process, and against a power cut from the next ``checkpoint``, which flushes it into segment
+  files; a write lost anyway is settled at open, as above). Bulk writes go in batches of 256 rows;
 - scores are Milvus's inner products in float32; ``get`` returns vectors exactly as written.
 
 Limits:

@@ -112,7 +112,7 @@ class MilvusIndex:
         spec = spec or MilvusSpec()
         name = engines.collection_name(spec.prefix, meta.collection, meta.version, meta.kind)
         directory.mkdir(parents=True, exist_ok=True)
-        with _translated(f"index {meta.collection}/{meta.version}/{meta.kind}"):
+        with _translated(f"index {meta.collection}/{meta.version}/{meta.kind}", meta, spec.uri):
             if spec.uri is not None:
                 client = MilvusClient(uri=spec.uri, timeout=spec.timeout_s)
             else:
@@ -319,7 +319,7 @@ class MilvusIndex:
 
     def _translated(self) -> contextlib.AbstractContextManager[None]:
         m = self.meta
-        return _translated(f"index {m.collection}/{m.version}/{m.kind} ({self.name})", m)
+        return _translated(f"index {m.collection}/{m.version}/{m.kind} ({self.name})", m, self.spec.uri)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -360,9 +360,11 @@ def _ensure_collection(client: MilvusClient, name: str, meta: IndexMeta, spec: M
 
 
 @contextlib.contextmanager
-def _translated(where: str, meta: IndexMeta | None = None) -> Iterator[None]:
+def _translated(where: str, meta: IndexMeta | None = None, server: str | None = None) -> Iterator[None]:
     """The client's errors (an unreachable server, a refused request) as ``Unavailable``."""
-    context = {} if meta is None else {"collection": meta.collection, "version": meta.version}
+    context: dict[str, str] = {} if meta is None else {"collection": meta.collection, "version": meta.version}
+    if server is not None:
+        context["url"] = server
     try:
         yield
     except EmbedswitchError:

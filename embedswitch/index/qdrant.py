@@ -103,7 +103,7 @@ class QdrantIndex:
             return sorted(p.name for p in directory.iterdir() if p.is_dir()) if directory.is_dir() else []
         start = engines.version_prefix(spec.prefix, collection, version)
         with (
-            _translated(f"the Qdrant server at {spec.url}"),
+            _translated(f"the Qdrant server at {spec.url}", server=spec.url),
             contextlib.closing(_client(spec, None)) as client,
         ):
             names = [c.name for c in client.get_collections().collections if c.name.startswith(start)]
@@ -123,7 +123,7 @@ class QdrantIndex:
         spec = spec or QdrantSpec()
         name = engines.collection_name(spec.prefix, meta.collection, meta.version, meta.kind)
         directory = None if spec.url is not None or location == MEMORY else Path(location)
-        with _translated(f"index {meta.collection}/{meta.version}/{meta.kind}"):
+        with _translated(f"index {meta.collection}/{meta.version}/{meta.kind}", meta, spec.url):
             client = QdrantClient(location=MEMORY) if spec.url is None and directory is None else None
             client = client or _client(spec, directory)
             try:
@@ -328,7 +328,7 @@ class QdrantIndex:
 
     def _translated(self) -> contextlib.AbstractContextManager[None]:
         m = self.meta
-        return _translated(f"index {m.collection}/{m.version}/{m.kind} ({self.name})", m)
+        return _translated(f"index {m.collection}/{m.version}/{m.kind} ({self.name})", m, self.spec.url)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -381,10 +381,12 @@ def _ensure_collection(client: QdrantClient, name: str, meta: IndexMeta, spec: Q
 
 
 @contextlib.contextmanager
-def _translated(where: str, meta: IndexMeta | None = None) -> Iterator[None]:
+def _translated(where: str, meta: IndexMeta | None = None, server: str | None = None) -> Iterator[None]:
     """The client's errors (an unreachable server, a refused request, a local directory held by
     another process) as ``Unavailable``."""
-    context = {} if meta is None else {"collection": meta.collection, "version": meta.version}
+    context: dict[str, str] = {} if meta is None else {"collection": meta.collection, "version": meta.version}
+    if server is not None:
+        context["url"] = server
     try:
         yield
     except EmbedswitchError:

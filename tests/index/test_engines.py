@@ -161,3 +161,22 @@ def test_a_missing_client_package_names_its_extra() -> None:
         message, context = said[kind]
         assert f"pip install 'embedswitch[{kind}]'" in message
         assert context == {"extra": kind, "module": package}
+
+
+def test_a_version_whose_engine_is_unreachable_is_not_kept(qdrant: object, tmp_path: Path) -> None:
+    """Creating it answers ``unavailable`` naming the server, and stores nothing: the same name
+    can be created again once the engine is there."""
+    from embedswitch import Engine
+    from embedswitch._errors import Unavailable
+
+    closed = "http://127.0.0.1:9"  # discard: nothing listens
+    with Engine.open(tmp_path / "data") as engine:
+        engine.create_collection("c", {"name": "v1", "model": "hashing"})
+        with pytest.raises(Unavailable, match="Qdrant failed") as err:
+            engine.add_version(
+                "c", {"name": "v2", "model": "hashing", "index": {"type": "qdrant", "url": closed}}
+            )
+        assert err.value.context["url"] == closed
+        assert [v.name for v in engine.describe("c").versions] == ["v1"]
+        engine.add_version("c", {"name": "v2", "model": "hashing", "index": {"type": "qdrant"}})
+        assert engine.describe("c").versions[-1].index["type"] == "qdrant"

@@ -54,7 +54,7 @@ class Params:
     @classmethod
     def for_mode(cls, quick: bool) -> Params:
         if quick:
-            return cls(n=400, dim=64, queries=30, warmup=5)
+            return cls(n=200, dim=64, queries=30, warmup=5)
         return cls(n=5_000, dim=384, queries=300, warmup=30)  # local mode loads ~50-1,000 points/s
 
 

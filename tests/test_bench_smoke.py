@@ -141,9 +141,9 @@ def test_quick_engine_indexes(tmp_path: Path) -> None:
     assert all(search[path]["recall@10"] == 1.0 for path in search if "hnsw" not in path)
     loads = rows(record, "load through engine.upsert")
     assert [(row["index"], row["records"]) for row in loads] == [
-        ("qdrant", 400),
-        ("milvus", 400),
-        ("hnsw", 400),
+        ("qdrant", 200),
+        ("milvus", 200),
+        ("hnsw", 200),
     ]
     assert {"qdrant: engine.search / raw client p50", "milvus: engine.search / raw client p50"} <= set(
         record["summary"]

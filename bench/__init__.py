@@ -29,6 +29,7 @@ BENCHMARKS = (
     "index",
     "index_memory",
     "pgvector_index",
+    "engine_indexes",
     "cluster",
 )
 """In the order the runner runs them; ``index`` is ``bench/bench_index.py``."""

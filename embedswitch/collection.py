@@ -325,10 +325,14 @@ class Collection:
                 created_at=time.time(),
             )
             self.store.add_version(row)
+            try:
+                version = self._runtime(row)
+            except BaseException:  # e.g. its index engine is unreachable: nothing of it stays
+                self.store.delete_version(self.name, spec.name)
+                raise
             events.record(
                 self.store, self.name, spec.name, "created", {"model": spec_to_dict(spec.model), "seq": head}
             )
-            version = self._runtime(row)
             self.versions[spec.name] = version
             self.router = self._router(self.traffic.weights)
         self.lead()

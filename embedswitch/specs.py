@@ -16,7 +16,7 @@ from pydantic import (
 )
 
 from ._errors import InvalidRequest
-from .index.registry import check_placement
+from .index.registry import check_placement, shares_across_processes
 from .index.specs import AutoSpec, IndexSpec, index_spec, parse_index_spec
 from .models.specs import AlsSpec, ModelSpec, parse_model_spec
 
@@ -478,11 +478,12 @@ def parse(cls: type[T], data: Any) -> T:
 
 def place_index(spec: VersionSpec, shared: bool) -> VersionSpec:
     """``spec`` with its index where this deployment keeps indexes: with a shared store (several
-    processes), in the store's database (``pgvector``; ``auto`` becomes it), never in one process's
-    memory; embedded, as given, but never ``pgvector`` (no database to keep it in)."""
+    processes), in the store's database (``pgvector``; ``auto`` becomes it) or on a ``qdrant``
+    server, never in one process's memory; embedded, as given, but never ``pgvector`` (no database
+    to keep it in)."""
     kind = spec.index.type
     check_placement(spec.index, has_database=shared)
-    if not shared or kind == "pgvector":
+    if not shared or shares_across_processes(spec.index):
         return spec
     if kind != "auto":
         raise InvalidRequest(

@@ -1,14 +1,18 @@
 """What the index suites share: the index types under test, their precision, small vector helpers.
 
 ``TYPES`` are the embedded types (an index in a directory); ``SEAM_TYPES`` adds ``pgvector``, an
-index in a real PostgreSQL (``tests/_postgres.py``), reached through ``tests/_pg_host.py``.
+index in a real PostgreSQL (``tests/_postgres.py``), reached through ``tests/_pg_host.py``, and the
+engine types ``qdrant`` and ``milvus`` in their embedded modes (qdrant-client's local mode,
+milvus-lite: the real client code, no server), skipped with the reason when their package is missing.
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from embedswitch.index import IndexMeta, VectorIndex, index_spec, open_index
 from embedswitch.index._local import LocalIndex
@@ -23,7 +27,9 @@ SPECS: dict[str, dict[str, str]] = {
     "usearch-i8": {"type": "usearch", "precision": "i8"},
 }
 TYPES = list(SPECS)
-SEAM_TYPES = [*TYPES, "pgvector"]
+ENGINES = {"qdrant": "qdrant_client", "milvus": "pymilvus"}
+"""Engine index type -> the client package it needs."""
+SEAM_TYPES = [*TYPES, "pgvector", *ENGINES]
 PGVECTOR: dict[str, object] = {"type": "pgvector"}
 ATOL = {"f32": 0.0, "f16": 1e-3, "i8": 3e-2}
 """How far a stored vector's numbers (and so its scores) may be from those written, per precision."""
@@ -43,10 +49,31 @@ def open_typed(index_type: str, directory: Path, meta: IndexMeta = META) -> Loca
     return index
 
 
+def require_engine(index_type: str) -> None:
+    """Skip the test, saying why, when the engine type's client package is not installed."""
+    package = ENGINES[index_type]
+    try:
+        importlib.import_module(package)
+    except ModuleNotFoundError:
+        pytest.skip(
+            f"{index_type} index: {package} is not installed (pip install 'embedswitch[{index_type}]')"
+        )
+
+
 def open_seam(
-    index_type: str, directory: Path, host: IndexHost | None, meta: IndexMeta = META
+    index_type: str, directory: Path, host: IndexHost | None, meta: IndexMeta = META, persistent: bool = True
 ) -> VectorIndex:
-    """An index of any ``SEAM_TYPES`` type: in ``directory``, or (pgvector) in ``host``'s database."""
+    """An index of any ``SEAM_TYPES`` type: in ``directory``, or (pgvector) in ``host``'s database.
+    Without ``persistent``, a qdrant index is in memory (local mode on disk commits every point)."""
+    if index_type in ENGINES:
+        require_engine(index_type)
+        if index_type == "qdrant" and not persistent:
+            qdrant = importlib.import_module("embedswitch.index.qdrant")
+            found: VectorIndex = qdrant.QdrantIndex.open(meta)
+        else:
+            found = open_index(index_spec({"type": index_type}), directory, meta)
+        assert (found.index_type, found.precision) == (index_type, "f32")
+        return found
     if index_type != "pgvector":
         return open_typed(index_type, directory, meta)
     index = open_index(index_spec(PGVECTOR), directory, meta, host)

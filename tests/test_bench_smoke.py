@@ -118,6 +118,38 @@ def test_quick_pgvector_index(tmp_path: Path) -> None:
     assert {"index / raw pooled p50", "COPY upsert / row by row"} <= set(record["summary"])
 
 
+def test_quick_engine_indexes(tmp_path: Path) -> None:
+    for package in ("qdrant_client", "pymilvus"):
+        if importlib.util.find_spec(package) is None and not os.environ.get("CI"):
+            pytest.skip(f"{package} is not installed; run make test")  # CI installs it
+    done = run_bench("--quick", "--only", "engine_indexes", "--results", str(tmp_path))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    record = load(tmp_path, "engine_indexes")
+    search = {row["path"]: row for row in rows(record, "search, k=10, one query per call (ms)")}
+    assert list(search) == [
+        "engine.search on qdrant",
+        "QdrantIndex.search",
+        "raw QdrantClient.query_points",
+        "engine.search on milvus",
+        "MilvusIndex.search",
+        "raw MilvusClient.search",
+        "engine.search on hnsw",
+    ]
+    for row in search.values():
+        assert row["n"] == 30 and row["p95_ms"] >= row["p50_ms"] > 0
+    # the embedded modes search exactly, and every path of an engine reads the same collection
+    assert all(search[path]["recall@10"] == 1.0 for path in search if "hnsw" not in path)
+    loads = rows(record, "load through engine.upsert")
+    assert [(row["index"], row["records"]) for row in loads] == [
+        ("qdrant", 200),
+        ("milvus", 200),
+        ("hnsw", 200),
+    ]
+    assert {"qdrant: engine.search / raw client p50", "milvus: engine.search / raw client p50"} <= set(
+        record["summary"]
+    )
+
+
 @pytest.mark.slow
 def test_quick_cluster(tmp_path: Path) -> None:
     done = run_bench("--quick", "--only", "cluster", "--results", str(tmp_path))

@@ -17,6 +17,7 @@ import httpx
 import numpy as np
 import pytest
 from _checks import assert_end_state
+from _indexes import ENGINES, require_engine
 from conftest import ServerThread
 
 from embedswitch import Engine
@@ -113,7 +114,12 @@ class Load:
             th.join(timeout=60)
 
 
-def test_rollout_under_load(engine: Engine) -> None:
+@pytest.mark.parametrize("index_type", ["auto", *ENGINES])
+def test_rollout_under_load(engine: Engine, index_type: str) -> None:
+    """v2's index is of each type: the engine indexes (in their embedded modes) go through the same
+    rollout, the same checks and the end-state check."""
+    if index_type in ENGINES:
+        require_engine(index_type)
     rng = random.Random(5)
     history: dict[str, set[str]] = defaultdict(set)
     seed_docs = []
@@ -139,7 +145,8 @@ def test_rollout_under_load(engine: Engine) -> None:
             assignments.append((before, time.monotonic(), live))
             time.sleep(0.6)
 
-        r = admin.post("/v1/collections/c/versions", json={"name": "v2", "model": SPECS["v2"]})
+        v2 = {"name": "v2", "model": SPECS["v2"], "index": {"type": index_type}}
+        r = admin.post("/v1/collections/c/versions", json=v2)
         assert r.status_code == 202 and r.json()["state"] == "building"
         deadline = time.monotonic() + 60
         while admin.get("/v1/collections/c/versions/v2").json()["state"] != "ready":

@@ -20,6 +20,13 @@ Past a few million vectors per index use a server index; an embedded index logs 
   server process, each write committed (and fenced) as it returns; exact below ``exact_below``
   vectors, pgvector's HNSW above (``index/pgvector.py`` states its limits). At 100,000 x 384 a
   search takes ~1.6 ms at p50 against ~0.45 ms for in-process hnswlib (``bench/pgvector_index.py``).
+
+The engine indexes keep the vectors in a vector engine of their own, one collection per index:
+
+- ``qdrant`` on the Qdrant server at the spec's ``url`` (Qdrant holds the seq guard), ``milvus`` on
+  the Milvus server at its ``uri`` (a seq ledger in the data dir holds it). Without a url they run
+  the engine's embedded mode in the index's directory (qdrant-client's local mode, milvus-lite),
+  for tests and demos only (``index/qdrant.py``, ``index/milvus.py`` state the limits).
 """
 
 from __future__ import annotations
@@ -49,6 +56,18 @@ SERVER_TYPES: dict[str, str] = {
 ``from_spec(spec, host, meta)`` (``host``: an ``IndexHost``)."""
 
 
+ENGINE_TYPES: dict[str, str] = {
+    "qdrant": "embedswitch.index.qdrant:QdrantIndex",
+    "milvus": "embedswitch.index.milvus:MilvusIndex",
+}
+"""Index types kept by a vector engine of their own, at the spec's server URL or in the engine's
+embedded mode in the index's directory; each class has ``from_spec(spec, directory, meta)`` and
+``stored_kinds(spec, directory, collection, version)``."""
+
+EXTRAS: dict[str, str] = {"qdrant_client": "qdrant", "pymilvus": "milvus", "milvus_lite": "milvus"}
+"""The optional extra that installs an index type's client package."""
+
+
 def open_index(
     spec: IndexSpec, directory: Path, meta: IndexMeta, host: IndexHost | None = None
 ) -> VectorIndex:
@@ -64,6 +83,9 @@ def open_index(
         found: VectorIndex = _backend(SERVER_TYPES[spec.type]).from_spec(spec, host, meta)
         return found
     directory = Path(directory)
+    if spec.type in ENGINE_TYPES:
+        engine: VectorIndex = _backend(ENGINE_TYPES[spec.type]).from_spec(spec, directory, meta)
+        return engine
     kind = "hnsw" if spec.type == "auto" and stored_type(directory) == "hnsw" else spec.type
     index: VectorIndex = _backend(INDEX_TYPES[kind]).from_spec(spec, directory, meta)
     return index
@@ -71,7 +93,22 @@ def open_index(
 
 def check_placement(spec: IndexSpec, has_database: bool) -> None:
     """Raise ``InvalidRequest`` for a server index type (``SERVER_TYPES``) without a store database
-    to keep it in (the embedded store)."""
+    to keep it in (the embedded store), and, with a shared store (``has_database``), for an engine
+    type in its embedded mode (no url: one process's files) or that cannot yet share (``milvus``,
+    whose seq ledger is in the data dir); for an engine type whose client package is missing,
+    naming the extra that installs it."""
+    if spec.type in ENGINE_TYPES:
+        _backend(ENGINE_TYPES[spec.type])
+    if has_database and spec.type in ENGINE_TYPES and not shares_across_processes(spec):
+        raise InvalidRequest(
+            f"index type {spec.type!r} without a server url keeps vectors in one process's data dir, but "
+            "this server shares a PostgreSQL store with other processes; give the qdrant index a "
+            '"url" (e.g. http://qdrant:6333), or use "pgvector"'
+            if spec.type == "qdrant"
+            else "index type 'milvus' keeps its seq ledger in one process's data dir, so it needs the "
+            'embedded store; with a shared PostgreSQL store use "qdrant" with a url, or "pgvector"',
+            index=spec.type,
+        )
     if spec.type in SERVER_TYPES and not has_database:
         raise InvalidRequest(
             f"index type {spec.type!r} lives in a PostgreSQL store's database; serve with "
@@ -79,9 +116,26 @@ def check_placement(spec: IndexSpec, has_database: bool) -> None:
         )
 
 
+def shares_across_processes(spec: IndexSpec) -> bool:
+    """Whether every process of a cluster can serve from the index itself: ``pgvector``, and
+    ``qdrant`` on a server (Qdrant holds the seq guard)."""
+    return spec.type == "pgvector" or (spec.type == "qdrant" and spec.url is not None)
+
+
 def _backend(target: str) -> Any:
     module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "").partition(".")[0]
+        if missing not in EXTRAS:
+            raise
+        raise InvalidRequest(
+            f"this index type needs the Python package {missing!r}, which is not installed here; install "
+            f"it with pip install 'embedswitch[{EXTRAS[missing]}]' (or 'embedswitch[all]') and restart",
+            extra=EXTRAS[missing],
+            module=missing,
+        ) from exc
 
 
 def stored_kinds(
@@ -95,4 +149,9 @@ def stored_kinds(
         kinds: list[str] = _backend(SERVER_TYPES[spec.type]).stored_kinds(host, collection, version)
         return kinds
     directory = Path(directory)
+    if spec.type in ENGINE_TYPES:
+        found: list[str] = _backend(ENGINE_TYPES[spec.type]).stored_kinds(
+            spec, directory, collection, version
+        )
+        return found
     return sorted(p.name for p in directory.iterdir() if p.is_dir()) if directory.is_dir() else []

@@ -101,11 +101,66 @@ class PgvectorSpec(_Spec):
         return self
 
 
+ENGINE_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,15}$"
+SERVER_URL_PATTERN = r"^https?://[^\s/?#]+(/[^\s?#]*)?$"
+
+
+class _EngineParams(_Spec):
+    prefix: str = Field(
+        default="es",
+        pattern=ENGINE_NAME_PATTERN,
+        description="first part of every collection name this server creates in the engine, so "
+        "several deployments can share one engine server",
+    )
+    m: int = Field(default=16, ge=4, le=128, description="HNSW graph degree (server only)")
+    ef_construction: int = Field(
+        default=128, ge=8, le=PGVECTOR_MAX_EF, description="HNSW search depth while inserting (server only)"
+    )
+    ef_search: int = Field(
+        default=64,
+        ge=1,
+        le=MAX_EF,
+        description="HNSW search depth per query (server only), raised to k when k is larger",
+    )
+    timeout_s: float = Field(
+        default=30.0, gt=0, le=600, allow_inf_nan=False, description="per request to the server"
+    )
+
+
+class QdrantSpec(_EngineParams):
+    """Qdrant (``qdrant-client``): one collection per (version, kind) on the server at ``url``, or,
+    without one, Qdrant's local mode in the data dir, which commits every point on its own and is
+    for tests and demos, not serving. Qdrant holds the seq guard itself (conditional updates)."""
+
+    type: Literal["qdrant"] = "qdrant"
+    url: str | None = Field(
+        default=None,
+        pattern=SERVER_URL_PATTERN,
+        description="the Qdrant server, e.g. http://qdrant:6333; none: local mode in the data dir",
+    )
+
+
+class MilvusSpec(_EngineParams):
+    """Milvus (``pymilvus``): one collection per (version, kind) on the server at ``uri``, or, without
+    one, ``milvus-lite`` in the data dir (a Python reimplementation of Milvus's API, not the Milvus
+    core: for tests and demos). Milvus has no conditional write, so a seq ledger beside the
+    index holds the guard."""
+
+    type: Literal["milvus"] = "milvus"
+    uri: str | None = Field(
+        default=None,
+        pattern=SERVER_URL_PATTERN,
+        description="the Milvus server, e.g. http://milvus:19530; none: milvus-lite in the data dir",
+    )
+
+
 IndexSpec = Annotated[
-    AutoSpec | ExactSpec | HnswSpec | UsearchSpec | PgvectorSpec, Field(discriminator="type")
+    AutoSpec | ExactSpec | HnswSpec | UsearchSpec | PgvectorSpec | QdrantSpec | MilvusSpec,
+    Field(discriminator="type"),
 ]
-"""The index of a version, by ``type``: ``auto`` (the default), ``exact``, ``hnsw``, ``usearch`` or
-``pgvector`` (in a PostgreSQL store's database)."""
+"""The index of a version, by ``type``: ``auto`` (the default), ``exact``, ``hnsw``, ``usearch``,
+``pgvector`` (in a PostgreSQL store's database), ``qdrant`` or ``milvus`` (in an engine of their
+own)."""
 
 _ADAPTER: TypeAdapter[IndexSpec] = TypeAdapter(IndexSpec)
 _TYPES: dict[str, type[_Spec]] = {
@@ -114,6 +169,8 @@ _TYPES: dict[str, type[_Spec]] = {
     "hnsw": HnswSpec,
     "usearch": UsearchSpec,
     "pgvector": PgvectorSpec,
+    "qdrant": QdrantSpec,
+    "milvus": MilvusSpec,
 }
 
 

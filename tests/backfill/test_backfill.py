@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import pytest
 from _checks import assert_end_state
+from _indexes import ENGINES, require_engine
 
 from embedswitch import Engine, EngineConfig
 
@@ -17,11 +21,41 @@ def _wait(predicate, timeout_s: float = 30.0) -> None:
         time.sleep(0.01)
 
 
-def test_backfill_never_writes_stale_text_or_resurrects(tmp_path: Path) -> None:
+@pytest.mark.parametrize("index_type", ["auto", *ENGINES])
+def test_backfill_never_writes_stale_text_or_resurrects(tmp_path: Path, index_type: str) -> None:
     """Deliberate interleaving: the backfill reads its first batches, then (while it waits for an
     in-flight query, the real yield mechanism) every record it read is updated or deleted and the
     stream applies that. When it resumes, it holds stale copies of all of them. A backfill without
-    seq guards writes them and fails this test."""
+    seq guards writes them and fails this test: Milvus without its ledger does (below)."""
+    if index_type in ENGINES:
+        require_engine(index_type)
+    _race_stale_backfill(tmp_path, {"type": index_type})
+
+
+def test_milvus_without_its_ledger_writes_stale_text_and_resurrects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The control of the test above: with the ledger answering that it saw nothing (Milvus alone,
+    which has no conditional write), the backfill's stale copies land and the race test fails."""
+    require_engine("milvus")
+    from embedswitch.index._ledger import SeqLedger
+
+    monkeypatch.setattr(SeqLedger, "seqs", lambda self, ids: {})
+    with pytest.raises(AssertionError, match="50 deleted records present"):
+        _race_stale_backfill(tmp_path, {"type": "milvus"})
+    with Engine.open(tmp_path) as engine:
+        v2 = engine.collection("c").get_version("v2")
+        index = v2.index("doc")
+        assert index is not None
+        resurrected = {f"{i:03}" for i in range(50, 100)}
+        assert resurrected <= set(index.ids())
+        stale = [f"{i:03}" for i in range(50)]
+        stored = index.get(stale)
+        originals = v2.model.encode([f"original text {i}" for i in range(50)], purpose="document")
+        np.testing.assert_allclose(np.stack([stored[i] for i in stale]), originals, atol=1e-6)
+
+
+def _race_stale_backfill(tmp_path: Path, index: dict[str, Any]) -> None:
     config = EngineConfig(
         checkpoint_interval_s=0.2, backfill_batch=50, encode_workers=1, backfill_yield_max_wait_s=120
     )
@@ -30,7 +64,7 @@ def test_backfill_never_writes_stale_text_or_resurrects(tmp_path: Path) -> None:
         engine.upsert("c", [{"id": f"{i:03}", "text": f"original text {i}"} for i in range(200)])
         engine.activity.enter()  # a query in flight: the backfill reads ahead, then waits
         try:
-            engine.add_version("c", {"name": "v2", "model": {"type": "hashing", "seed": 1}})
+            engine.add_version("c", {"name": "v2", "model": {"type": "hashing", "seed": 1}, "index": index})
             backfill = engine.collection("c").get_version("v2").backfill
             assert backfill is not None
             _wait(lambda: backfill.read_cursor is not None and backfill.read_cursor >= ("doc", "099"))

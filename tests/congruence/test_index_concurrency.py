@@ -1,5 +1,6 @@
 """Concurrent searches, gets, upserts, deletes, checkpoints and rebuilds on one index, every type
-(pgvector too, in a real PostgreSQL: it has no rebuilds, its checkpoints do nothing).
+(pgvector too, in a real PostgreSQL, and the engines qdrant and milvus in their embedded modes:
+they have no rebuilds).
 
 Every read must be what some serial order of the writes gives. Each write call and each read is
 timed (``perf_counter``, one clock for all threads); a read may see a write that started before it
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _indexes import ATOL, DIM, TYPES, open_seam, open_typed
+from _indexes import ATOL, DIM, ENGINES, TYPES, open_seam, open_typed
 from _pg_host import PgHost
 from _postgres import pg_server, pg_uri  # noqa: F401 - fixtures
 
@@ -36,6 +37,7 @@ from embedswitch.index._local import LocalIndex
 
 N_IDS = 48
 WRITERS, READERS, OPS = 4, 4, 200
+ENGINE_OPS = 60
 
 
 @functools.cache
@@ -133,9 +135,9 @@ def _search_violations(history: History, read: Read, atol: float, complete: bool
     return found
 
 
-def writer(index: VectorIndex, seed: int, seqs: Iterator[int], history: History) -> None:
+def writer(index: VectorIndex, seed: int, seqs: Iterator[int], history: History, ops: int = OPS) -> None:
     rnd = random.Random(seed)
-    for _ in range(OPS):
+    for _ in range(ops):
         nums = rnd.sample(range(N_IDS), rnd.randint(1, 4))
         ids = [f"id{n}" for n in nums]
         batch = [next(seqs) for _ in nums]
@@ -149,9 +151,9 @@ def writer(index: VectorIndex, seed: int, seqs: Iterator[int], history: History)
         history.writes.extend(Write(i, s, op, start, end) for i, s in zip(ids, batch, strict=True))
 
 
-def reader(index: VectorIndex, seed: int, history: History) -> None:
+def reader(index: VectorIndex, seed: int, history: History, ops: int = OPS) -> None:
     rnd = random.Random(seed)
-    for _ in range(OPS):
+    for _ in range(ops):
         if rnd.random() < 0.75:
             query = vector_for(10_000 + seed, rnd.randint(0, 10**9))
             start = time.perf_counter()
@@ -170,7 +172,7 @@ def maintenance(index: LocalIndex) -> None:
         index.rebuild()
 
 
-def hammer(index: VectorIndex, maintain: Callable[[], object]) -> History:
+def hammer(index: VectorIndex, maintain: Callable[[], object], ops: int = OPS) -> History:
     """Writers, readers and a thread that calls ``maintain`` (checkpoints, rebuilds), all at once."""
     history, seqs = History(), itertools.count(1)
     errors: list[BaseException] = []
@@ -182,9 +184,11 @@ def hammer(index: VectorIndex, maintain: Callable[[], object]) -> History:
             errors.append(exc)
 
     threads = [
-        threading.Thread(target=guarded, args=(writer, index, s, seqs, history)) for s in range(WRITERS)
+        threading.Thread(target=guarded, args=(writer, index, s, seqs, history, ops)) for s in range(WRITERS)
     ]
-    threads += [threading.Thread(target=guarded, args=(reader, index, s, history)) for s in range(READERS)]
+    threads += [
+        threading.Thread(target=guarded, args=(reader, index, s, history, ops)) for s in range(READERS)
+    ]
     threads.append(threading.Thread(target=guarded, args=(maintain,)))
     old_interval = sys.getswitchinterval()
     sys.setswitchinterval(1e-5)  # switch threads often so that races show up
@@ -229,6 +233,21 @@ def test_concurrent_reads_match_a_serial_order_on_pgvector(pg_uri: str, tmp_path
         other.close()
     finally:
         host.close()
+
+
+@pytest.mark.parametrize("index_type", list(ENGINES))
+def test_concurrent_reads_match_a_serial_order_on_engines(index_type: str, tmp_path: Path) -> None:
+    """qdrant (local mode, in memory) and milvus (milvus-lite, its ledger on disk), both exact: the
+    same checks hold, and milvus's again after a reopen. Fewer operations: their calls take turns."""
+    index = open_seam(index_type, tmp_path / "idx", None, persistent=False)
+    history = hammer(index, index.checkpoint, ops=ENGINE_OPS)
+    assert len(history.reads) == READERS * ENGINE_OPS
+    found = violations(history, index.precision, complete=True)
+    assert not found, f"{len(found)} reads no serial order explains, e.g. {found[:5]}"
+    assert_end_state_is_last_write(index, history)
+    index.close()
+    if index_type == "milvus":
+        assert_end_state_is_last_write(open_seam(index_type, tmp_path / "idx", None), history)
 
 
 def assert_end_state_is_last_write(index: VectorIndex, history: History) -> None:

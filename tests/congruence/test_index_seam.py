@@ -1,6 +1,7 @@
-"""One behaviour suite for the ``VectorIndex`` seam, run against every index type: the embedded ones
-and pgvector, in a real PostgreSQL (the congruence pattern). Each test states the counts and
-results a call must give, so every type gives the same ones for the same calls.
+"""One behaviour suite for the ``VectorIndex`` seam, run against every index type: the embedded ones,
+pgvector in a real PostgreSQL, and qdrant and milvus in their embedded modes (the congruence
+pattern). Each test states the counts and results a call must give, so every type gives the same
+ones for the same calls.
 
 What only the embedded indexes do (checkpoint files, crash recovery, durable segments, meta kept
 in a directory) is in ``test_index.py``; pgvector's own promises in ``tests/index/test_pgvector.py``.
@@ -39,7 +40,7 @@ def host(index_type: str, request: pytest.FixtureRequest) -> Iterator[PgHost | N
 
 @pytest.fixture
 def index(index_type: str, tmp_path: Path, host: PgHost | None) -> Iterator[VectorIndex]:
-    idx = open_seam(index_type, tmp_path / "idx", host)
+    idx = open_seam(index_type, tmp_path / "idx", host, persistent=False)
     yield idx
     idx.close()
 

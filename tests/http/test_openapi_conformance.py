@@ -180,9 +180,9 @@ def _node_id_for_schemathesis(request: pytest.FixtureRequest) -> None:
 
 
 def offline(body: Any) -> Any:
-    """``body`` with every openai model pointed at a closed local port, asked once: the server under
-    test must not reach out to whatever URL the generator makes up (it answers 503
-    ``model_unavailable``)."""
+    """``body`` with every openai model and index engine server pointed at a closed local port, asked
+    once: the server under test must not reach out to whatever URL the generator makes up (it
+    answers 503 ``model_unavailable`` or ``unavailable``)."""
     if isinstance(body, list):
         return [offline(item) for item in body]
     if not isinstance(body, dict):
@@ -191,6 +191,9 @@ def offline(body: Any) -> Any:
     if found.get("type") == "openai" and "url" in found:
         found["url"] = CLOSED_PORT
         found["retry_attempts"] = 1  # a closed port fails at once; retrying it only slows the run
+    for engine, field in (("qdrant", "url"), ("milvus", "uri")):  # index engines' servers too
+        if found.get("type") == engine and found.get(field) is not None:
+            found[field], found["timeout_s"] = CLOSED_PORT, 1.0
     return found
 
 
@@ -205,15 +208,17 @@ def names_a_transformer(body: Any) -> bool:
 
 
 def no_server_error(ctx: CheckContext, response: Response, case: Case) -> None:
-    """No 5xx, but for the two 503s that are the right answers to what the examples ask: an openai
-    model that ``offline`` pointed at a closed port (``model_unavailable``), and a ``min_seq`` that
-    no write has reached (``not_caught_up``, after the short ``min_seq_timeout_s`` of ``ENGINE``)."""
+    """No 5xx, but for the 503s that are the right answers to what the examples ask: an openai model
+    or an index engine that ``offline`` pointed at a closed port (``model_unavailable``,
+    ``unavailable``), and a ``min_seq`` that no write has reached (``not_caught_up``, after the
+    short ``min_seq_timeout_s`` of ``ENGINE``)."""
     if response.status_code < 500:
         return
     body = response.json() if response.headers.get("content-type") == ["application/json"] else {}
     code, url = body.get("code"), body.get("context", {}).get("url", "")
     if response.status_code == 503 and (
-        (code == "model_unavailable" and url.startswith(CLOSED_PORT)) or code == "not_caught_up"
+        (code in ("model_unavailable", "unavailable") and url.startswith(CLOSED_PORT))
+        or code == "not_caught_up"
     ):
         return
     raise AssertionError(f"server error {response.status_code}: {response.text[:500]}")

@@ -194,7 +194,9 @@ class RecentRequests:
             for slot in range(first, last + 1):
                 requests, errors, latencies = slots.get(slot, (0, 0, []))
                 p50, p99 = percentile_ms(latencies, 50), percentile_ms(latencies, 99)
-                points.append(SeriesPoint(at=slot * BUCKET_S, requests=requests, errors=errors, p50_ms=p50, p99_ms=p99))
+                points.append(
+                    SeriesPoint(at=slot * BUCKET_S, requests=requests, errors=errors, p50_ms=p50, p99_ms=p99)
+                )
             versions[version] = points
         return RequestSeries(
             collection=collection, bucket_s=BUCKET_S, window_s=WINDOW_S, now=now, versions=versions

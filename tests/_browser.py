@@ -18,12 +18,16 @@ from typing import Any
 
 import pytest
 
-ARTIFACTS = Path(os.environ.get("EMBEDSWITCH_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts"))
+ARTIFACTS = Path(
+    os.environ.get("EMBEDSWITCH_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts")
+)
 """Screenshots land here (gitignored; CI may keep the folder)."""
 
 
 def chromium_path() -> str | None:
-    return os.environ.get("EMBEDSWITCH_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    return (
+        os.environ.get("EMBEDSWITCH_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    )
 
 
 def _skip_or_fail(reason: str) -> None:
@@ -73,7 +77,9 @@ def watched(browser: Any) -> Iterator[Watched]:
     page = context.new_page()
     page.set_default_timeout(20_000)
     found = Watched(page)
-    page.on("console", lambda m: m.type == "error" and found.errors.append(f"{m.text} at {m.location.get('url')}"))
+    page.on(
+        "console", lambda m: m.type == "error" and found.errors.append(f"{m.text} at {m.location.get('url')}")
+    )
     page.on("pageerror", lambda exc: found.errors.append(f"uncaught: {exc}"))
     yield found
     context.close()

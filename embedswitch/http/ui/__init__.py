@@ -47,6 +47,7 @@ class _Headers:
 
 def install(app: FastAPI) -> None:
     """Serve the console at ``/ui/`` (``/ui`` redirects there)."""
+
     async def to_index(request: Request) -> RedirectResponse:
         root = request.scope.get("root_path", "").rstrip("/")
         return RedirectResponse(f"{root}{PATH}/", status_code=308)

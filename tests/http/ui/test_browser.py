@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from _browser import Watched, browser, watched  # noqa: F401 - fixtures
+from _browser import Watched
 from conftest import FAST, ServerThread
 
 from embedswitch import Engine
@@ -18,9 +18,14 @@ from embedswitch.http.settings import HttpConfig
 
 KEYS = {"read": "k-read", "admin": "k-admin"}
 CONFIG = HttpConfig(api_keys=",".join(f"{role}:{key}" for role, key in KEYS.items()))
-WORDS = "vitamin bone sleep exercise heart diet protein cancer gene cell brain memory".split()
+WORDS = ["vitamin", "bone", "sleep", "exercise", "heart", "diet"]
+WORDS += ["protein", "cancer", "gene", "cell", "brain", "memory"]
 RECORDS = [
-    {"id": f"d{i}", "text": " ".join(WORDS[(i * j + i // 7) % len(WORDS)] for j in range(1, 6)), "fields": {"n": i}}
+    {
+        "id": f"d{i}",
+        "text": " ".join(WORDS[(i * j + i // 7) % len(WORDS)] for j in range(1, 6)),
+        "fields": {"n": i},
+    }
     for i in range(600)
 ]
 
@@ -139,11 +144,21 @@ def test_a_read_key_sees_everything_and_is_refused_an_action(
     server, api = running
     watched.expected.append("status of 403")  # the refused request, shown by the console
     page = open_console(watched, server.url, KEYS["read"])
-    for section in ("#versions table", "#traffic-timeline svg", "#charts figure", "#experiment table", "#events table"):
+    for section in (
+        "#versions table",
+        "#traffic-timeline svg",
+        "#charts figure",
+        "#experiment table",
+        "#events table",
+    ):
         assert page.locator(section).count() >= 1, section
     page.get_by_role("button", name="Promote v2").click()
     dialog = page.get_by_role("dialog")
-    assert dialog.locator("#confirm-call").inner_text().startswith("POST /v1/collections/docs/versions/v2/promote")
+    assert (
+        dialog.locator("#confirm-call")
+        .inner_text()
+        .startswith("POST /v1/collections/docs/versions/v2/promote")
+    )
     dialog.get_by_role("button", name="Send").click()
     refusal = dialog.locator(".outcome-bad")
     refusal.wait_for()

@@ -3,8 +3,9 @@ backfilling (throttled, so its progress moves while the page watches), API keys 
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +27,13 @@ RECORDS = [
         "text": " ".join(WORDS[(i * j + i // 7) % len(WORDS)] for j in range(1, 6)),
         "fields": {"n": i},
     }
-    for i in range(600)
+    for i in range(2000)
 ]
 
 
 def fill(engine: Engine) -> None:
-    """``docs``: v1 live, v2 ready without traffic, v3 backfilling at 40 records/s."""
+    """``docs``: v1 live, v2 ready without traffic, v3 backfilling at 40 records/s (50 s in all: the
+    tests never wait for its end)."""
     engine.create_collection("docs", {"name": "v1", "model": "hashing"})
     engine.add_version("docs", {"name": "v2", "model": {"type": "hashing", "dim": 128, "seed": 3}})
     engine.upsert("docs", RECORDS)
@@ -71,14 +73,19 @@ def done(page: Any) -> int:
     return int(page.get_by_role("progressbar", name="v3 backfill").get_attribute("aria-valuenow"))
 
 
-def advances(page: Any, before: int) -> None:
-    """Wait until the page shows v3's backfill past ``before`` (the page's CSP forbids the string
-    predicates of ``wait_for_function``)."""
+def eventually(page: Any, condition: Callable[[], bool]) -> None:
+    """Wait until ``condition()`` holds, letting the page run meanwhile (the page's CSP forbids
+    the string predicates of ``wait_for_function``)."""
     for _ in range(200):
-        if done(page) > before:
+        if condition():
             return
         page.wait_for_timeout(100)
-    raise AssertionError(f"v3's progress stayed at {before}")
+    raise AssertionError("the condition never held")
+
+
+def advances(page: Any, before: int) -> None:
+    """Wait until the page shows v3's backfill past ``before``."""
+    eventually(page, lambda: done(page) > before)
 
 
 def test_progress_advances_and_the_slider_moves_traffic(
@@ -173,11 +180,68 @@ def test_the_console_on_a_postgresql_store(tmp_path: Path, pg_uri: str, watched:
     """Smoke test of the shared store: the page loads, shows the collection and its versions."""
     with Engine.open(tmp_path / "data", FAST, store=pg_uri) as engine:
         engine.create_collection("docs", {"name": "v1", "model": "hashing"})
-        engine.upsert("docs", RECORDS[:50])
+        seq = engine.upsert("docs", RECORDS[:50]).seq
         engine.add_version("docs", {"name": "v2", "model": {"type": "hashing", "dim": 64, "seed": 5}})
-        engine.search("docs", "vitamin")
+        engine.search("docs", {"text": "vitamin", "min_seq": seq})  # once v1's table holds them
         with ServerThread(engine, CONFIG) as server:
             page = open_console(watched, server.url, KEYS["read"], last="v2")
             assert page.locator("#collections button").inner_text().startswith("docs")
             page.locator("#charts figure").first.wait_for()
             watched.screenshot("console-postgresql")
+
+
+def confirm(page: Any, starts: str) -> None:
+    """Check the request the dialog shows, send it, and wait for the dialog to close."""
+    dialog = page.get_by_role("dialog")
+    assert dialog.locator("#confirm-call").inner_text().startswith(starts)
+    dialog.get_by_role("button", name="Send").click()
+    dialog.wait_for(state="hidden")
+
+
+def test_an_admin_key_adds_a_version_runs_a_rollout_evaluates_and_retires(
+    running: tuple[ServerThread, httpx.Client], watched: Watched
+) -> None:
+    server, api = running
+    page = open_console(watched, server.url, KEYS["admin"])
+
+    page.get_by_text("Add a version").click()
+    form = page.locator("#add-version")
+    form.get_by_label("Version name").fill("v4")
+    form.get_by_label("Model").fill('{"type": "hashing", "dim": 32, "seed": 7}')
+    form.get_by_label("Index type").select_option("exact")
+    form.get_by_role("button", name="Add version…").click()
+    confirm(page, "POST /v1/collections/docs/versions")
+    v4 = api.get("/v1/collections/docs/versions/v4").json()
+    assert v4["model"] == {"type": "hashing", "dim": 32, "seed": 7} and v4["index"]["type"] == "exact"
+    page.locator('tr[data-version="v4"]').wait_for()
+
+    page.get_by_text("Start a gated rollout").click()
+    form = page.locator("#rollout-form")
+    form.get_by_label("To").select_option("v2")
+    form.get_by_label("Steps (%)").fill("50, 100")
+    form.get_by_label("Min requests per step").fill("100000")
+    form.get_by_role("button", name="Start rollout…").click()
+    confirm(page, "POST /v1/collections/docs/rollouts")
+    eventually(page, lambda: api.get("/v1/collections/docs/rollouts/1").json()["step"] == 50)
+    assert api.get("/v1/collections/docs/traffic").json()["weights"] == {"v1": 50, "v2": 50}
+    for _ in range(20):  # routed searches: both arms of the experiment
+        api.post("/v1/collections/docs/search", json={"text": "vitamin heart"}).raise_for_status()
+    page.locator("#experiment .verdict").first.wait_for()
+    page.get_by_role("button", name="Stop rollout…").click()
+    confirm(page, "POST /v1/collections/docs/rollouts/1/stop")
+    assert api.get("/v1/collections/docs/rollouts/1").json()["status"] == "stopped"
+    page.get_by_role("list", name="rollout 1 transitions").get_by_text("stopped", exact=True).wait_for()
+
+    page.get_by_text("Score versions on judged queries").click()
+    judged = {"versions": ["v1", "v2"], "queries": {"q1": "vitamin bone"}, "qrels": {"q1": {"d1": 1}}}
+    page.get_by_label("Request body").fill(json.dumps(judged))
+    page.locator("#eval-judged").get_by_role("button", name="Evaluate…").click()
+    confirm(page, "POST /v1/collections/docs/evaluate")
+    scores = page.locator("#evaluation table tbody tr")
+    assert scores.evaluate_all("rows => rows.map(r => r.querySelector('th').textContent)") == ["v1", "v2"]
+
+    page.get_by_role("button", name="Retire v4").click()
+    confirm(page, "DELETE /v1/collections/docs/versions/v4")
+    assert [v["name"] for v in api.get("/v1/collections/docs/versions").json()] == ["v1", "v2", "v3"]
+    page.locator('tr[data-version="v4"]').wait_for(state="detached")
+    watched.screenshot("console-actions")

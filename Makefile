@@ -23,12 +23,12 @@ $(STAMP): pyproject.toml
 install: $(STAMP) browser
 
 # The console's browser tests drive Debian's chromium through Playwright's executable_path
-# (Playwright's own browser download is never used). Elsewhere: set EMBEDSWITCH_CHROMIUM.
+# (Playwright's own browser download is never used). Elsewhere: set EMBEDSWITCH_TEST_CHROMIUM.
 browser:
-	@if command -v chromium >/dev/null 2>&1 || [ -n "$$EMBEDSWITCH_CHROMIUM" ]; then :; \
+	@if command -v chromium >/dev/null 2>&1 || [ -n "$$EMBEDSWITCH_TEST_CHROMIUM" ]; then :; \
 	elif command -v apt-get >/dev/null 2>&1; then \
 	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; \
-	else echo "no chromium: install it or set EMBEDSWITCH_CHROMIUM; the browser tests skip outside CI"; fi
+	else echo "no chromium: install it or set EMBEDSWITCH_TEST_CHROMIUM; the browser tests skip outside CI"; fi
 
 run: install  ## serve the scifact demo on the embedded default
 	HF_HUB_OFFLINE=1 $(BIN)/embedswitch demo --data $(DATA) --host $(HOST) --port $(PORT)

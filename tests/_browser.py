@@ -26,7 +26,9 @@ ARTIFACTS = Path(
 
 def chromium_path() -> str | None:
     return (
-        os.environ.get("EMBEDSWITCH_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+        os.environ.get("EMBEDSWITCH_TEST_CHROMIUM")
+        or shutil.which("chromium")
+        or shutil.which("chromium-browser")
     )
 
 

@@ -245,3 +245,29 @@ def test_an_admin_key_adds_a_version_runs_a_rollout_evaluates_and_retires(
     assert [v["name"] for v in api.get("/v1/collections/docs/versions").json()] == ["v1", "v2", "v3"]
     page.locator('tr[data-version="v4"]').wait_for(state="detached")
     watched.screenshot("console-actions")
+
+
+def test_the_keyboard_reaches_collections_search_and_cancels_an_action(
+    running: tuple[ServerThread, httpx.Client], watched: Watched
+) -> None:
+    server, api = running
+    spec = {"name": "notes", "version": {"name": "n1", "model": "hashing"}}
+    api.post("/v1/collections", json=spec).raise_for_status()
+    page = open_console(watched, server.url, KEYS["admin"])
+    page.get_by_role("button", name="Retire v3").focus()
+    page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog")
+    assert dialog.locator("#confirm-call").inner_text().startswith("DELETE /v1/collections/docs/versions/v3")
+    assert page.evaluate("document.activeElement.id") == "confirm-cancel"  # Enter would not send
+    page.keyboard.press("Escape")
+    dialog.wait_for(state="hidden")
+    assert [v["name"] for v in api.get("/v1/collections/docs/versions").json()] == ["v1", "v2", "v3"]
+
+    page.locator("body").press("/")
+    assert page.evaluate("document.activeElement.id") == "search-text"
+    page.locator("#collections button").first.focus()
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", name="notes").wait_for()
+    assert page.evaluate("location.hash") == "#c=notes"
+    page.locator('tr[data-version="n1"]').wait_for()

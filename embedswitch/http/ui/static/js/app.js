@@ -251,6 +251,14 @@ function wire() {
       $("search-text").focus();
     }
   });
+  $("collections").addEventListener("keydown", (event) => {
+    const buttons = [...$("collections").querySelectorAll("button")];
+    const at = buttons.indexOf(document.activeElement);
+    const step = { ArrowDown: 1, ArrowUp: -1 }[event.key];
+    if (at < 0 || !step) return;
+    event.preventDefault();
+    buttons[(at + step + buttons.length) % buttons.length].focus();
+  });
   document.addEventListener("visibilitychange", () => !document.hidden && refresh());
 }
 

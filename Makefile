@@ -7,7 +7,9 @@ DATA ?= .data
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run run-cluster test check lint bench clean
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: install browser run run-cluster test check lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -18,7 +20,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev,all]'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) browser
+
+# The console's browser tests drive Debian's chromium through Playwright's executable_path
+# (Playwright's own browser download is never used). Elsewhere: set EMBEDSWITCH_TEST_CHROMIUM.
+browser:
+	@if command -v chromium >/dev/null 2>&1 || [ -n "$$EMBEDSWITCH_TEST_CHROMIUM" ]; then :; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; \
+	else echo "no chromium: install it or set EMBEDSWITCH_TEST_CHROMIUM; the browser tests skip outside CI"; fi
 
 run: install  ## serve the scifact demo on the embedded default
 	HF_HUB_OFFLINE=1 $(BIN)/embedswitch demo --data $(DATA) --host $(HOST) --port $(PORT)

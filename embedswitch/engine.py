@@ -257,19 +257,20 @@ class Engine(EngineVersions):
         labels = {"version": ""}
         start = time.perf_counter()
         self.activity.enter()
+        error: Exception | None = None
         try:
             yield labels
         except EmbedswitchError as exc:
             self.metrics.errors.labels(collection, op, exc.code).inc()
+            error = exc
             raise
-        except Exception:
+        except Exception as exc:
             self.metrics.errors.labels(collection, op, "internal").inc()
+            error = exc
             raise
         finally:
             self.activity.exit()
-            self.metrics.latency.labels(collection, labels["version"], op).observe(
-                time.perf_counter() - start
-            )
+            self.metrics.observe(collection, labels["version"], op, time.perf_counter() - start, error)
 
     def answers_inline(self, collection: str, request: SearchRequest | RecommendRequest) -> bool:
         """Whether ``request`` is quick enough for the HTTP server to run it on its event loop:

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from _browser import browser, watched  # noqa: F401 - fixtures: headless chromium, a watched page
 from _pg_replicas import pg_hosts  # noqa: F401 - fixture: two replicas' hosts on one database
 from _postgres import pg_server, pg_uri  # noqa: F401 - fixtures: a real PostgreSQL, a database per test
 

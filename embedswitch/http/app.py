@@ -1,5 +1,6 @@
 """The HTTP API: one ``APIRouter`` per noun in ``routes/``, over one Engine; its OpenAPI document at
-``/openapi.json`` (``openapi.py``), read at ``/docs`` and ``/redoc`` (``docs.py``).
+``/openapi.json`` (``openapi.py``), read at ``/docs`` and ``/redoc`` (``docs.py``); the web console
+at ``/ui`` (``ui/``).
 
 Handlers are sync and run in the server's threadpool, except quick searches (``routes/search.py``).
 Each hands its parsed body straight to the engine, which validates nothing twice. In front of every
@@ -19,7 +20,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from .._env import env_values
 from .._version import __version__
 from ..engine import Engine
-from . import docs, errors, openapi
+from . import docs, errors, openapi, ui
 from .auth import Gate, route_roles
 from .deps import HeavySlots
 from .guards import Guards, json_only
@@ -65,6 +66,7 @@ def create_app(engine: Engine, close_engine: bool = True, config: HttpConfig | N
     app.state.heavy = HeavySlots(config.max_concurrent_heavy)
     openapi.install(app, app.state.gate.roles)
     docs.install(app)
+    ui.install(app)
     if config.cors_origins:
         app.add_middleware(
             CORSMiddleware,

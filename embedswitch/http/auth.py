@@ -74,6 +74,7 @@ ROUTE_ROLES: dict[tuple[str, str], Role | None] = {
     ("POST", f"{_C}/train"): Role.admin,
     ("POST", f"{_C}/evaluate"): Role.admin,
     ("GET", f"{_C}/events"): Role.read,
+    ("GET", f"{_C}/stats"): Role.read,
     ("GET", f"{_C}/experiment"): Role.read,
     ("POST", f"{_C}/experiment/reset"): Role.admin,
     ("GET", f"{_C}/rollouts"): Role.read,

@@ -1,4 +1,4 @@
-"""Health, readiness and metrics."""
+"""Health, readiness, metrics, and a collection's recent requests per version."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from ..._errors import CollectionNotFound
+from ...metrics import RequestSeries
 from ..bodies import JsonRoute
 from ..deps import EngineDep
+from ..examples import Collection
 
 router = APIRouter(tags=["ops"], route_class=JsonRoute)
 
@@ -64,3 +66,13 @@ def readyz(engine: EngineDep, response: Response) -> Readiness:
 )
 def metrics(engine: EngineDep) -> PlainTextResponse:
     return PlainTextResponse(engine.metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+@router.get("/v1/collections/{c}/stats")
+def stats(engine: EngineDep, c: Collection) -> RequestSeries:
+    """Searches and recommendations per version in 10-second buckets over the last 15 minutes:
+    requests, server errors, p50 and p99 latency. Counted in memory by the process that answers,
+    since it started (behind several processes, each answers for itself; ``/metrics`` has the
+    same requests as Prometheus histograms)."""
+    engine.collection(c)  # 404 collection_not_found
+    return engine.metrics.recent.series(c)

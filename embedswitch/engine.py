@@ -105,6 +105,9 @@ class Engine:
             max_tokens_per_min=config.backfill_max_tokens_per_min,
             yield_max_wait_s=config.backfill_yield_max_wait_s,
             activity=self.activity,
+            executor=config.backfill_executor,
+            ray_address=config.ray_address,
+            torch_threads=config.torch_threads,
         )
         self._version_config = VersionConfig(
             config.apply_batch,

@@ -8,9 +8,19 @@ from .local import ThreadExecutor
 from .process import ProcessExecutor
 from .ray import RayExecutor
 
+PORTABLE_MODELS = frozenset(
+    {"hashing", "minilm", "minilm-static", "sentence-transformers", "model2vec", "openai"}
+)
+"""Model types whose vectors follow from the spec alone, so a worker elsewhere can embed for them.
+Any other type (one that embeds no text, wraps the version's own vectors, or is fitted on the
+collection) embeds on threads of the serving process, whatever the setting says."""
+
 
 def resolve(name: ExecutorName, model: ModelSpec) -> ExecutorName:
-    """``name``, with ``auto`` made ``process`` for a model on a GPU device, else ``threads``."""
+    """``name``, with ``auto`` made ``process`` for a model on a GPU device, else ``threads``;
+    ``threads`` for a model that is not in ``PORTABLE_MODELS``."""
+    if model.type not in PORTABLE_MODELS:
+        return "threads"
     if name != "auto":
         return name
     device = str(getattr(model, "device", "cpu"))

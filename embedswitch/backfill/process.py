@@ -110,7 +110,16 @@ def _spawn(nice: int, torch_threads: int | None) -> tuple[subprocess.Popen[bytes
         process = subprocess.Popen([sys.executable, "-c", code], pass_fds=[theirs.fileno()], env=env)
     finally:
         theirs.close()  # only the worker holds its end now: its death closes the pair
+    _idle(process.pid, nice)  # its start (imports, the model's load) too, not only its pages
     return process, Connection(ours.detach())
+
+
+def _idle(pid: int, nice: int) -> None:
+    """``activity.lower_priority`` for another process (its threads started later inherit it)."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, pid, nice)
+    with contextlib.suppress(OSError, AttributeError):
+        os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
 
 
 def serve(fd: int, nice: int, torch_threads: int | None) -> None:

@@ -39,6 +39,8 @@ def test_auto_is_the_process_pool_for_a_gpu_model() -> None:
     assert resolve("auto", parse_model_spec("minilm")) == "threads"
     assert resolve("auto", parse_model_spec("hashing")) == "threads"
     assert resolve("ray", parse_model_spec("hashing")) == "ray"
+    # a model that is more than its spec (here: derived users) stays in the serving process
+    assert resolve("process", parse_model_spec({"type": "history-mean", "text": "hashing"})) == "threads"
 
 
 def test_a_worker_killed_mid_page_costs_only_that_page(tmp_path: Path) -> None:

@@ -84,6 +84,12 @@ class EngineConfig(BaseModel):
         "`encode_workers` worker processes (no GIL shared with serving), or `ray` actors; `auto`: "
         "`process` for a model on a GPU device, else `threads`. A version spec's `executor` overrides it",
     )
+    backfill_idle_priority: bool = Field(
+        True,
+        description="Backfill encoders (threads, worker processes, actors) run at Linux SCHED_IDLE, only on "
+        "CPU time nothing else wants; false: at nice +10 only, so that a backfill on a host kept busy by "
+        "other work still gets a share",
+    )
     ray_address: str | None = Field(
         None,
         description="The Ray cluster of the `ray` executor (`ray://host:10001`, or `auto`); null: a local "

@@ -108,6 +108,7 @@ class Engine:
             executor=config.backfill_executor,
             ray_address=config.ray_address,
             torch_threads=config.torch_threads,
+            idle=config.backfill_idle_priority,
         )
         self._version_config = VersionConfig(
             config.apply_batch,

@@ -88,6 +88,7 @@ class BackfillConfig:
     max_tokens_per_min: float | None = None  # estimated tokens (models/tokens.py) per minute; None = no cap
     yield_max_wait_s: float = 0.05
     nice: int = 10
+    idle: bool = True  # SCHED_IDLE on top of ``nice`` (activity.lower_priority)
     activity: Activity = field(default_factory=Activity)
     executor: ExecutorName = "auto"
     ray_address: str | None = None  # None: a local Ray cluster, started on first use

@@ -33,7 +33,13 @@ def open_executor(name: ExecutorName, config: BackfillConfig, model: ModelSpec, 
     chosen = resolve(name, model)
     if chosen == "process":
         return ProcessExecutor(
-            config.workers, config.activity, config.yield_max_wait_s, config.nice, config.torch_threads, label
+            config.workers,
+            config.activity,
+            config.yield_max_wait_s,
+            config.nice,
+            config.torch_threads,
+            label,
+            config.idle,
         )
     if chosen == "ray":
         return RayExecutor(
@@ -44,5 +50,8 @@ def open_executor(name: ExecutorName, config: BackfillConfig, model: ModelSpec, 
             config.torch_threads,
             config.ray_address,
             label,
+            config.idle,
         )
-    return ThreadExecutor(config.workers, config.activity, config.yield_max_wait_s, config.nice, label)
+    return ThreadExecutor(
+        config.workers, config.activity, config.yield_max_wait_s, config.nice, label, config.idle
+    )

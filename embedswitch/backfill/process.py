@@ -41,9 +41,10 @@ class ProcessExecutor(SlotPool):
         nice: int,
         torch_threads: int | None,
         name: str,
+        idle: bool = True,
     ) -> None:
         def slot(i: int) -> _ProcessSlot:
-            return _ProcessSlot(nice, torch_threads, f"{name}-{i}")
+            return _ProcessSlot(nice, idle, torch_threads, f"{name}-{i}")
 
         super().__init__(slot, workers, activity, yield_max_wait_s, name)
 
@@ -51,8 +52,8 @@ class ProcessExecutor(SlotPool):
 class _ProcessSlot:
     """One worker process, started on the first page and again after it died."""
 
-    def __init__(self, nice: int, torch_threads: int | None, name: str) -> None:
-        self._nice, self._torch_threads, self._name = nice, torch_threads, name
+    def __init__(self, nice: int, idle: bool, torch_threads: int | None, name: str) -> None:
+        self._nice, self._idle, self._torch_threads, self._name = nice, idle, torch_threads, name
         self._process: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
         self._stopped = threading.Event()
@@ -83,7 +84,7 @@ class _ProcessSlot:
             raise WorkerDied("the executor is closed")
         if self._process is None or self._conn is None or self._process.poll() is not None:
             self._reap()
-            self._process, self._conn = _spawn(self._nice, self._torch_threads)
+            self._process, self._conn = _spawn(self._nice, self._idle, self._torch_threads)
         return self._conn, self._process
 
     def _reap(self) -> None:
@@ -96,7 +97,7 @@ class _ProcessSlot:
                 process.wait(timeout=5)
 
 
-def _spawn(nice: int, torch_threads: int | None) -> tuple[subprocess.Popen[bytes], Connection]:
+def _spawn(nice: int, idle: bool, torch_threads: int | None) -> tuple[subprocess.Popen[bytes], Connection]:
     """A fresh interpreter running ``serve`` on one end of a socket pair; the other end, ours.
 
     Not ``multiprocessing``'s spawn, which imports the parent's ``__main__`` again in the child
@@ -104,29 +105,30 @@ def _spawn(nice: int, torch_threads: int | None) -> tuple[subprocess.Popen[bytes
     ours, theirs = socket.socketpair()
     here = str(Path(__file__).resolve().parents[2])  # where this embedswitch is imported from
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)}
-    args = f"{theirs.fileno()}, {nice}, {torch_threads}"
+    args = f"{theirs.fileno()}, {nice}, {idle}, {torch_threads}"
     code = f"from embedswitch.backfill.process import serve; serve({args})"
     try:
         process = subprocess.Popen([sys.executable, "-c", code], pass_fds=[theirs.fileno()], env=env)
     finally:
         theirs.close()  # only the worker holds its end now: its death closes the pair
-    _idle(process.pid, nice)  # its start (imports, the model's load) too, not only its pages
+    _lower(process.pid, nice, idle)  # its start (imports, the model's load) too, not only its pages
     return process, Connection(ours.detach())
 
 
-def _idle(pid: int, nice: int) -> None:
+def _lower(pid: int, nice: int, idle: bool) -> None:
     """``activity.lower_priority`` for another process (its threads started later inherit it)."""
     with contextlib.suppress(OSError, AttributeError):
         os.setpriority(os.PRIO_PROCESS, pid, nice)
-    with contextlib.suppress(OSError, AttributeError):
-        os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
+    if idle:
+        with contextlib.suppress(OSError, AttributeError):
+            os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
 
 
-def serve(fd: int, nice: int, torch_threads: int | None) -> None:
+def serve(fd: int, nice: int, idle: bool, torch_threads: int | None) -> None:
     """A worker's loop on the socket ``fd``: pages in, ``("ok", vectors)`` or ``("error",
     exception)`` out, until the socket closes."""
     conn = Connection(fd)
-    lower_priority(nice)  # threads started from here on (torch's) inherit it
+    lower_priority(nice, idle)  # threads started from here on (torch's) inherit it
     set_torch_threads(torch_threads)
     while True:
         try:

@@ -46,10 +46,11 @@ class RayExecutor(SlotPool):
         torch_threads: int | None,
         address: str | None,
         name: str,
+        idle: bool = True,
     ) -> None:
         self._address = address
         self._actor_options: dict[str, Any] | None = None
-        self._args = (nice, torch_threads)
+        self._args = (nice, idle, torch_threads)
         super().__init__(self._slot, workers, activity, yield_max_wait_s, name)
 
     def _start(self) -> None:
@@ -96,8 +97,8 @@ def _connect(address: str | None) -> dict[str, float]:
 class _Worker:
     """The actor: pages in, ``("ok", vectors)`` or ``("error", exception)`` out."""
 
-    def __init__(self, nice: int, torch_threads: int | None) -> None:
-        lower_priority(nice)
+    def __init__(self, nice: int, idle: bool, torch_threads: int | None) -> None:
+        lower_priority(nice, idle)
         set_torch_threads(torch_threads)
 
     def pid(self) -> int:
@@ -113,7 +114,7 @@ class _Worker:
 class _ActorSlot:
     """One actor, restarted by Ray when it dies (its page is then run again by the pool)."""
 
-    def __init__(self, options: dict[str, Any], args: tuple[int, int | None]) -> None:
+    def __init__(self, options: dict[str, Any], args: tuple[int, bool, int | None]) -> None:
         import ray
 
         remote = ray.remote(max_restarts=-1, max_task_retries=0, **options)(_Worker)

@@ -6,7 +6,9 @@ documents with ``v1`` live (all traffic), then, measured back to back on the sam
 1. idle: one closed-loop thread issues in-process ``engine.search`` calls with keys (routed to
    ``v1``) while nothing else runs;
 2. raw encode: ``model.encode`` of the new model over the same texts in chunks of
-   ``backfill_batch``, in this process, torch on every core (``_common.encode_throughput``);
+   ``backfill_batch``, in this process, torch on every core (``_common.encode_throughput``), and
+   again on ``encode_workers`` threads at the workers' priority (nice +10), one torch thread each
+   ("like workers": what the executors could get on a machine shared with other work);
 3. backfill: a new version with that model and ``backfill_executor`` set to the executor, timed
    until its backfill finishes, while the same search loop runs on ``v1``.
 
@@ -26,6 +28,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from embedswitch import Engine, EngineConfig
+from embedswitch.activity import lower_priority
+from embedswitch.backfill import BackfillConfig
 from embedswitch.models import load_model
 from embedswitch.version import Version
 
@@ -74,10 +78,13 @@ def run(quick: bool, params: Params | None = None) -> dict[str, Any]:
         "tables": {"backfill by executor, each beside raw encode and idle search": rows},
         "summary": {
             **{f"{row['executor']} steady/raw": row["steady/raw"] for row in rows},
+            **{f"{row['executor']} steady/raw like workers": row["steady/raw like workers"] for row in rows},
             **{f"{row['executor']} p99 during/idle": row["p99 during/idle"] for row in rows},
         },
         "notes": [
             "targets (CPU): process pool steady/raw >= 0.9 and p99 during/idle <= 1.5",
+            "raw like workers: model.encode on encode_workers threads at nice +10, one torch thread "
+            "each, in this process: the executors' CPU share without the backfill around them",
             "raw encode: one call per page in this process, torch on every core; the executors: "
             "encode_workers workers at nice +10 (idle_priority false: SCHED_IDLE would hand the "
             "backfill only what other tenants of a shared machine leave), one torch thread each",
@@ -97,6 +104,7 @@ def _one(name: str, params: Params, ids: list[str], texts: list[str], queries: l
         model = load_model(params.new_model)
         model.encode(texts[:8], purpose="document")  # warm-up
         raw = encode_throughput(model, texts, config.backfill_batch)
+        like_workers = _encode_like_workers(model, texts, config.backfill_batch, config.encode_workers)
         backfill = _backfill(engine, params, search)
     idle_stats, during_stats = latency_stats(idle), latency_stats(backfill.pop("during"))
     return {
@@ -106,6 +114,8 @@ def _one(name: str, params: Params, ids: list[str], texts: list[str], queries: l
         **backfill,
         "backfill/raw": ratio(backfill["backfill_rps"], raw["records_per_s"]),
         "steady/raw": ratio(backfill["steady_rps"], raw["records_per_s"]),
+        "raw_like_workers_rps": like_workers,
+        "steady/raw like workers": ratio(backfill["steady_rps"], like_workers),
         "idle p50 ms": idle_stats["p50_ms"],
         "idle p99 ms": idle_stats["p99_ms"],
         "during n": during_stats["n"],
@@ -161,6 +171,26 @@ def _backfill(engine: Engine, params: Params, search: Any) -> dict[str, Any]:
         "steady_rps": round((total - first[1]) / max(1e-9, end - first[0]), 1),
         "during": during,
     }
+
+
+def _encode_like_workers(model: Any, texts: list[str], batch: int, workers: int) -> float:
+    """Records/s of ``model.encode`` on ``workers`` threads of this process at the workers'
+    priority (nice +10), one torch thread each, pages dealt round-robin: the executors' CPU share
+    and parallelism without the backfill around them."""
+    pages = [texts[i : i + batch] for i in range(0, len(texts), batch)]
+
+    def work(mine: list[list[str]]) -> None:
+        lower_priority(BackfillConfig().nice, idle=False)
+        for page in mine:
+            model.encode(page, purpose="document")
+
+    threads = [threading.Thread(target=work, args=(pages[i::workers],)) for i in range(workers)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return round(len(texts) / (time.perf_counter() - start), 1)
 
 
 def _searcher(engine: Engine, queries: list[str], k: int) -> Any:

@@ -18,6 +18,7 @@ BENCHMARKS = (
     "quality",
     "evaluation",
     "backfill",
+    "executors",
     "durable_pages",
     "shadow",
     "sensitivity",

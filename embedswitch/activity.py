@@ -34,10 +34,12 @@ class Activity:
             self._cond.wait_for(lambda: self._busy == 0, timeout=max_wait_s)
 
 
-def lower_priority(nice: int) -> None:
-    """Run the calling thread only on CPU time nothing else wants (Linux SCHED_IDLE), or at least
-    at a lower priority; where neither is permitted it runs at normal priority."""
+def lower_priority(nice: int, idle: bool = True) -> None:
+    """Run the calling thread only on CPU time nothing else wants (Linux SCHED_IDLE; with
+    ``idle`` False, or where it is not permitted, at ``nice`` only); where neither is permitted
+    it runs at normal priority."""
     with contextlib.suppress(OSError, AttributeError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
-    with contextlib.suppress(OSError, AttributeError):
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # 0: the calling thread
+    if idle:
+        with contextlib.suppress(OSError, AttributeError):
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # 0: the calling thread

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -76,6 +77,23 @@ class EngineConfig(BaseModel):
         gt=0,
         description="Tokens/min cap per backfill, for a hosted model's quota; tokens are estimated "
         "conservatively (UTF-8 bytes, models/tokens.py), so the real count stays below the cap",
+    )
+    backfill_executor: Literal["auto", "threads", "process", "ray"] = Field(
+        "auto",
+        description="Where backfills embed: `threads` of the serving process, a `process` pool of "
+        "`encode_workers` worker processes (no GIL shared with serving), or `ray` actors; `auto`: "
+        "`process` for a model on a GPU device, else `threads`. A version spec's `executor` overrides it",
+    )
+    backfill_idle_priority: bool = Field(
+        True,
+        description="Backfill encoders (threads, worker processes, actors) run at Linux SCHED_IDLE, only on "
+        "CPU time nothing else wants; false: at nice +10 only, so that a backfill on a host kept busy by "
+        "other work still gets a share",
+    )
+    ray_address: str | None = Field(
+        None,
+        description="The Ray cluster of the `ray` executor (`ray://host:10001`, or `auto`); null: a local "
+        "one, started by the first backfill that needs it",
     )
     backfill_yield_max_wait_s: float = Field(
         0.05, ge=0, description="How long a backfill page waits for in-flight queries before it runs anyway"

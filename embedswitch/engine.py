@@ -98,6 +98,10 @@ class Engine(EngineVersions):
             max_tokens_per_min=config.backfill_max_tokens_per_min,
             yield_max_wait_s=config.backfill_yield_max_wait_s,
             activity=self.activity,
+            executor=config.backfill_executor,
+            ray_address=config.ray_address,
+            torch_threads=config.torch_threads,
+            idle=config.backfill_idle_priority,
         )
         self._version_config = VersionConfig(
             config.apply_batch,

@@ -121,6 +121,12 @@ class VersionSpec(_Strict):
     model: ModelSpec
     index: IndexSpec = Field(default_factory=AutoSpec)
     source: Literal["model", "vectors"] = "model"
+    executor: Literal["auto", "threads", "process", "ray"] | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="Where this version's backfill embeds (the server's `backfill_executor` when "
+        "null): `threads`, `process`, `ray` or `auto`",
+    )
 
     @field_validator("model", mode="before")
     @classmethod

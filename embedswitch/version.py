@@ -29,7 +29,7 @@ import numpy as np
 from . import _fence, events
 from ._errors import InvalidRequest, LeaseLost, RecordNotFound, UnknownKind
 from .applier import Applier
-from .backfill import Backfill, BackfillConfig, EmbedStep, ThreadExecutor
+from .backfill import Backfill, BackfillConfig, EmbedStep, open_executor
 from .events import Trouble
 from .index import IndexMeta, VectorIndex, open_index
 from .index.base import Hit, IndexHost
@@ -97,7 +97,7 @@ class Version:
         """Set while this process leads the version (its workers run here, under this fence)."""
         root.mkdir(parents=True, exist_ok=True)
         self.discover_kinds()
-        step = self._step = EmbedStep.of(spec.model)
+        step = self._step = EmbedStep.of(spec.model, config.access)
         self.quarantine = Quarantine(self.collection, self.name, store)
         self.applier = Applier(
             self,
@@ -120,9 +120,7 @@ class Version:
                 self,
                 self.embeds,
                 step,
-                lambda: ThreadExecutor(
-                    bf.workers, bf.activity, bf.yield_max_wait_s, bf.nice, f"encode-{row.name}"
-                ),
+                lambda: open_executor(spec.executor or bf.executor, bf, spec.model, f"encode-{row.name}"),
                 bf,
                 self._save_backfill,
                 self._finish_backfill,

@@ -42,9 +42,16 @@ def rows(record: dict[str, Any], title: str) -> list[dict[str, Any]]:
 
 @needs_scifact
 def test_quick_ingest_backfill_and_index(tmp_path: Path) -> None:
-    done = run_bench("--quick", "--only", "ingest", "backfill", "index", "--results", str(tmp_path))
+    done = run_bench(
+        "--quick", "--only", "ingest", "backfill", "executors", "index", "--results", str(tmp_path)
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["backfill.json", "index.json", "ingest.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "backfill.json",
+        "executors.json",
+        "index.json",
+        "ingest.json",
+    ]
     assert "summary" in done.stdout
 
     ingest = load(tmp_path, "ingest")
@@ -66,6 +73,14 @@ def test_quick_ingest_backfill_and_index(tmp_path: Path) -> None:
     assert fresh[0]["upserts"] == 50 and fresh[0]["never visible"] == 0
     assert fresh[0]["p99_ms"] >= fresh[0]["p50_ms"] > 0
     assert {"backfill/raw encode", "p99 during/idle", "freshness p99 ms v1"} <= set(backfill["summary"])
+
+    executors = load(tmp_path, "executors")
+    by_executor = rows(executors, "backfill by executor, each beside raw encode and idle search")
+    assert [row["executor"] for row in by_executor] == ["threads", "process"]
+    for row in by_executor:
+        assert row["records"] == 300 and row["raw_encode_rps"] > 0 and row["backfill_rps"] > 0
+        assert row["idle p99 ms"] >= row["idle p50 ms"] > 0 and row["p99 during/idle"] is not None
+    assert {"process steady/raw", "process p99 during/idle"} <= set(executors["summary"])
 
     index = load(tmp_path, "index")
     libraries = {row["library"]: row for row in rows(index, "HNSW libraries")}

@@ -14,13 +14,18 @@ import json
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
 from ..activity import Activity
-from ..models import ModelSpec, load_model, parse_model_spec
+from ..models import ModelAccess, ModelSpec, load_model, parse_model_spec
 from ..models.specs import canonical_json
+
+ExecutorName = Literal["auto", "threads", "process", "ray"]
+"""Where embed steps run: ``threads`` of this process, a ``process`` pool of this machine, ``ray``
+actors (a local cluster or ``ray_address``); ``auto`` is ``process`` for a model on a GPU device and
+``threads`` otherwise."""
 
 
 class VectorSink(Protocol):
@@ -45,17 +50,23 @@ class EmbedStep:
     """Document texts to vectors with the model of ``spec`` (its canonical JSON).
 
     A plain value: equal specs give equal steps, and it pickles, so it can run in another process
-    or on a Ray worker; there the model loads once per process (``load_model`` caches it).
+    or on a Ray worker; there the model loads once per process (``load_model`` caches it). The spec
+    travels, never the model. With ``access``, wherever the step runs, a spec that reaches beyond
+    it raises ``ModelNotAllowed`` before the model loads.
     """
 
     spec: str
+    access: ModelAccess | None = None
 
     @classmethod
-    def of(cls, spec: ModelSpec) -> EmbedStep:
-        return cls(canonical_json(spec))
+    def of(cls, spec: ModelSpec, access: ModelAccess | None = None) -> EmbedStep:
+        return cls(canonical_json(spec), access)
+
+    def model_spec(self) -> ModelSpec:
+        return parse_model_spec(json.loads(self.spec))
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        model = load_model(parse_model_spec(json.loads(self.spec)))
+        model = load_model(self.model_spec(), self.access)
         return model.encode(list(texts), purpose="document")
 
 
@@ -77,4 +88,8 @@ class BackfillConfig:
     max_tokens_per_min: float | None = None  # estimated tokens (models/tokens.py) per minute; None = no cap
     yield_max_wait_s: float = 0.05
     nice: int = 10
+    idle: bool = True  # SCHED_IDLE on top of ``nice`` (activity.lower_priority)
     activity: Activity = field(default_factory=Activity)
+    executor: ExecutorName = "auto"
+    ray_address: str | None = None  # None: a local Ray cluster, started on first use
+    torch_threads: int | None = 1  # intra-op threads of a worker process or actor

@@ -20,12 +20,18 @@ class ThreadExecutor:
     """An ``EmbedExecutor`` on ``workers`` idle-priority threads."""
 
     def __init__(
-        self, workers: int, activity: Activity, yield_max_wait_s: float, nice: int, name: str
+        self,
+        workers: int,
+        activity: Activity,
+        yield_max_wait_s: float,
+        nice: int,
+        name: str,
+        idle: bool = True,
     ) -> None:
         self._activity = activity
         self._yield_max_wait_s = yield_max_wait_s
         self._pool = ThreadPoolExecutor(
-            workers, thread_name_prefix=name, initializer=lower_priority, initargs=(nice,)
+            workers, thread_name_prefix=name, initializer=lower_priority, initargs=(nice, idle)
         )
 
     def submit(self, step: EmbedStep, texts: list[str]) -> Future[np.ndarray]:

@@ -92,6 +92,8 @@ class Backfill:
         self._own_vectors = own_vectors
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.executor: EmbedExecutor | None = None
+        """The executor while the backfill runs."""
         self._pace = Throttle(config.max_rate, config.max_tokens_per_min)
 
     def start(self) -> None:
@@ -138,7 +140,7 @@ class Backfill:
         return _Batch((records[-1].kind, records[-1].id), len(records), todo)
 
     def _run(self) -> None:
-        executor = self._executor()
+        executor = self.executor = self._executor()
         backoff = Backoff()
         try:
             while not self._stop.is_set():
@@ -151,6 +153,7 @@ class Backfill:
                     self._stop.wait(backoff.next_delay())
         finally:
             executor.close()
+            self.executor = None
 
     def _pipeline(self, executor: EmbedExecutor, backoff: Backoff) -> bool:
         """Read, encode and write pages from the last written one; True once the snapshot is done."""

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .._errors import InvalidRequest
-from .base import Purpose, directory_digest, l2_normalize, loading, local_model_dir, params_digest
+from .base import Purpose, directory_digest, loading, local_model_dir, params_digest
+from .pipeline import DEFAULT_TOKENS_PER_TEXT, encode_pipelined
 from .specs import MiniLMSpec, SentenceTransformersSpec
 from .threads import apply_torch_threads, force_offline
 
@@ -64,16 +65,15 @@ class SentenceTransformerModel:
                 self.st_model.max_seq_length = max_seq_length
             self.max_seq_length = self.st_model.max_seq_length
             self.dim = int(self._encode_raw([""]).shape[1])
-        self.fingerprint = params_digest(
-            "sentence-transformers",
-            directory_digest(path),
-            {
-                "max_seq_length": self.max_seq_length,
-                "query_prefix": query_prefix,
-                "document_prefix": document_prefix,
-                "normalize": True,
-            },
-        )
+        params: dict[str, object] = {
+            "max_seq_length": self.max_seq_length,
+            "query_prefix": query_prefix,
+            "document_prefix": document_prefix,
+            "normalize": True,
+        }
+        if self.st_model.device.type == "cuda":  # the pipeline runs fp16 there: other vectors
+            params["precision"] = "fp16"
+        self.fingerprint = params_digest("sentence-transformers", directory_digest(path), params)
 
     @classmethod
     def from_spec(cls, spec: MiniLMSpec | SentenceTransformersSpec) -> SentenceTransformerModel:
@@ -105,17 +105,10 @@ class SentenceTransformerModel:
         return self._encode_raw(batch)
 
     def _encode_raw(self, texts: list[str]) -> np.ndarray:
-        # No lock: after the first call (made in __init__) the tokenizer's padding and truncation
-        # state is settled, and inference itself is re-entrant, so queries never wait behind a
-        # backfill batch of the same model.
-        vectors = self.st_model.encode(
-            texts,
-            batch_size=self.batch_size,
-            convert_to_numpy=True,
-            normalize_embeddings=True,
-            show_progress_bar=False,
-        )
-        return l2_normalize(np.asarray(vectors))
+        # No lock: the pipeline tokenizes without touching the tokenizer's padding or truncation
+        # state, and inference is re-entrant, so queries never wait behind a backfill batch of the
+        # same model. Batches hold ``batch_size`` texts of the default length's worth of tokens.
+        return encode_pipelined(self.st_model, texts, self.batch_size * DEFAULT_TOKENS_PER_TEXT)
 
     def __repr__(self) -> str:
         return f"SentenceTransformerModel(path={str(self.path)!r}, dim={self.dim})"

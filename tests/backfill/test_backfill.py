@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from _checks import assert_end_state
 
 from embedswitch import Engine, EngineConfig
@@ -17,11 +18,20 @@ def _wait(predicate, timeout_s: float = 30.0) -> None:
         time.sleep(0.01)
 
 
-def test_backfill_never_writes_stale_text_or_resurrects(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "v2",
+    [
+        {"type": "hashing", "seed": 1},
+        {"type": "bm25"},
+        {"type": "hybrid", "dense": {"type": "hashing", "seed": 1}, "fusion": "convex"},
+    ],
+    ids=["hashing", "bm25", "hybrid"],
+)
+def test_backfill_never_writes_stale_text_or_resurrects(tmp_path: Path, v2: dict) -> None:
     """Deliberate interleaving: the backfill reads its first batches, then (while it waits for an
     in-flight query, the real yield mechanism) every record it read is updated or deleted and the
     stream applies that. When it resumes, it holds stale copies of all of them. A backfill without
-    seq guards writes them and fails this test."""
+    seq guards writes them and fails this test; so does a lexical (BM25, hybrid) version's."""
     config = EngineConfig(
         checkpoint_interval_s=0.2, backfill_batch=50, encode_workers=1, backfill_yield_max_wait_s=120
     )
@@ -30,7 +40,7 @@ def test_backfill_never_writes_stale_text_or_resurrects(tmp_path: Path) -> None:
         engine.upsert("c", [{"id": f"{i:03}", "text": f"original text {i}"} for i in range(200)])
         engine.activity.enter()  # a query in flight: the backfill reads ahead, then waits
         try:
-            engine.add_version("c", {"name": "v2", "model": {"type": "hashing", "seed": 1}})
+            engine.add_version("c", {"name": "v2", "model": v2})
             backfill = engine.collection("c").get_version("v2").backfill
             assert backfill is not None
             _wait(lambda: backfill.read_cursor is not None and backfill.read_cursor >= ("doc", "099"))

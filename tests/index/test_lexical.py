@@ -11,7 +11,7 @@ import pytest
 
 from embedswitch import IndexMismatch, InvalidRequest
 from embedswitch.index.base import IndexMeta
-from embedswitch.index.hybrid import Fusion, TextIndex, convex, open_text_index, rrf
+from embedswitch.index.hybrid import Fusion, convex, open_text_index, rrf
 from embedswitch.index.lexical import LexicalIndex, match_expression
 from embedswitch.index.specs import ExactSpec
 

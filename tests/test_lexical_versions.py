@@ -29,7 +29,8 @@ def test_lexical_versions_serve_and_survive_a_restart(tmp_path: Path) -> None:
         assert [h.id for h in engine.search("kb", "API keys", k=3, min_seq=ack.seq).hits] == ["a2"]
         hy = engine.search("kb", "API keys", k=3, version="hy")
         assert hy.hits[0].id == "a2" and len(hy.hits) == 3  # the dense part ranks the rest
-        like = engine.search("kb", like={"id": "a2", "kind": "doc"}, k=1, version="hy")  # the dense part alone
+        # like: by the dense part alone
+        like = engine.search("kb", like={"id": "a2", "kind": "doc"}, k=1, version="hy")
         assert like.version == "hy" and like.hits[0].id != "a2"
         info = {v.name: v for v in engine.describe("kb").versions}
         assert info["kw"].dim == 0 and info["kw"].indexes["doc"].type == "bm25"
@@ -50,7 +51,7 @@ def test_what_a_bm25_version_cannot_do_is_a_4xx_naming_the_fix(http: httpx.Clien
     )
     assert http.put("/v1/collections/kb/records", json={"records": DOCS}).status_code == 200
     cases = [
-        ("search", {"like": {"id": "a1", "kind": "doc"}, "version": "kw"}, "invalid_request", "search it by text"),
+        ("search", {"like": {"id": "a1", "kind": "doc"}, "version": "kw"}, "invalid_request", "by text"),
         ("search", {"vector": [0.5, 0.5], "version": "kw"}, "invalid_request", "search it by text"),
         (
             "versions",

@@ -22,7 +22,7 @@ from embedswitch.evaluation.beir import document_text, load_beir
 from embedswitch.evaluation.simulation import judged_subset
 
 BEIR_BM25_NDCG10 = 0.665
-EXTRA_DOCS = 1000
+EXTRA_DOCS = 300
 
 
 @needs_scifact

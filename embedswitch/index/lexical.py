@@ -229,10 +229,12 @@ class LexicalIndex:
     # --- lifecycle ------------------------------------------------------------------------------
 
     def checkpoint(self) -> None:
-        """Move the write-ahead log into the database file, fsynced: every write so far survives
-        a power cut too."""
+        """Make every write so far survive a power cut too (a commit with fsync, which syncs the
+        write-ahead log up to it), then move the log into the database file when no reader holds it."""
         with self._rw.read:
             self._check_open()
+            with self._db.transaction(fsync=True) as db:
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('checkpoint', strftime('%s', 'now'))")
             with contextlib.suppress(sqlite3.OperationalError):  # busy: the next checkpoint does it
                 self._db.truncate_wal()
 

@@ -16,6 +16,7 @@ BENCHMARKS = (
     "ingest",
     "search_latency",
     "quality",
+    "lexical",
     "evaluation",
     "backfill",
     "executors",

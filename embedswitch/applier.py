@@ -59,7 +59,17 @@ class AppliedVersion(Protocol):
         """Whether derived user vectors follow the stream yet (not while items backfill)."""
         ...
 
-    def write(self, kind: str, ids: Sequence[str], vectors: np.ndarray, seqs: Sequence[int]) -> int: ...
+    def write(
+        self,
+        kind: str,
+        ids: Sequence[str],
+        vectors: np.ndarray,
+        seqs: Sequence[int],
+        durable: bool = False,
+        texts: Sequence[str] | None = None,
+    ) -> int:
+        """Seq-guarded writes; ``texts``, the records' texts, for a version that indexes them."""
+        ...
 
     def delete(self, kind: str, ids: Sequence[str], seqs: Sequence[int]) -> int: ...
 
@@ -213,7 +223,12 @@ class Applier:
         quarantine of the others resolved."""
         target, kind = self._target, batch.kind
         if batch.ups and batch.vectors is not None:
-            target.write(kind, [c.id for c in batch.ups], batch.vectors, [c.seq for c in batch.ups])
+            ids, seqs, texts = (
+                [c.id for c in batch.ups],
+                [c.seq for c in batch.ups],
+                [c.text or "" for c in batch.ups],
+            )
+            target.write(kind, ids, batch.vectors, seqs, texts=texts)
         if batch.rejected:
             self._quarantine.add(batch.rejected, target.seq_of)
         if batch.dels:

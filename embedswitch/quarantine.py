@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 import numpy as np
 
@@ -37,7 +38,22 @@ EVENT_RECORDS = 10
 """Records named in one event's detail, at most (the count says how many there were)."""
 
 Embed = Callable[[list[str]], np.ndarray]
-Write = Callable[[str, Sequence[str], np.ndarray, Sequence[int]], int]
+
+
+class Write(Protocol):
+    """The version's seq-guarded sink (``Version.write``); ``texts`` for a lexical version."""
+
+    def __call__(
+        self,
+        kind: str,
+        ids: Sequence[str],
+        vectors: np.ndarray,
+        seqs: Sequence[int],
+        durable: bool = False,
+        texts: Sequence[str] | None = None,
+    ) -> int: ...
+
+
 Seen = Callable[[str, str], int | None]
 
 
@@ -188,7 +204,8 @@ class Quarantine:
         for kind, positions in by_kind.items():
             assert outcome.vectors is not None
             rows = [due[outcome.rows[p]] for p in positions]
-            write(kind, [r.id for r in rows], outcome.vectors[positions], [r.seq for r in rows])
+            texts = [stored[(r.kind, r.id)].text for r in rows]
+            write(kind, [r.id for r in rows], outcome.vectors[positions], [r.seq for r in rows], texts=texts)
         self.settle({(due[i].kind, due[i].id): due[i].seq for i in outcome.rows})
         again = [replace(due[i], error=message) for i, message in outcome.rejected.items()]
         self.add(again, seen)

@@ -52,8 +52,9 @@ class Progress(_Out):
 class IndexUsage(_Out):
     """One record kind's index in a version: what serves it and what it takes."""
 
-    type: str  # "exact", "hnsw", "usearch" or "pgvector" (an "auto" index reports what it is now)
-    precision: str  # "f32", or "f16"/"i8" for a reduced-precision index
+    type: str  # "exact", "hnsw", "usearch" or "pgvector" (an "auto" index reports what it is now);
+    # "bm25" for a bm25 version, the dense index's type and "+bm25" for a hybrid ("exact+bm25")
+    precision: str  # "f32", or "f16"/"i8" for a reduced-precision index; "text" for bm25 alone
     vectors: int
     memory_bytes: int  # allocated for the vectors, the search structure and the id bookkeeping
     disk_bytes: int  # its last checkpoint (a pgvector index: its table in the database)

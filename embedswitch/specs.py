@@ -16,9 +16,10 @@ from pydantic import (
 )
 
 from ._errors import InvalidRequest
+from .index.hybrid import LEXICAL_NOT_SHARED
 from .index.registry import check_placement, shares_across_processes
 from .index.specs import AutoSpec, IndexSpec, index_spec, parse_index_spec
-from .models.specs import AlsSpec, ModelSpec, parse_model_spec
+from .models.specs import AlsSpec, LexicalSpec, ModelSpec, parse_model_spec
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -141,6 +142,11 @@ class VersionSpec(_Strict):
             raise ValueError(
                 "an als model embeds no text: train it (POST /v1/collections/{c}/train) or create it "
                 'with "source": "vectors" and load its item factors'
+            )
+        if isinstance(self.model, LexicalSpec) and self.source != "model":
+            raise ValueError(
+                f"a {self.model.type} version indexes the records' text, so its records can't be "
+                'loaded as vectors; leave "source" out (or set it to "model")'
             )
         return self
 
@@ -488,6 +494,8 @@ def place_index(spec: VersionSpec, shared: bool) -> VersionSpec:
     server, never in one process's memory; embedded, as given, but never ``pgvector`` (no database
     to keep it in)."""
     kind = spec.index.type
+    if shared and isinstance(spec.model, LexicalSpec):
+        raise InvalidRequest(LEXICAL_NOT_SHARED, model=spec.model.type)
     check_placement(spec.index, has_database=shared)
     if not shared or shares_across_processes(spec.index):
         return spec

@@ -33,8 +33,9 @@ from .backfill import Backfill, BackfillConfig, EmbedStep, open_executor
 from .events import Trouble
 from .index import IndexMeta, VectorIndex, open_index
 from .index.base import Hit, IndexHost
+from .index.hybrid import Fusion, TextIndex, open_text_index
 from .index.registry import stored_kinds
-from .models import AlsSpec, ModelAccess, NoneSpec, UserModel, l2_normalize, load_model
+from .models import AlsSpec, Bm25Spec, HybridSpec, ModelAccess, NoneSpec, UserModel, l2_normalize, load_model
 from .models.batching import QueryBatcher
 from .quarantine import Quarantine
 from .results import IndexUsage, QuarantineAck
@@ -186,10 +187,22 @@ class Version:
         with self._lock:
             found = self._indexes.get(kind)
             if found is None and create:
-                meta = IndexMeta(self.collection, self.name, kind, self.model.fingerprint, self.model.dim)
-                found = open_index(self.spec.index, self.root / kind, meta, self._host)
-                self._indexes[kind] = found
+                found = self._indexes[kind] = self._open_index(kind)
             return found
+
+    def _open_index(self, kind: str) -> VectorIndex:
+        """The index of ``kind``: a ``TextIndex`` for a lexical version (BM25, beside the dense
+        model's vector index for a hybrid), else the spec's vector index."""
+        meta = IndexMeta(self.collection, self.name, kind, self.model.fingerprint, self.model.dim)
+        model = self.spec.model
+        if isinstance(model, Bm25Spec):
+            return open_text_index(None, self.root / kind, meta, self._host, model.tokenizer, Fusion())
+        if isinstance(model, HybridSpec):
+            fusion = Fusion(model.fusion, model.weight, model.rrf_k, model.depth)
+            return open_text_index(
+                self.spec.index, self.root / kind, meta, self._host, model.lexical.tokenizer, fusion
+            )
+        return open_index(self.spec.index, self.root / kind, meta, self._host)
 
     def kinds(self) -> list[str]:
         with self._lock:
@@ -230,13 +243,23 @@ class Version:
     # -- the sink: the only way vectors get in ------------------------------------------------
 
     def write(
-        self, kind: str, ids: Sequence[str], vectors: np.ndarray, seqs: Sequence[int], durable: bool = False
+        self,
+        kind: str,
+        ids: Sequence[str],
+        vectors: np.ndarray,
+        seqs: Sequence[int],
+        durable: bool = False,
+        texts: Sequence[str] | None = None,
     ) -> int:
         """Seq-guarded upserts into the ``kind`` index; returns how many vectors changed. ``durable``
-        writes survive a crash once this returns (else from the next checkpoint)."""
+        writes survive a crash once this returns (else from the next checkpoint). ``texts``, the
+        records' texts, are what a lexical version indexes (others ignore them)."""
         index = self.index(kind, create=True)
         assert index is not None
-        written = index.upsert(ids, vectors, seqs, durable=durable)
+        if isinstance(index, TextIndex):
+            written = index.upsert(ids, vectors, seqs, durable=durable, texts=texts)
+        else:
+            written = index.upsert(ids, vectors, seqs, durable=durable)
         if written and kind == "item":
             self._gram = None
         return written
@@ -261,6 +284,10 @@ class Version:
         ``InvalidRequest`` naming what is wrong with them (``what``: "vectors", "the query vector")."""
         where = {"collection": self.collection, "version": self.name}
         dim = self.model.dim
+        if not dim:
+            raise InvalidRequest(
+                f"version {self.name!r} is BM25 alone: it has no vectors; search it by text", **where
+            )
         if isinstance(values, np.ndarray) and values.ndim == 2 and values.dtype == np.float32:
             raw = values if values.shape[1] == dim else None  # an array: no copy to check it
         elif any(len(v) != dim for v in values):
@@ -313,7 +340,11 @@ class Version:
                 self._idle.notify_all()
 
     def search(self, text: str, k: int, kind: str, known_kinds: set[str]) -> list[Hit]:
-        """``text`` embedded by this version's model, searched in this version's ``kind`` index."""
+        """``text`` embedded by this version's model, searched in this version's ``kind`` index; a
+        lexical version searches the text itself (BM25, fused with the dense model's hits)."""
+        index = self.index(kind)
+        if isinstance(index, TextIndex):
+            return index.search_text(text, self.embed_query(text) if self.model.dim else None, k)
         return self.search_vector(self.embed_query(text), k, kind, known_kinds)
 
     def embed_query(self, text: str) -> np.ndarray:
@@ -344,6 +375,8 @@ class Version:
     def vector(self, kind: str, id: str) -> np.ndarray:
         """This version's vector of a stored record; ``RecordNotFound`` if it has none."""
         index = self.index(kind)
+        if isinstance(index, TextIndex):
+            index.require_vectors()
         found = index.get([id]).get(id) if index is not None else None
         if found is None:
             if self.derives_users and kind == "user":

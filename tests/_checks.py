@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from embedswitch import Engine, InputRejected
+from embedswitch.index.hybrid import TextIndex
 
 PRECISION_ATOL = {"f32": 1e-4, "f16": 2e-3, "i8": 3e-2}
 """How far a stored number may be from the model's, by the index's precision (unit vectors)."""
@@ -15,6 +16,9 @@ PRECISION_ATOL = {"f32": 1e-4, "f16": 2e-3, "i8": 3e-2}
 def assert_end_state(engine: Engine, collection: str, min_recall: float = 0.95) -> dict[str, int]:
     """Every version's indexes hold exactly the live records, each embedded from its latest text
     (a version of model "none": exactly those with a vector, each holding its latest vector).
+
+    A lexical version (``bm25``, ``hybrid``) holds each live record's latest text in its BM25
+    index, and a hybrid the dense model's vector of it as well.
 
     A reduced-precision index (``precision`` f16 or i8) holds rounded vectors: each must be within
     its precision of the model's, and searching the model's vectors must find their own record in
@@ -59,6 +63,12 @@ def assert_end_state(engine: Engine, collection: str, min_recall: float = 0.95) 
             if not expected:
                 continue
             order = sorted(expected)
+            if isinstance(index, TextIndex):  # a lexical version: its texts are the latest ones
+                texts = index.lexical.get(order)
+                stale = [i for i in order if texts.get(i) != live[kind][i]]
+                assert not stale, f"{name}/{kind}: {len(stale)} texts are not the latest: {stale[:5]}"
+                if index.vectors is None:
+                    continue
             stored = index.get(order)
             if version.takes_vectors:  # the record's own vector, as the version normalises it
                 want = version.own_vectors([own[kind][i] for i in order])

@@ -284,6 +284,19 @@ def test_quick_evaluation(tmp_path: Path) -> None:
 
 
 @needs_scifact
+def test_quick_lexical(tmp_path: Path) -> None:
+    done = run_bench("--quick", "--only", "lexical", "--results", str(tmp_path))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    record = load(tmp_path, "lexical")
+    table = rows(record, "SciFact nDCG@10 through evaluate")
+    names = ["bm25", "bm25-porter", "hybrid", "hybrid-convex", "hashing"]
+    assert [row["version"] for row in table] == names
+    assert all(0 < row["nDCG@10"] < 1 and row["search p99_ms"] >= row["search p50_ms"] > 0 for row in table)
+    assert record["params"]["docs"] == 1000 and record["params"]["queries"] == 300
+    assert {f"{name} nDCG@10" for name in names} <= set(record["summary"])
+
+
+@needs_scifact
 def test_quick_sensitivity(tmp_path: Path) -> None:
     done = run_bench("--quick", "--only", "sensitivity", "--results", str(tmp_path))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

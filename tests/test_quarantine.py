@@ -142,7 +142,7 @@ def test_retry_writes_only_records_still_at_their_rejected_seq(store: SqliteStor
         None,
         lambda keys: store.get_records("c", keys),
         model.encode,
-        lambda kind, ids, vectors, seqs: index.upsert(ids, vectors, seqs),
+        lambda kind, ids, vectors, seqs, durable=False, texts=None: index.upsert(ids, vectors, seqs),
         lambda kind, id: index.seq_of(id),
     )
     assert (ack.changed, ack.rejected, ack.pending, ack.open) == (1, 0, 2, 2)

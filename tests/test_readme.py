@@ -45,6 +45,12 @@ def test_engine_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert printed == expected_outputs(code)
 
 
+def test_keyword_to_hybrid_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code = next(b for b in blocks("python") if '"bm25"' in b)
+    assert run_python(code).splitlines() == expected_outputs(code)
+
+
 def test_recommendation_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     code = next(b for b in blocks("python") if "recommend(" in b)

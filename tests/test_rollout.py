@@ -7,6 +7,7 @@ matched against another version's index would not reproduce its score.
 
 from __future__ import annotations
 
+import bisect
 import random
 import threading
 import time
@@ -114,12 +115,30 @@ class Load:
             th.join(timeout=60)
 
 
-@pytest.mark.parametrize("index_type", ["auto", *ENGINES])
-def test_rollout_under_load(engine: Engine, index_type: str) -> None:
-    """v2's index is of each type: the engine indexes (in their embedded modes) go through the same
-    rollout, the same checks and the end-state check."""
+LEXICAL = {
+    "bm25": {"type": "bm25"},
+    "hybrid": {"type": "hybrid", "dense": {"type": "hashing", "seed": 1}, "fusion": "rrf"},
+}
+"""Lexical versions: the migration keyword -> hybrid under load, and BM25 as the new version (so
+that it, too, meets the end-state check)."""
+
+
+@pytest.mark.parametrize(
+    ("v1", "v2", "index_type"),
+    [
+        ("hashing", "hashing", "auto"),
+        *[("hashing", "hashing", engine) for engine in ENGINES],
+        ("bm25", "hybrid", "auto"),
+        ("hashing", "bm25", "auto"),
+    ],
+    ids=["hashing", *ENGINES, "bm25-hybrid", "hashing-bm25"],
+)
+def test_rollout_under_load(engine: Engine, v1: str, v2: str, index_type: str) -> None:
+    """v2 is a dense, BM25 or hybrid version; a dense v2's index is of each type: the engine indexes
+    (in their embedded modes) go through the same rollout, the same checks and the end-state check."""
     if index_type in ENGINES:
         require_engine(index_type)
+    specs = {"v1": LEXICAL.get(v1, SPECS["v1"]), "v2": LEXICAL.get(v2, SPECS["v2"])}
     rng = random.Random(5)
     history: dict[str, set[str]] = defaultdict(set)
     seed_docs = []
@@ -127,7 +146,7 @@ def test_rollout_under_load(engine: Engine, index_type: str) -> None:
         text = f"{rng.choice(WORDS)} {rng.choice(WORDS)} {rng.choice(WORDS)} rev 0"
         history[f"d{i:03}"].add(text)
         seed_docs.append({"id": f"d{i:03}", "text": text})
-    engine.create_collection("c", {"name": "v1", "model": SPECS["v1"]})
+    engine.create_collection("c", {"name": "v1", "model": specs["v1"]})
     engine.upsert("c", seed_docs)
     assignments: list[tuple[float, float, set[str]]] = [(0.0, 0.0, {"v1"})]
 
@@ -145,7 +164,7 @@ def test_rollout_under_load(engine: Engine, index_type: str) -> None:
             assignments.append((before, time.monotonic(), live))
             time.sleep(0.6)
 
-        v2 = {"name": "v2", "model": SPECS["v2"], "index": {"type": index_type}}
+        v2 = {"name": "v2", "model": specs["v2"], "index": {"type": index_type}}
         r = admin.post("/v1/collections/c/versions", json=v2)
         assert r.status_code == 202 and r.json()["state"] == "building"
         deadline = time.monotonic() + 60
@@ -170,7 +189,7 @@ def test_rollout_under_load(engine: Engine, index_type: str) -> None:
     assert [a for a in answers if a.status != 200] == []
     _check_versions_were_live(answers, assignments)
     _check_sticky(answers, assignments)
-    _check_scores(answers, history)
+    _check_scores(answers, history, specs)
     assert {a.version for a in answers} == {"v1", "v2"}
     assert assert_end_state(engine, "c") == {"v2": engine.describe("c").records}
 
@@ -200,10 +219,17 @@ def _check_sticky(answers: list[Answer], assignments: list[tuple[float, float, s
         assert not flipped, f"sticky keys changed version under fixed weights: {flipped}"
 
 
-def _check_scores(answers: list[Answer], history: dict[str, set[str]]) -> None:
-    models = {name: load_model(parse_model_spec(spec)) for name, spec in SPECS.items()}
+def _check_scores(answers: list[Answer], history: dict[str, set[str]], specs: dict[str, dict]) -> None:
+    """Each hit's score is the answering version's: its model's for a text the record had; for BM25
+    a positive score of a record that had a query word; for an RRF hybrid a fused score (the sum of
+    1 / (60 + rank) over one or both of its parts), of a record that had a query word or a vector."""
+    models = {name: load_model(parse_model_spec(spec)) for name, spec in specs.items()}
     checked = 0
     for a in answers:
+        spec = specs[a.version or ""]
+        if spec["type"] in ("bm25", "hybrid"):
+            checked += _check_lexical_scores(a, history, spec["type"])
+            continue
         model = models[a.version or ""]
         q = model.encode([a.query], "query")[0]
         for hit in a.hits:
@@ -214,6 +240,28 @@ def _check_scores(answers: list[Answer], history: dict[str, set[str]]) -> None:
             )
             checked += 1
     assert checked > 500
+
+
+RRF_SCORES = sorted(
+    {1 / (60 + r) for r in range(1, 101)}
+    | {1 / (60 + r) + 1 / (60 + s) for r in range(1, 101) for s in range(1, 101)}
+)
+
+
+def _check_lexical_scores(a: Answer, history: dict[str, set[str]], kind: str) -> int:
+    words = set(a.query.split())
+    for hit in a.hits:
+        if kind == "bm25":
+            assert hit["score"] > 0, f"bm25 hit {hit['id']} scored {hit['score']}"
+            had_word = any(words & set(text.split()) for text in history[hit["id"]])
+            assert had_word, f"bm25 hit {hit['id']} never had a word of {a.query!r}"
+        else:
+            at = bisect.bisect_left(RRF_SCORES, hit["score"])
+            near = min(RRF_SCORES[max(at - 1, 0) : at + 1], key=lambda score: abs(score - hit["score"]))
+            assert abs(near - hit["score"]) < 1e-12, (
+                f"hybrid hit {hit['id']} scored {hit['score']}, not a reciprocal-rank-fusion score"
+            )
+    return len(a.hits)
 
 
 @pytest.mark.parametrize("precision", ["f16", "i8"])

@@ -34,10 +34,17 @@ class VectorSink(Protocol):
     Callers may rely on the guard of ``VectorIndex``: a write whose seq is not newer than the last
     seq the index saw for that id (upsert or delete) is a no-op; ``write`` returns how many changed.
     A ``durable`` write survives a crash once it returns, without waiting for a checkpoint.
+    ``texts`` are the records' texts, which a lexical version indexes (the others ignore them).
     """
 
     def write(
-        self, kind: str, ids: Sequence[str], vectors: np.ndarray, seqs: Sequence[int], durable: bool = False
+        self,
+        kind: str,
+        ids: Sequence[str],
+        vectors: np.ndarray,
+        seqs: Sequence[int],
+        durable: bool = False,
+        texts: Sequence[str] | None = None,
     ) -> int: ...
 
     def seq_of(self, kind: str, id: str) -> int | None:

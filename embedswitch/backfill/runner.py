@@ -225,7 +225,7 @@ class Backfill:
         for kind, rows in by_kind.items():
             assert vectors is not None
             ids, seqs = [todo[r].id for r in rows], [todo[r].seq for r in rows]
-            self._sink.write(kind, ids, vectors[rows], seqs, durable=True)
+            self._sink.write(kind, ids, vectors[rows], seqs, durable=True, texts=[todo[r].text for r in rows])
         with self.lock:
             state = replace(self.state, done=self.state.done + batch.count, cursor=batch.last)
             self._save(state)

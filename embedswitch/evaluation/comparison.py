@@ -28,6 +28,7 @@ import numpy as np
 from .._errors import Conflict, InvalidRequest, NoLoggedQueries, RecordNotFound
 from ..collection import Collection
 from ..index.base import Hit
+from ..models import LexicalSpec
 from ..request_stats import percentile_ms
 from ..results import (
     BackfillSampleInfo,
@@ -197,6 +198,15 @@ def _ids(version: Version, kind: str) -> set[str]:
 
 def _scope(collection: Collection, names: tuple[str, str], kinds: Sequence[str]) -> _Scope:
     versions = [collection.get_version(v) for v in names]
+    for version in versions:
+        if isinstance(version.spec.model, LexicalSpec):
+            raise InvalidRequest(
+                f"version {version.name!r} is {version.spec.model.type}: a comparison on logged queries "
+                "replays them by vector over the records both versions hold, which a lexical version "
+                "can't do yet; judge it with evaluate (judged queries), A/B or interleaving",
+                collection=collection.name,
+                version=version.name,
+            )
     shared: dict[str, set[str]] = {}
     excluded: dict[str, dict[str, set[str]]] = {v: {} for v in names}
     held: dict[str, dict[str, int]] = {v: {} for v in names}

@@ -3,9 +3,10 @@
 ``specs.py`` holds every spec, ``registry.py`` maps a spec's type to its adapter module (imported
 only when a model of that type loads), ``extras.py`` the optional extras that install the heavy
 libraries, ``base.py`` the protocols. One module per adapter: hashing,
-sentence-transformers, model2vec, OpenAI-compatible HTTP, history-mean, ALS, and ``none`` for
-records that bring their own vectors. ``access.py`` checks what a spec may reach (environment
-variables, local directories, URLs) before it loads.
+sentence-transformers, model2vec, OpenAI-compatible HTTP, history-mean, ALS, ``none`` for
+records that bring their own vectors, and ``lexical.py`` (``bm25``, ``hybrid``) for versions that
+index the text itself. ``access.py`` checks what a spec may reach (environment variables, local
+directories, URLs) before it loads.
 """
 
 from .access import ModelAccess
@@ -14,8 +15,11 @@ from .registry import load_model
 from .specs import (
     SHORT_NAMES,
     AlsSpec,
+    Bm25Spec,
     HashingSpec,
     HistoryMeanSpec,
+    HybridSpec,
+    LexicalSpec,
     MiniLMSpec,
     MiniLMStaticSpec,
     Model2VecSpec,
@@ -32,9 +36,12 @@ from .threads import set_blas_threads, set_torch_threads
 __all__ = [
     "SHORT_NAMES",
     "AlsSpec",
+    "Bm25Spec",
     "EmbeddingModel",
     "HashingSpec",
     "HistoryMeanSpec",
+    "HybridSpec",
+    "LexicalSpec",
     "MiniLMSpec",
     "MiniLMStaticSpec",
     "Model2VecSpec",

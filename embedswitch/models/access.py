@@ -19,6 +19,7 @@ from .._errors import ModelNotAllowed
 from .openai import endpoint_url
 from .specs import (
     HistoryMeanSpec,
+    HybridSpec,
     Model2VecSpec,
     ModelSpec,
     NoneSpec,
@@ -140,3 +141,5 @@ def _parts(spec: ModelSpec) -> Iterator[ModelSpec]:
         yield spec.text
     elif isinstance(spec, NoneSpec) and spec.query is not None:
         yield spec.query
+    elif isinstance(spec, HybridSpec):
+        yield spec.dense

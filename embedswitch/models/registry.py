@@ -16,7 +16,7 @@ from typing import Any
 from .access import ModelAccess
 from .base import EmbeddingModel
 from .extras import needs_extra
-from .specs import HistoryMeanSpec, ModelSpec, NoneSpec, canonical_json, parse_model_spec
+from .specs import HistoryMeanSpec, HybridSpec, ModelSpec, NoneSpec, canonical_json, parse_model_spec
 
 ADAPTERS: dict[str, str] = {
     "hashing": "embedswitch.models.hashing:HashingModel",
@@ -28,6 +28,8 @@ ADAPTERS: dict[str, str] = {
     "history-mean": "embedswitch.models.history_mean:HistoryMeanModel",
     "als": "embedswitch.models.als:AlsModel",
     "none": "embedswitch.models.precomputed:PrecomputedModel",
+    "bm25": "embedswitch.models.lexical:Bm25Model",
+    "hybrid": "embedswitch.models.lexical:HybridModel",
 }
 """Model type -> ``module:class`` of its adapter; each class has ``from_spec(spec)``."""
 
@@ -72,6 +74,8 @@ def _build(spec: ModelSpec) -> EmbeddingModel:
         adapter: Any = getattr(importlib.import_module(module), name)
         if isinstance(spec, HistoryMeanSpec):  # it wraps a text model, loaded (and shared) like any other
             model: EmbeddingModel = adapter(load_model(spec.text), spec.half_life_days)
+        elif isinstance(spec, HybridSpec):
+            model = adapter(load_model(spec.dense), spec)
         elif isinstance(spec, NoneSpec):
             model = adapter(spec, load_model(spec.query) if spec.query is not None else None)
         else:

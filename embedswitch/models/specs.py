@@ -108,6 +108,8 @@ class OpenAISpec(_Spec):
     _url = field_validator("url")(check_http_url)
 
 
+_TEXT_SPECS = (HashingSpec, MiniLMSpec, MiniLMStaticSpec, SentenceTransformersSpec, Model2VecSpec, OpenAISpec)
+
 TextModelSpec = Annotated[
     HashingSpec | MiniLMSpec | MiniLMStaticSpec | SentenceTransformersSpec | Model2VecSpec | OpenAISpec,
     Field(discriminator="type"),
@@ -132,6 +134,52 @@ class HistoryMeanSpec(_Spec):
                 raise ValueError("'text' must be a text model (e.g. \"minilm\"), not history-mean")
             return parsed
         return value
+
+
+class Bm25Spec(_Spec):
+    """Lexical retrieval: Okapi BM25 over the records' text (SQLite FTS5, k1 = 1.2, b = 0.75), no
+    vectors. ``tokenizer`` is FTS5's: ``unicode61`` (lower-cased Unicode words, accents folded; the
+    default, matching the published Elasticsearch BM25 on SciFact) or ``porter`` (the same, Porter-
+    stemmed: higher nDCG on English text). A query matches records holding any of its words."""
+
+    type: Literal["bm25"] = "bm25"
+    tokenizer: Literal["unicode61", "porter"] = "unicode61"
+
+
+class HybridSpec(_Spec):
+    """BM25 (``lexical``) and a dense text model (``dense``) fused: each retrieves ``depth``
+    candidates, then ``fusion`` ranks their union. ``rrf``: reciprocal rank fusion, a hit scores
+    the sum of ``1 / (rrf_k + rank)`` over the lists it is in; ``convex``: each list's scores are
+    scaled to [0, 1] (min-max over its candidates, 0 where absent) and a hit scores
+    ``weight * dense + (1 - weight) * lexical``. Vectors, ``like`` and recommendations use the
+    dense model alone."""
+
+    type: Literal["hybrid"] = "hybrid"
+    dense: TextModelSpec = Field(default_factory=MiniLMSpec)
+    lexical: Bm25Spec = Field(default_factory=Bm25Spec)
+    fusion: Literal["rrf", "convex"] = "rrf"
+    weight: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.5
+    rrf_k: Annotated[int, Field(ge=1, le=10_000)] = 60
+    depth: Annotated[int, Field(ge=1, le=1000)] = 100
+
+    @field_validator("dense", mode="before")
+    @classmethod
+    def _dense(cls, value: Any) -> Any:
+        if isinstance(value, str | dict):
+            parsed = parse_model_spec(value)
+            if not isinstance(parsed, _TEXT_SPECS):
+                raise ValueError("'dense' must be a text model (e.g. \"minilm\")")
+            return parsed
+        return value
+
+    @field_validator("lexical", mode="before")
+    @classmethod
+    def _lexical(cls, value: Any) -> Any:
+        return Bm25Spec() if value == "bm25" else value
+
+
+LexicalSpec = Bm25Spec | HybridSpec
+"""The model types whose versions keep a lexical (BM25) index of each record kind's text."""
 
 
 class AlsSpec(_Spec):
@@ -183,7 +231,9 @@ ModelSpec = Annotated[
     | OpenAISpec
     | HistoryMeanSpec
     | AlsSpec
-    | NoneSpec,
+    | NoneSpec
+    | Bm25Spec
+    | HybridSpec,
     Field(discriminator="type"),
 ]
 
@@ -196,6 +246,8 @@ SHORT_NAMES: dict[str, ModelSpec] = {
     "hashing": HashingSpec(),
     "minilm": MiniLMSpec(),
     "minilm-static": MiniLMStaticSpec(),
+    "bm25": Bm25Spec(),
+    "hybrid": HybridSpec(),
 }
 
 _SPEC_ADAPTER: TypeAdapter[ModelSpec] = TypeAdapter(ModelSpec)

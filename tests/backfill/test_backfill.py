@@ -21,15 +21,28 @@ def _wait(predicate, timeout_s: float = 30.0) -> None:
         time.sleep(0.01)
 
 
-@pytest.mark.parametrize("index_type", ["auto", *ENGINES])
-def test_backfill_never_writes_stale_text_or_resurrects(tmp_path: Path, index_type: str) -> None:
+HASHING = {"type": "hashing", "seed": 1}
+
+
+@pytest.mark.parametrize(
+    ("model", "index_type"),
+    [
+        (HASHING, "auto"),
+        *[(HASHING, engine) for engine in ENGINES],
+        ({"type": "bm25"}, "auto"),
+        ({"type": "hybrid", "dense": HASHING, "fusion": "convex"}, "auto"),
+    ],
+    ids=["hashing", *ENGINES, "bm25", "hybrid"],
+)
+def test_backfill_never_writes_stale_text_or_resurrects(tmp_path: Path, model: dict, index_type: str) -> None:
     """Deliberate interleaving: the backfill reads its first batches, then (while it waits for an
     in-flight query, the real yield mechanism) every record it read is updated or deleted and the
     stream applies that. When it resumes, it holds stale copies of all of them. A backfill without
-    seq guards writes them and fails this test: Milvus without its ledger does (below)."""
+    seq guards writes them and fails this test: Milvus without its ledger does (below), and so
+    would a lexical (BM25, hybrid) version's index."""
     if index_type in ENGINES:
         require_engine(index_type)
-    _race_stale_backfill(tmp_path, {"type": index_type})
+    _race_stale_backfill(tmp_path, model, {"type": index_type})
 
 
 def test_milvus_without_its_ledger_writes_stale_text_and_resurrects(
@@ -42,7 +55,7 @@ def test_milvus_without_its_ledger_writes_stale_text_and_resurrects(
 
     monkeypatch.setattr(SeqLedger, "seqs", lambda self, ids: {})
     with pytest.raises(AssertionError, match="50 deleted records present"):
-        _race_stale_backfill(tmp_path, {"type": "milvus"})
+        _race_stale_backfill(tmp_path, HASHING, {"type": "milvus"})
     with Engine.open(tmp_path) as engine:
         v2 = engine.collection("c").get_version("v2")
         index = v2.index("doc")
@@ -55,7 +68,7 @@ def test_milvus_without_its_ledger_writes_stale_text_and_resurrects(
         np.testing.assert_allclose(np.stack([stored[i] for i in stale]), originals, atol=1e-6)
 
 
-def _race_stale_backfill(tmp_path: Path, index: dict[str, Any]) -> None:
+def _race_stale_backfill(tmp_path: Path, model: dict[str, Any], index: dict[str, Any]) -> None:
     config = EngineConfig(
         checkpoint_interval_s=0.2, backfill_batch=50, encode_workers=1, backfill_yield_max_wait_s=120
     )
@@ -64,7 +77,7 @@ def _race_stale_backfill(tmp_path: Path, index: dict[str, Any]) -> None:
         engine.upsert("c", [{"id": f"{i:03}", "text": f"original text {i}"} for i in range(200)])
         engine.activity.enter()  # a query in flight: the backfill reads ahead, then waits
         try:
-            engine.add_version("c", {"name": "v2", "model": {"type": "hashing", "seed": 1}, "index": index})
+            engine.add_version("c", {"name": "v2", "model": model, "index": index})
             backfill = engine.collection("c").get_version("v2").backfill
             assert backfill is not None
             _wait(lambda: backfill.read_cursor is not None and backfill.read_cursor >= ("doc", "099"))

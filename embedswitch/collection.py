@@ -18,7 +18,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 from pydantic import ValidationError
 
-from . import events
+from . import events, search
 from ._errors import (
     InvalidRequest,
     LastVersion,
@@ -52,6 +52,7 @@ from .results import (
 )
 from .routing import Router
 from .specs import (
+    MAX_BATCH,
     InteractionIn,
     RecommendRequest,
     RecordIn,
@@ -229,22 +230,17 @@ class Collection:
                     version=pinned.name,
                 )
             applied = pinned.applied_seq
-            kind = request.kind
-            if request.like is not None:
-                like = request.like
-                exclude = {like.id} if like.kind == kind else None
-                query = pinned.vector(like.kind, like.id)
-                hits = pinned.search_vector(query, request.k, kind, self.kinds, exclude)
-            elif request.vector is not None:
-                query = pinned.check_vectors([request.vector], "the query vector")[0]
-                hits = pinned.search_vector(query, request.k, kind, self.kinds)
-            else:
-                hits = pinned.search(request.text or "", request.k, kind, self.kinds)
+            hits = search.run(pinned, request, self.kinds, self.store, self.name)
             return SearchResult(
                 version=pinned.name,
                 applied_seq=applied,
                 request_id=request_id(),
-                hits=self._with_fields(kind, hits),
+                hits=search.shaped(
+                    self._with_fields(request.kind, hits),
+                    request.filter,
+                    request.fields,
+                    request.score_threshold,
+                ),
             )
 
     def recommend(self, request: RecommendRequest) -> RecommendResult:
@@ -265,16 +261,21 @@ class Collection:
                     if request.fallback != "popular":
                         raise
                     fallback = "popular"
+            allowed = search.restriction(self.store, self.name, "item", request.filter)
             if fallback == "popular":
-                popular = self.store.popular_items(self.name, request.k + len(exclude))
-                hits = [(item, 0.0) for item in popular if item not in exclude][: request.k]
+                many = MAX_BATCH if allowed is not None else request.k + len(exclude)
+                popular = self.store.popular_items(self.name, many)
+                ok = allowed.ids() if allowed is not None else None
+                hits = [(i, 0.0) for i in popular if i not in exclude and (ok is None or i in ok)][
+                    : request.k
+                ]
             else:
-                hits = pinned.search_vector(query, request.k, "item", self.kinds | {"item"}, exclude)
+                hits = pinned.search_vector(query, request.k, "item", self.kinds | {"item"}, exclude, allowed)
             return RecommendResult(
                 version=pinned.name,
                 applied_seq=applied,
                 request_id=request_id(),
-                hits=self._with_fields("item", hits),
+                hits=search.shaped(self._with_fields("item", hits), request.filter, request.fields),
                 fallback=fallback,
             )
 

@@ -32,7 +32,7 @@ from .applier import Applier
 from .backfill import Backfill, BackfillConfig, EmbedStep, ThreadExecutor
 from .events import Trouble
 from .index import IndexMeta, VectorIndex, open_index
-from .index.base import Hit, IndexHost
+from .index.base import Allowed, Hit, IndexHost, SearchParams
 from .index.registry import stored_kinds
 from .models import AlsSpec, ModelAccess, NoneSpec, UserModel, l2_normalize, load_model
 from .models.batching import QueryBatcher
@@ -323,8 +323,19 @@ class Version:
     def _encode_queries(self, texts: list[str]) -> np.ndarray:
         return self.model.encode(texts, purpose="query")
 
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        """The queries' vectors by this version's model, in one model batch."""
+        return self._encode_queries(texts)
+
     def search_vector(
-        self, query: np.ndarray, k: int, kind: str, known_kinds: set[str], exclude: set[str] | None = None
+        self,
+        query: np.ndarray,
+        k: int,
+        kind: str,
+        known_kinds: set[str],
+        exclude: set[str] | None = None,
+        allowed: Allowed | None = None,
+        params: SearchParams | None = None,
     ) -> list[Hit]:
         index = self.index(kind)
         if index is None:
@@ -336,7 +347,9 @@ class Version:
                 collection=self.collection,
                 kind=kind,
             )
-        return index.search(query[None, :], k, exclude)[0]
+        if allowed is None and params is None:
+            return index.search(query[None, :], k, exclude)[0]
+        return index.search(query[None, :], k, exclude, allowed, params)[0]
 
     def vector(self, kind: str, id: str) -> np.ndarray:
         """This version's vector of a stored record; ``RecordNotFound`` if it has none."""

@@ -4,7 +4,7 @@
 ``registry`` the types, their backends and their limits.
 """
 
-from embedswitch.index.base import IndexMeta, VectorIndex
+from embedswitch.index.base import Allowed, IndexMeta, SearchParams, VectorIndex
 from embedswitch.index.registry import open_index
 from embedswitch.index.specs import (
     AutoSpec,
@@ -17,12 +17,14 @@ from embedswitch.index.specs import (
 )
 
 __all__ = [
+    "Allowed",
     "AutoSpec",
     "ExactSpec",
     "HnswSpec",
     "IndexMeta",
     "IndexSpec",
     "PgvectorSpec",
+    "SearchParams",
     "UsearchSpec",
     "VectorIndex",
     "index_spec",

@@ -1,0 +1,86 @@
+"""A search on one pinned version: its query vector, what restricts it (a filter, exclusions), its
+knobs, and its hits shaped as the request asks.
+
+A filter restricts the candidates *before* ranking (each index type's way: ``index/base.py``'s
+``Allowed``), on the records as the store holds them when the search runs, whichever version
+answers. The hits' fields are read after the search; a hit whose record changed meanwhile so
+that it no longer matches (or was deleted) is dropped, so every hit returned matches the filter
+on the fields it is returned with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .filters import Filter, matches
+from .index.base import Allowed, SearchParams
+from .results import Hit
+from .specs import SearchRequest
+from .store.base import RecordStore
+from .version import Version
+
+
+def restriction(store: RecordStore, collection: str, kind: str, where: Filter | None) -> Allowed | None:
+    """What a search of ``kind`` records with the filter ``where`` may return (None: anything)."""
+    if where is None:
+        return None
+    return Allowed(where, lambda: store.record_ids(collection, kind, where))
+
+
+def knobs(request: SearchRequest) -> SearchParams | None:
+    """The request's per-search knobs (None when it sets none)."""
+    if request.ef is None and not request.exact:
+        return None
+    return SearchParams(ef=request.ef, exact=request.exact)
+
+
+def run(
+    pinned: Version,
+    request: SearchRequest,
+    known_kinds: set[str],
+    store: RecordStore,
+    collection: str,
+    text_vector: np.ndarray | None = None,
+) -> list[tuple[str, float]]:
+    """``request`` answered by ``pinned``'s index: ``(id, score)`` best first. ``text_vector``: the
+    query text's vector when the caller embedded it already (a batch)."""
+    kind = request.kind
+    allowed = restriction(store, collection, kind, request.filter)
+    params = knobs(request)
+    exclude = None
+    if request.like is not None:
+        like = request.like
+        exclude = {like.id} if like.kind == kind else None
+        query = pinned.vector(like.kind, like.id)
+    elif request.vector is not None:
+        query = pinned.check_vectors([request.vector], "the query vector")[0]
+    elif text_vector is not None:
+        query = text_vector
+    elif allowed is None and params is None:
+        return pinned.search(request.text or "", request.k, kind, known_kinds)
+    else:
+        query = pinned.embed_query(request.text or "")
+    return pinned.search_vector(query, request.k, kind, known_kinds, exclude, allowed, params)
+
+
+def shaped(
+    hits: list[Hit],
+    where: Filter | None,
+    fields: Sequence[str] | None,
+    score_threshold: float | None = None,
+) -> list[Hit]:
+    """``hits`` (with their records' full fields) as the request asks: only those matching
+    ``where`` on those fields, scoring at least ``score_threshold``, each with only the ``fields``
+    named (all when None)."""
+    out = []
+    for hit in hits:
+        if score_threshold is not None and hit.score < score_threshold:
+            continue
+        if where is not None and not matches(where, hit.fields):
+            continue
+        if fields is not None:
+            hit = hit.model_copy(update={"fields": {f: hit.fields[f] for f in fields if f in hit.fields}})
+        out.append(hit)
+    return out

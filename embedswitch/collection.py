@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
+import numpy as np
 from pydantic import ValidationError
 
 from . import events, search
@@ -221,27 +222,30 @@ class Collection:
 
     def search(self, request: SearchRequest, min_seq_timeout_s: float) -> SearchResult:
         with self.pinned(request.version, request.key) as pinned:
-            min_seq = request.min_seq
-            if min_seq is not None and not pinned.wait_applied(min_seq, min_seq_timeout_s):
-                raise NotCaughtUp(
-                    f"version {pinned.name!r} has applied seq {pinned.applied_seq}, not yet {min_seq}, "
-                    f"after {min_seq_timeout_s:g} s; retry later or raise the min_seq timeout",
-                    collection=self.name,
-                    version=pinned.name,
-                )
-            applied = pinned.applied_seq
-            hits = search.run(pinned, request, self.kinds, self.store, self.name)
-            return SearchResult(
+            return self.answer(pinned, request, min_seq_timeout_s)
+
+    def answer(
+        self,
+        pinned: Version,
+        request: SearchRequest,
+        timeout_s: float,
+        text_vector: np.ndarray | None = None,
+    ) -> SearchResult:
+        """``request`` answered by ``pinned``, which the caller holds (``pinned``); ``text_vector``:
+        the query text's vector, when the caller embedded it (a batch)."""
+        min_seq = request.min_seq
+        if min_seq is not None and not pinned.wait_applied(min_seq, timeout_s):
+            raise NotCaughtUp(
+                f"version {pinned.name!r} has applied seq {pinned.applied_seq}, not yet {min_seq}, "
+                f"after {timeout_s:g} s; retry later or raise the min_seq timeout",
+                collection=self.name,
                 version=pinned.name,
-                applied_seq=applied,
-                request_id=request_id(),
-                hits=search.shaped(
-                    self._with_fields(request.kind, hits),
-                    request.filter,
-                    request.fields,
-                    request.score_threshold,
-                ),
             )
+        applied = pinned.applied_seq
+        ranked = search.run(pinned, request, self.kinds, self.store, self.name, text_vector)
+        found = self._with_fields(request.kind, ranked)
+        hits = search.shaped(found, request.filter, request.fields, request.score_threshold)
+        return SearchResult(version=pinned.name, applied_seq=applied, request_id=request_id(), hits=hits)
 
     def recommend(self, request: RecommendRequest) -> RecommendResult:
         """Items for a user, or like an item: the subject's vector and the item search come from one

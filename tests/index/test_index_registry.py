@@ -30,12 +30,14 @@ def unit(n: int, seed: int = 0, dim: int = DIM) -> np.ndarray:
 
 def test_public_api() -> None:
     assert sorted(index_pkg.__all__) == [
+        "Allowed",
         "AutoSpec",
         "ExactSpec",
         "HnswSpec",
         "IndexMeta",
         "IndexSpec",
         "PgvectorSpec",
+        "SearchParams",
         "UsearchSpec",
         "VectorIndex",
         "index_spec",

@@ -227,6 +227,8 @@ class LocalIndex:
                 return [[] for _ in range(len(q))]
             excluded = {key_of[id_] for id_ in exclude if id_ in key_of} if exclude else set()
             allow = None if allow_ids is None else _allowed_keys(key_of, allow_ids, excluded)
+            if allow is not None and not len(allow):
+                return [[] for _ in range(len(q))]
             if allow is not None and len(allow) <= SCAN_BELOW or exact:
                 found = self._scan(q, k, allow, excluded)
             else:

@@ -32,7 +32,7 @@ MAX_BATCH_SEARCH = 256
 """Most searches in one batch request."""
 MAX_PAGE = 1_000
 """Most records one page of the records API (list, batch get, batch delete) takes or returns."""
-MAX_EF = 4_096
+MAX_SEARCH_EF = 4_096
 MAX_SEQ = 2**63 - 1
 """The largest seq (and rollout id) a store holds: SQLite's largest integer."""
 MAX_WEIGHT = 1e6
@@ -216,7 +216,7 @@ class SearchRequest(_Strict):
     filter: RecordFilter | None = None
     fields: Fields | None = None
     score_threshold: Annotated[float, Field(allow_inf_nan=False)] | None = None
-    ef: Annotated[int, Field(ge=1, le=MAX_EF)] | None = None
+    ef: Annotated[int, Field(ge=1, le=MAX_SEARCH_EF)] | None = None
     exact: bool = False
 
     @field_validator("text")

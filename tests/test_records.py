@@ -10,7 +10,7 @@ import httpx
 from _checks import assert_end_state
 from conftest import FAST, ServerThread
 
-from embedswitch import Engine
+from embedswitch import Client, Engine
 from embedswitch.specs import MAX_BATCH, DeleteWhere, RecordIds, RecordsPage, parse
 
 DOCS = [
@@ -96,3 +96,17 @@ def test_records_api_over_http(engine: Engine) -> None:
         batch = {"searches": [{"text": "document 4", "k": 3}, {"text": "document 6", "k": 2, "fields": []}]}
         answers = http.post(f"{c}/search/batch", json=batch).json()["results"]
         assert [len(a["hits"]) for a in answers] == [3, 2] and answers[1]["hits"][0]["fields"] == {}
+
+
+def test_the_client_reaches_filters_batches_and_records(engine: Engine) -> None:
+    engine.create_collection("c", {"name": "v1", "model": "hashing"})
+    engine.upsert("c", DOCS)
+    with ServerThread(engine) as server, Client(server.url) as client:
+        hits = client.search("c", "document 3", k=4, filter={"team": "a"}, fields=["team"], exact=True).hits
+        assert len(hits) == 4 and all(h.fields == {"team": "a"} for h in hits)
+        assert len(client.search_batch("c", [{"text": "document", "k": 2}] * 3).results) == 3
+        page = client.scroll("c", limit=3, filter={"year": {"lte": 1990}})
+        assert [r.id for r in page.records] == ["d000", "d040", "d080"] and page.cursor
+        assert client.get_records("c", ["d001"]).records[0].id == "d001"
+        assert client.delete_records("c", ["d001", "gone"]).count == 1
+        assert client.delete_where("c", {"year": 1991}).count == 6

@@ -30,5 +30,6 @@ BENCHMARKS = (
     "index_memory",
     "pgvector_index",
     "cluster",
+    "filtered_search",
 )
 """In the order the runner runs them; ``index`` is ``bench/bench_index.py``."""

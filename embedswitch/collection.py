@@ -107,6 +107,7 @@ class Collection:
         self.root = root
         self._config = config
         self.served = open_request_stats(name, store)  # routed requests per version, for rollout gates
+        self.filters = search.Filters(store, name)  # the records recent filters matched
         self._lock = threading.RLock()
         self.changes = threading.RLock()
         """Held by whatever changes the versions or the traffic, and by ``sync``, so a change made
@@ -242,7 +243,8 @@ class Collection:
                 version=pinned.name,
             )
         applied = pinned.applied_seq
-        ranked = search.run(pinned, request, self.kinds, self.store, self.name, text_vector)
+        allowed = self.filters.restriction(request.kind, request.filter)
+        ranked = search.run(pinned, request, self.kinds, allowed, text_vector)
         found = self._with_fields(request.kind, ranked)
         hits = search.shaped(found, request.filter, request.fields, request.score_threshold)
         return SearchResult(version=pinned.name, applied_seq=applied, request_id=request_id(), hits=hits)
@@ -265,7 +267,7 @@ class Collection:
                     if request.fallback != "popular":
                         raise
                     fallback = "popular"
-            allowed = search.restriction(self.store, self.name, "item", request.filter)
+            allowed = self.filters.restriction("item", request.filter)
             if fallback == "popular":
                 many = MAX_BATCH if allowed is not None else request.k + len(exclude)
                 popular = self.store.popular_items(self.name, many)

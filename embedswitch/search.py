@@ -10,6 +10,8 @@ on the fields it is returned with.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
@@ -22,11 +24,43 @@ from .store.base import RecordStore
 from .version import Version
 
 
-def restriction(store: RecordStore, collection: str, kind: str, where: Filter | None) -> Allowed | None:
-    """What a search of ``kind`` records with the filter ``where`` may return (None: anything)."""
-    if where is None:
-        return None
-    return Allowed(where, lambda: store.record_ids(collection, kind, where))
+class Filters:
+    """The records recent filters of one collection matched, kept while its head seq stays the same
+    (every write moves it), so a filter repeated between writes asks the store once. Bounded to
+    ``MAX_SETS`` filters and ``MAX_IDS`` ids in all, least recently used dropped first."""
+
+    MAX_SETS = 32
+    MAX_IDS = 1_000_000
+
+    def __init__(self, store: RecordStore, collection: str) -> None:
+        self.store, self.collection = store, collection
+        self._lock = threading.Lock()
+        self._found: OrderedDict[tuple[str, Filter], tuple[int, frozenset[str]]] = OrderedDict()
+
+    def restriction(self, kind: str, where: Filter | None) -> Allowed | None:
+        """What a search of ``kind`` records with the filter ``where`` may return (None: anything);
+        the matching ids are asked for only by an index that needs them."""
+        if where is None:
+            return None
+        return Allowed(where, lambda: self.matching(kind, where))
+
+    def matching(self, kind: str, where: Filter) -> frozenset[str]:
+        head = self.store.head_seq(self.collection)  # before the read: a later write moves it
+        key = (kind, where)
+        with self._lock:
+            found = self._found.get(key)
+            if found is not None and found[0] == head:
+                self._found.move_to_end(key)
+                return found[1]
+        ids = frozenset(self.store.record_ids(self.collection, kind, where))
+        with self._lock:
+            self._found[key] = (head, ids)
+            self._found.move_to_end(key)
+            total = sum(len(found) for _, found in self._found.values())
+            while len(self._found) > 1 and (len(self._found) > self.MAX_SETS or total > self.MAX_IDS):
+                _, (_, dropped) = self._found.popitem(last=False)
+                total -= len(dropped)
+        return ids
 
 
 def knobs(request: SearchRequest) -> SearchParams | None:
@@ -40,14 +74,12 @@ def run(
     pinned: Version,
     request: SearchRequest,
     known_kinds: set[str],
-    store: RecordStore,
-    collection: str,
+    allowed: Allowed | None,
     text_vector: np.ndarray | None = None,
 ) -> list[tuple[str, float]]:
-    """``request`` answered by ``pinned``'s index: ``(id, score)`` best first. ``text_vector``: the
-    query text's vector when the caller embedded it already (a batch)."""
+    """``request`` answered by ``pinned``'s index among what ``allowed`` allows: ``(id, score)`` best
+    first. ``text_vector``: the query text's vector when the caller embedded it already (a batch)."""
     kind = request.kind
-    allowed = restriction(store, collection, kind, request.filter)
     params = knobs(request)
     exclude = None
     if request.like is not None:

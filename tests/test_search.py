@@ -18,6 +18,7 @@ from _postgres import pg_server, pg_uri  # noqa: F401 - fixtures
 
 from embedswitch import Engine, EngineConfig
 from embedswitch.filters import matches, parse_filter
+from embedswitch.specs import RecordIds, parse
 
 CONFIG = EngineConfig(checkpoint_interval_s=0.2)
 N = 1200
@@ -145,3 +146,13 @@ def test_recommend_takes_a_filter_and_excludes_seen_before_ranking(tmp_path: Pat
         assert all(int(h.id[1:]) % 2 == 1 and int(h.id[1:]) % 4 == 1 for h in found.hits)
         unseen = engine.recommend("shop", {"user": "u", "k": 300})
         assert len(unseen.hits) == 300 and all(int(h.id[1:]) % 2 == 1 for h in unseen.hits)
+
+
+def test_a_repeated_filter_sees_every_write(engine: Engine) -> None:
+    """The ids a filter matched are kept between writes only: each write is seen by the next search."""
+    body: dict[str, Any] = {"text": "document 5", "k": 5, "filter": {"team": "nobody-yet"}}
+    assert engine.search("c", body).hits == []
+    ack = engine.upsert("c", [{**record(5), "fields": {"team": "nobody-yet"}}])
+    assert [h.id for h in engine.search("c", {**body, "min_seq": ack.seq}).hits] == ["d5"]
+    ack = engine.records("c").delete(parse(RecordIds, {"ids": ["d5"]}))
+    assert engine.search("c", {**body, "min_seq": ack.seq}).hits == []

@@ -80,6 +80,8 @@ REBUILD_THREADS = max(1, (os.cpu_count() or 2) // 2)
 SCAN_BELOW = 4096
 """A filter allowing at most this many vectors is answered by scoring them all (exact, and faster
 than a graph search that must walk past the many vectors it rejects)."""
+ALLOW_CACHE = 8
+"""Sets of allowed ids whose keys an index keeps between writes."""
 _STATE_FORMAT = 1
 
 _Replay = Callable[[IdMap, Storage], object]
@@ -113,6 +115,8 @@ class LocalIndex:
         self.rebuilds = 0
         self.rebuild_error: str | None = None
         self._rw = RWLock()
+        self._allow_lock = threading.Lock()
+        self._allow_keys: dict[int, tuple[frozenset[str], int, np.ndarray]] = {}  # see _keys_allowed
         self._writer = threading.Lock()  # one writer, checkpoint or rebuild step at a time
         self._map = IdMap()
         self._storage = storage
@@ -226,7 +230,7 @@ class LocalIndex:
             if k == 0 or not key_of:
                 return [[] for _ in range(len(q))]
             excluded = {key_of[id_] for id_ in exclude if id_ in key_of} if exclude else set()
-            allow = None if allow_ids is None else _allowed_keys(key_of, allow_ids, excluded)
+            allow = None if allow_ids is None else self._keys_allowed(allow_ids, excluded)
             if allow is not None and not len(allow):
                 return [[] for _ in range(len(q))]
             if allow is not None and len(allow) <= SCAN_BELOW or exact:
@@ -239,6 +243,24 @@ class LocalIndex:
                     found[i] = hits
             ids = cast(list[str], self._map.id_by_key)  # storage returns live keys only
             return [[(ids[key], score) for key, score in hits] for hits in found]
+
+    def _keys_allowed(self, ids: frozenset[str], excluded: set[int]) -> np.ndarray:
+        """The keys of the live ``ids``, less ``excluded``, sorted. Under the read lock: the keys of
+        one set of ids are kept until the next write (``RWLock.generation``), so a filter repeated
+        between writes maps its ids once."""
+        generation = self._rw.generation
+        with self._allow_lock:
+            found = self._allow_keys.get(id(ids))
+        if found is None or found[0] is not ids or found[1] != generation:
+            found = (ids, generation, _allowed_keys(self._map.key_of, ids, set()))
+            with self._allow_lock:
+                self._allow_keys[id(ids)] = found
+                while len(self._allow_keys) > ALLOW_CACHE:
+                    del self._allow_keys[next(iter(self._allow_keys))]
+        keys = found[2]
+        if excluded and len(keys):
+            keys = keys[~np.isin(keys, np.fromiter(excluded, dtype=np.int64, count=len(excluded)))]
+        return keys
 
     def _scan(self, q: np.ndarray, k: int, allow: np.ndarray | None, excluded: set[int]) -> Found:
         """Exact: every allowed (or every live, non-excluded) vector scored. Under the read lock."""

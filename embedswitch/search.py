@@ -44,6 +44,11 @@ class Filters:
             return None
         return Allowed(where, lambda: self.matching(kind, where))
 
+    def clear(self) -> None:
+        """Forget every filter's ids (the next search of each asks the store)."""
+        with self._lock:
+            self._found.clear()
+
     def matching(self, kind: str, where: Filter) -> frozenset[str]:
         head = self.store.head_seq(self.collection)  # before the read: a later write moves it
         key = (kind, where)

@@ -77,9 +77,6 @@ REBUILD_CHUNK = 4096
 """Vectors a rebuild copies per hold of the writers' mutex."""
 REBUILD_THREADS = max(1, (os.cpu_count() or 2) // 2)
 """Threads a background rebuild builds with: half the cores, the rest keep serving."""
-SCAN_BELOW = 4096
-"""A filter allowing at most this many vectors is answered by scoring them all (exact, and faster
-than a graph search that must walk past the many vectors it rejects)."""
 ALLOW_CACHE = 8
 """Sets of allowed ids whose keys an index keeps between writes."""
 _STATE_FORMAT = 1
@@ -216,9 +213,10 @@ class LocalIndex:
         params: SearchParams | None = None,
     ) -> list[list[Hit]]:
         """Up to ``k`` hits ``(id, inner product)`` per query row, best first, among the ids
-        ``allowed`` allows, skipping ``exclude``. A filter allowing at most ``SCAN_BELOW`` vectors,
-        or ``params.exact``, scores every candidate exactly; otherwise the storage searches with the
-        filter inside (a query it leaves short of ``k`` is then scored exactly)."""
+        ``allowed`` allows, skipping ``exclude``. A filter allowing at most the storage's
+        ``scan_below`` vectors, or ``params.exact``, scores every candidate exactly; otherwise the
+        storage searches with the filter inside (a query it leaves short of ``k`` is then scored
+        exactly)."""
         q = check_queries(queries, self.meta)
         check_k(k)
         allow_ids = allowed.ids() if allowed is not None else None  # asks the store: before the lock
@@ -233,7 +231,7 @@ class LocalIndex:
             allow = None if allow_ids is None else self._keys_allowed(allow_ids, excluded)
             if allow is not None and not len(allow):
                 return [[] for _ in range(len(q))]
-            if allow is not None and len(allow) <= SCAN_BELOW or exact:
+            if allow is not None and len(allow) <= self._storage.scan_below or exact:
                 found = self._scan(q, k, allow, excluded)
             else:
                 found = self._storage.search(q, k, excluded, allow, ef)

@@ -28,6 +28,9 @@ class Storage(Protocol):
     index_type: str
     precision: str
     """How each number is stored: "f32" (``get`` returns the vectors as written), "f16" or "i8"."""
+    scan_below: int
+    """A filtered search allowing at most this many vectors scores them exactly (``get`` and a
+    product) instead of searching with the filter: worth it while ``get`` is cheap next to a search."""
 
     def reserve(self, extra: int) -> None:
         """Make room for ``extra`` more vectors at once (one reallocation instead of several)."""

@@ -29,6 +29,7 @@ class ExactStorage:
 
     index_type = "exact"
     precision = "f32"
+    scan_below = 0  # its own search scores the allowed rows only
 
     def __init__(self, dim: int) -> None:
         self.dim = dim

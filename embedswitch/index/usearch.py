@@ -35,6 +35,8 @@ class UsearchStorage:
     """The vectors in a usearch HNSW graph at ``precision``, labelled by key."""
 
     index_type = "usearch"
+    scan_below = 256
+    """usearch's search takes no filter (see ``search``); ``get`` costs ~6 us a vector."""
 
     def __init__(self, dim: int, spec: UsearchSpec) -> None:
         self.dim, self.spec = dim, spec
@@ -81,7 +83,7 @@ class UsearchStorage:
         size = len(self._index)
         want = max(k, ef or 0)
         if allow is not None:
-            count = min(size, want * -(-size // max(1, len(allow))) * 2 + len(exclude))
+            count = min(size, want * (-(-size // max(1, len(allow))) * 2 + 3) + len(exclude))
         else:
             count = min(size, want + len(exclude))
         if count <= 0 or (allow is not None and not len(allow)):

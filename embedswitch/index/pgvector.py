@@ -267,7 +267,8 @@ class PgvectorIndex:
             conn.execute(tables.SETTINGS, settings)
             if exact:
                 conn.execute(restricted.EXACT_SETTINGS)
-            rows = self._cursor(conn).execute(text, {**values, **extra, "q": row}).fetchall()
+            # never prepared: a generic plan, blind to the filter's values, may scan every record
+            rows = self._cursor(conn).execute(text, {**values, **extra, "q": row}, prepare=False).fetchall()
         return [(id_, -distance) for id_, distance in sorted(rows, key=_distance)]
 
     def _joins_records(self) -> bool:

@@ -582,6 +582,7 @@ class Engine:
             return
         self._closed = True
         self._stop.set()
+        self._maintenance.join()  # a compaction in progress must not meet the logs closing under it
         self.rollouts.close()
         self.experiments.close()
         self.query_log.close()

@@ -112,7 +112,8 @@ class HnswStorage:
             keep = frozenset(allow.tolist()).__contains__
         elif exclude:
             keep = _outside(exclude)
-        threads = threads_for(len(queries))
+        # a filter is a Python function: one thread calls it (hnswlib's threads would take turns on the GIL)
+        threads = 1 if keep is not None else threads_for(len(queries))
         try:
             labels, distances = self._graph.knn_query(queries, k=count, num_threads=threads, filter=keep)
         except RuntimeError:  # some query found fewer than ``count``: per query, short ones empty

@@ -227,22 +227,20 @@ class Client:
     def scroll(self, collection: str, **page: Any) -> RecordsPageOut:
         """A page of records: ``kind``, ``limit``, ``cursor``, ``filter``, ``fields`` as in docs/api.md."""
         body = {name: value for name, value in page.items() if value is not None}
-        return RecordsPageOut.model_validate(
-            self._call("POST", f"/v1/collections/{collection}/records/scroll", body)
-        )
+        return RecordsPageOut.model_validate(self._call("POST", f"/v1/collections/{collection}/scroll", body))
 
     def get_records(self, collection: str, ids: list[str], kind: str = "doc") -> RecordsOut:
-        body = self._call("POST", f"/v1/collections/{collection}/records/get", {"ids": ids, "kind": kind})
+        body = self._call("POST", f"/v1/collections/{collection}/get-records", {"ids": ids, "kind": kind})
         return RecordsOut.model_validate(body)
 
     def delete_records(self, collection: str, ids: list[str], kind: str = "doc") -> DeletedAck:
-        body = self._call("POST", f"/v1/collections/{collection}/records/delete", {"ids": ids, "kind": kind})
+        body = self._call("POST", f"/v1/collections/{collection}/delete-records", {"ids": ids, "kind": kind})
         return DeletedAck.model_validate(body)
 
     def delete_where(self, collection: str, filter: dict[str, Any], kind: str = "doc") -> DeletedAck:
         body = {"filter": filter, "kind": kind}
         return DeletedAck.model_validate(
-            self._call("POST", f"/v1/collections/{collection}/records/delete-where", body)
+            self._call("POST", f"/v1/collections/{collection}/delete-where", body)
         )
 
     def add_interactions(self, collection: str, interactions: list[dict[str, Any]]) -> WriteAck:

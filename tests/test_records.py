@@ -81,17 +81,17 @@ def test_records_api_over_http(engine: Engine) -> None:
     engine.upsert("c", DOCS)
     with ServerThread(engine) as server, httpx.Client(base_url=server.url, timeout=30) as http:
         c = "/v1/collections/c"
-        first = http.post(f"{c}/records/scroll", json={"limit": 2, "filter": {"year": 1990}}).json()
+        first = http.post(f"{c}/scroll", json={"limit": 2, "filter": {"year": 1990}}).json()
         assert [r["id"] for r in first["records"]] == ["d000", "d040"]
         rest = http.post(
-            f"{c}/records/scroll", json={"limit": 5, "filter": {"year": 1990}, "cursor": first["cursor"]}
+            f"{c}/scroll", json={"limit": 5, "filter": {"year": 1990}, "cursor": first["cursor"]}
         )
         assert [r["id"] for r in rest.json()["records"]] == ["d080", "d120", "d160", "d200", "d240"]
-        got = http.post(f"{c}/records/get", json={"ids": ["d003", "zz"]}).json()
+        got = http.post(f"{c}/get-records", json={"ids": ["d003", "zz"]}).json()
         assert [r["id"] for r in got["records"]] == ["d003"] and got["missing"] == ["zz"]
-        deleted = http.post(f"{c}/records/delete", json={"ids": ["d003"]}).json()
+        deleted = http.post(f"{c}/delete-records", json={"ids": ["d003"]}).json()
         assert deleted["count"] == 1
-        where = http.post(f"{c}/records/delete-where", json={"filter": {"team": "b"}}).json()
+        where = http.post(f"{c}/delete-where", json={"filter": {"team": "b"}}).json()
         assert where["count"] == 124 and where["more"] is False
         batch = {"searches": [{"text": "document 4", "k": 3}, {"text": "document 6", "k": 2, "fields": []}]}
         answers = http.post(f"{c}/search/batch", json=batch).json()["results"]

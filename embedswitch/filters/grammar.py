@@ -188,7 +188,8 @@ SCHEMA: dict[str, Any] = {
         "Which records may be returned, by their fields. Keys are ANDed; a key is a field name "
         "(any top-level key of a record's fields, declared nowhere) with a value (equality) or "
         'an object of operators: eq, in, gt, gte, lt, lte (numbers only), exists; or "and"/"or" '
-        '(lists of filters) or "not" (a filter). A field no record has matches nothing. See docs/api.md.'
+        '(lists of filters) or "not" (a filter). A field no record has matches nothing. See docs/api.md. '
+        f"Example: {EXAMPLE}"
     ),
     "properties": {
         "and": {"type": "array", "items": {"type": "object"}, "minItems": 1},
@@ -197,7 +198,6 @@ SCHEMA: dict[str, Any] = {
     },
     "additionalProperties": {"anyOf": [_SCALAR, _CONDITION]},
     "minProperties": 1,
-    "examples": [{"team": "security", "year": {"gte": 2020}, "lang": {"in": ["en", "nl"]}}],
 }
 
 RecordFilter = Annotated[

@@ -705,13 +705,13 @@ def test_wrong_method_is_405_naming_the_allowed_ones(
     ("POST", f"{C}/search/batch", {"searches": []}, ("searches",)),
     ("POST", f"{C}/search/batch", {"searches": [{"text": "cats"}] * 257}, ("searches", "256")),
     ("POST", f"{C}/search/batch", {"searches": [{"text": "cats", "filter": {"n": {"in": []}}}]}, ("n.in",)),
-    ("POST", f"{C}/records/scroll", {"cursor": "not-a-cursor"}, ("cursor", "leave it out")),
-    ("POST", f"{C}/records/scroll", {"limit": 1001}, ("limit", "1000")),
-    ("POST", f"{C}/records/get", {"ids": [f"d{i}" for i in range(1001)]}, ("ids", "1000")),
-    ("POST", f"{C}/records/delete", {"ids": []}, ("ids",)),
-    ("POST", f"{C}/records/delete", {"ids": [f"d{i}" for i in range(1001)]}, ("ids", "1000")),
-    ("POST", f"{C}/records/delete-where", {}, ("filter",)),
-    ("POST", f"{C}/records/delete-where", {"filter": {"n": {"exists": "yes"}}}, ("n.exists",)),
+    ("POST", f"{C}/scroll", {"cursor": "not-a-cursor"}, ("cursor", "leave it out")),
+    ("POST", f"{C}/scroll", {"limit": 1001}, ("limit", "1000")),
+    ("POST", f"{C}/get-records", {"ids": [f"d{i}" for i in range(1001)]}, ("ids", "1000")),
+    ("POST", f"{C}/delete-records", {"ids": []}, ("ids",)),
+    ("POST", f"{C}/delete-records", {"ids": [f"d{i}" for i in range(1001)]}, ("ids", "1000")),
+    ("POST", f"{C}/delete-where", {}, ("filter",)),
+    ("POST", f"{C}/delete-where", {"filter": {"n": {"exists": "yes"}}}, ("n.exists",)),
 )
 def test_bad_filter_batch_or_page_is_422(
     http: httpx.Client, method: str, path: str, body: Any, mentions: tuple[str, ...]
@@ -720,10 +720,10 @@ def test_bad_filter_batch_or_page_is_422(
 
 
 def test_a_cursor_of_another_kind_is_422(http: httpx.Client) -> None:
-    page = ok(http.post(f"{C}/records/scroll", json={"limit": 1, "kind": "faq"}))
+    page = ok(http.post(f"{C}/scroll", json={"limit": 1, "kind": "faq"}))
     assert page["cursor"]
     body = {"cursor": page["cursor"], "kind": "doc"}
-    expect_error(http, "POST", f"{C}/records/scroll", 422, "invalid_request", ("'faq'", "'doc'"), body)
+    expect_error(http, "POST", f"{C}/scroll", 422, "invalid_request", ("'faq'", "'doc'"), body)
 
 
 def test_a_filter_on_a_field_no_record_has_matches_nothing(http: httpx.Client) -> None:
@@ -734,5 +734,5 @@ def test_a_filter_on_a_field_no_record_has_matches_nothing(http: httpx.Client) -
         http.post(f"{C}/search", json={"text": "cats", "k": 20, "filter": {"not": {"nobody": "x"}}})
     )
     assert len(everyone["hits"]) == len(DOCS)
-    assert ok(http.post(f"{C}/records/delete-where", json={"filter": {"nobody": 1}}))["count"] == 0
+    assert ok(http.post(f"{C}/delete-where", json={"filter": {"nobody": 1}}))["count"] == 0
     assert snapshot(http) == before

@@ -76,7 +76,7 @@ class Articles:
         return body
 
     def after(self, case: Case, response: Response) -> None:
-        deletes = case.method == "DELETE" or case.path.endswith(("/records/delete", "/records/delete-where"))
+        deletes = case.method == "DELETE" or case.path.endswith(("/delete-records", "/delete-where"))
         if deletes and response.status_code < 300:
             self.stale = True
 

@@ -24,19 +24,19 @@ def upsert(engine: EngineDep, c: Collection, body: Annotated[RecordBatch, exampl
     return engine.upsert(c, body)
 
 
-@router.post("/v1/collections/{c}/records/scroll")
+@router.post("/v1/collections/{c}/scroll")
 def scroll(engine: EngineDep, c: Collection, body: Annotated[RecordsPage, examples.SCROLL]) -> RecordsPageOut:
     return engine.records(c).page(body)
 
 
-@router.post("/v1/collections/{c}/records/get")
+@router.post("/v1/collections/{c}/get-records")
 def get_records(
     engine: EngineDep, c: Collection, body: Annotated[RecordIds, examples.RECORD_IDS]
 ) -> RecordsOut:
     return engine.records(c).get(body)
 
 
-@router.post("/v1/collections/{c}/records/delete")
+@router.post("/v1/collections/{c}/delete-records")
 @raises(RecordNotFound, Overloaded)
 def delete_records(
     engine: EngineDep, c: Collection, body: Annotated[RecordIds, examples.RECORD_IDS]
@@ -44,7 +44,7 @@ def delete_records(
     return engine.records(c).delete(body)
 
 
-@router.post("/v1/collections/{c}/records/delete-where")
+@router.post("/v1/collections/{c}/delete-where")
 @raises(Overloaded)
 def delete_where(
     engine: EngineDep, c: Collection, body: Annotated[DeleteWhere, examples.DELETE_WHERE]

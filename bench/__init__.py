@@ -33,5 +33,6 @@ BENCHMARKS = (
     "pgvector_index",
     "engine_indexes",
     "cluster",
+    "filtered_search",
 )
 """In the order the runner runs them; ``index`` is ``bench/bench_index.py``."""

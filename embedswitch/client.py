@@ -13,9 +13,11 @@ from pydantic import BaseModel
 
 from ._errors import EmbedswitchError
 from .results import (
+    BatchSearchResult,
     CandidateEvaluation,
     CollectionInfo,
     DeleteAck,
+    DeletedAck,
     EvaluateResult,
     EventOut,
     ExperimentReport,
@@ -24,6 +26,8 @@ from .results import (
     QuarantineInfo,
     RecommendResult,
     RecordOut,
+    RecordsOut,
+    RecordsPageOut,
     RolloutInfo,
     SearchResult,
     TrafficInfo,
@@ -167,8 +171,22 @@ class Client:
         min_seq: int | None = None,
         like: dict[str, str] | None = None,
         vector: Sequence[float] | None = None,
+        filter: dict[str, Any] | None = None,
+        fields: list[str] | None = None,
+        score_threshold: float | None = None,
+        ef: int | None = None,
+        exact: bool | None = None,
     ) -> SearchResult:
-        request = {"text": text, "k": k, "kind": kind, "version": version, "key": key, "min_seq": min_seq}
+        """One search; ``filter``, ``fields``, ``score_threshold``, ``ef`` and ``exact`` as in docs/api.md."""
+        request: dict[str, Any] = {"text": text, "k": k, "kind": kind, "version": version, "key": key}
+        request |= {
+            "min_seq": min_seq,
+            "filter": filter,
+            "fields": fields,
+            "score_threshold": score_threshold,
+            "ef": ef,
+        }
+        request |= {"exact": exact}
         body: dict[str, Any] = {name: value for name, value in request.items() if value is not None}
         if like is not None:
             body["like"] = like
@@ -186,12 +204,44 @@ class Client:
         key: str | None = None,
         version: str | None = None,
         fallback: str | None = None,
+        filter: dict[str, Any] | None = None,
+        fields: list[str] | None = None,
     ) -> RecommendResult:
-        request = {"user": user, "item": item, "k": k, "exclude_seen": exclude_seen, "key": key}
-        request |= {"version": version, "fallback": fallback}
+        request: dict[str, Any] = {
+            "user": user,
+            "item": item,
+            "k": k,
+            "exclude_seen": exclude_seen,
+            "key": key,
+        }
+        request |= {"version": version, "fallback": fallback, "filter": filter, "fields": fields}
         body = {name: value for name, value in request.items() if value is not None}
         path = f"/v1/collections/{collection}/recommend"
         return RecommendResult.model_validate(self._call("POST", path, body))
+
+    def search_batch(self, collection: str, searches: list[dict[str, Any]]) -> BatchSearchResult:
+        """Many searches (each a search body) in one request; see ``POST .../search/batch``."""
+        body = self._call("POST", f"/v1/collections/{collection}/search/batch", {"searches": searches})
+        return BatchSearchResult.model_validate(body)
+
+    def scroll(self, collection: str, **page: Any) -> RecordsPageOut:
+        """A page of records: ``kind``, ``limit``, ``cursor``, ``filter``, ``fields`` as in docs/api.md."""
+        body = {name: value for name, value in page.items() if value is not None}
+        return RecordsPageOut.model_validate(self._call("POST", f"/v1/collections/{collection}/scroll", body))
+
+    def get_records(self, collection: str, ids: list[str], kind: str = "doc") -> RecordsOut:
+        body = self._call("POST", f"/v1/collections/{collection}/get-records", {"ids": ids, "kind": kind})
+        return RecordsOut.model_validate(body)
+
+    def delete_records(self, collection: str, ids: list[str], kind: str = "doc") -> DeletedAck:
+        body = self._call("POST", f"/v1/collections/{collection}/delete-records", {"ids": ids, "kind": kind})
+        return DeletedAck.model_validate(body)
+
+    def delete_where(self, collection: str, filter: dict[str, Any], kind: str = "doc") -> DeletedAck:
+        body = {"filter": filter, "kind": kind}
+        return DeletedAck.model_validate(
+            self._call("POST", f"/v1/collections/{collection}/delete-where", body)
+        )
 
     def add_interactions(self, collection: str, interactions: list[dict[str, Any]]) -> WriteAck:
         body = self._call("POST", f"/v1/collections/{collection}/interactions", interactions)

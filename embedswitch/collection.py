@@ -19,7 +19,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 import numpy as np
 from pydantic import ValidationError
 
-from . import events
+from . import events, search
 from ._errors import (
     InvalidRequest,
     LastVersion,
@@ -53,6 +53,7 @@ from .results import (
 )
 from .routing import Router
 from .specs import (
+    MAX_BATCH,
     InteractionIn,
     RecommendRequest,
     RecordIn,
@@ -106,6 +107,7 @@ class Collection:
         self.root = root
         self._config = config
         self.served = open_request_stats(name, store)  # routed requests per version, for rollout gates
+        self.filters = search.Filters(store, name)  # the records recent filters matched
         self._lock = threading.RLock()
         self.changes = threading.RLock()
         """Held by whatever changes the versions or the traffic, and by ``sync``, so a change made
@@ -221,32 +223,31 @@ class Collection:
 
     def search(self, request: SearchRequest, min_seq_timeout_s: float) -> SearchResult:
         with self.pinned(request.version, request.key) as pinned:
-            min_seq = request.min_seq
-            if min_seq is not None and not pinned.wait_applied(min_seq, min_seq_timeout_s):
-                raise NotCaughtUp(
-                    f"version {pinned.name!r} has applied seq {pinned.applied_seq}, not yet {min_seq}, "
-                    f"after {min_seq_timeout_s:g} s; retry later or raise the min_seq timeout",
-                    collection=self.name,
-                    version=pinned.name,
-                )
-            applied = pinned.applied_seq
-            kind = request.kind
-            if request.like is not None:
-                like = request.like
-                exclude = {like.id} if like.kind == kind else None
-                query = pinned.vector(like.kind, like.id)
-                hits = pinned.search_vector(query, request.k, kind, self.kinds, exclude)
-            elif request.vector is not None:
-                query = pinned.check_vectors([request.vector], "the query vector")[0]
-                hits = pinned.search_vector(query, request.k, kind, self.kinds)
-            else:
-                hits = pinned.search(request.text or "", request.k, kind, self.kinds)
-            return SearchResult(
+            return self.answer(pinned, request, min_seq_timeout_s)
+
+    def answer(
+        self,
+        pinned: Version,
+        request: SearchRequest,
+        timeout_s: float,
+        text_vector: np.ndarray | None = None,
+    ) -> SearchResult:
+        """``request`` answered by ``pinned``, which the caller holds (``pinned``); ``text_vector``:
+        the query text's vector, when the caller embedded it (a batch)."""
+        min_seq = request.min_seq
+        if min_seq is not None and not pinned.wait_applied(min_seq, timeout_s):
+            raise NotCaughtUp(
+                f"version {pinned.name!r} has applied seq {pinned.applied_seq}, not yet {min_seq}, "
+                f"after {timeout_s:g} s; retry later or raise the min_seq timeout",
+                collection=self.name,
                 version=pinned.name,
-                applied_seq=applied,
-                request_id=request_id(),
-                hits=self._with_fields(kind, hits),
             )
+        applied = pinned.applied_seq
+        allowed = self.filters.restriction(request.kind, request.filter)
+        ranked = search.run(pinned, request, self.kinds, allowed, text_vector)
+        found = self._with_fields(request.kind, ranked)
+        hits = search.shaped(found, request.filter, request.fields, request.score_threshold)
+        return SearchResult(version=pinned.name, applied_seq=applied, request_id=request_id(), hits=hits)
 
     def recommend(self, request: RecommendRequest) -> RecommendResult:
         """Items for a user, or like an item: the subject's vector and the item search come from one
@@ -266,16 +267,21 @@ class Collection:
                     if request.fallback != "popular":
                         raise
                     fallback = "popular"
+            allowed = self.filters.restriction("item", request.filter)
             if fallback == "popular":
-                popular = self.store.popular_items(self.name, request.k + len(exclude))
-                hits = [(item, 0.0) for item in popular if item not in exclude][: request.k]
+                many = MAX_BATCH if allowed is not None else request.k + len(exclude)
+                popular = self.store.popular_items(self.name, many)
+                ok = allowed.ids() if allowed is not None else None
+                hits = [(i, 0.0) for i in popular if i not in exclude and (ok is None or i in ok)][
+                    : request.k
+                ]
             else:
-                hits = pinned.search_vector(query, request.k, "item", self.kinds | {"item"}, exclude)
+                hits = pinned.search_vector(query, request.k, "item", self.kinds | {"item"}, exclude, allowed)
             return RecommendResult(
                 version=pinned.name,
                 applied_seq=applied,
                 request_id=request_id(),
-                hits=self._with_fields("item", hits),
+                hits=search.shaped(self._with_fields("item", hits), request.filter, request.fields),
                 fallback=fallback,
             )
 

@@ -24,9 +24,10 @@ from typing import Any, Literal
 
 from . import events
 from ._env import env_values
-from ._errors import CollectionNotFound, EmbedswitchError, InvalidRequest, RecordNotFound
+from ._errors import CollectionNotFound, EmbedswitchError, InvalidRequest
 from .activity import Activity
 from .backfill import BackfillConfig
+from .batch_search import search_batch
 from .cluster import follow_cluster
 from .collection import Collection
 from .config import EngineConfig
@@ -38,7 +39,9 @@ from .experiments import Experiment, Experiments, open_experiment_log
 from .index.base import IndexHost
 from .metrics import Metrics
 from .models import load_model, set_blas_threads, set_torch_threads, spec_to_dict
+from .records import Records
 from .results import (
+    BatchSearchResult,
     CandidateEvaluation,
     CollectionInfo,
     DeleteAck,
@@ -55,6 +58,7 @@ from .results import (
 )
 from .rollouts import Rollouts
 from .specs import (
+    BatchSearchRequest,
     CandidateEvaluateRequest,
     EvaluateRequest,
     FeedbackIn,
@@ -242,16 +246,11 @@ class Engine(EngineVersions):
         return self._experiment(collection).serving()
 
     def get_record(self, collection: str, id: str, kind: str = "doc") -> RecordOut:
-        parse(KindArg, {"kind": kind})
-        found = self.store.get_records(self.collection(collection).name, [(kind, id)]).get((kind, id))
-        if found is None:
-            raise RecordNotFound(
-                f"collection {collection!r} has no {kind!r} record {id!r}",
-                collection=collection,
-                kind=kind,
-                id=id,
-            )
-        return RecordOut(id=found.id, kind=found.kind, text=found.text, fields=found.fields, seq=found.seq)
+        return self.records(collection).one(id, kind)
+
+    def records(self, collection: str) -> Records:
+        """The records API of ``collection`` (``records.py``): pages, batch get and delete, by filter."""
+        return Records(target := self.collection(collection), lambda: self._admit_write(target))
 
     # -- search ------------------------------------------------------------------------------
 
@@ -317,6 +316,12 @@ class Engine(EngineVersions):
                 if request.vector is None:  # the query log keeps texts and likes, not raw vectors
                     self.query_log.record(collection, request, result.version)
             return result
+
+    def search_batch(self, collection: str, batch: BatchSearchRequest | dict[str, Any]) -> BatchSearchResult:
+        """Several searches in one request (``batch_search.py``)."""
+        with self._timed(collection, "search"):
+            args = (parse(BatchSearchRequest, batch), self.query_log, self.config.min_seq_timeout_s)
+            return search_batch(self._experiment(collection), *args)
 
     def recommend(
         self,
@@ -518,6 +523,7 @@ class Engine(EngineVersions):
             return
         self._closed = True
         self._stop.set()
+        self._maintenance.join()  # a compaction in progress must not meet the logs closing under it
         self.rollouts.close()
         self.experiments.close()
         self.query_log.close()

@@ -116,6 +116,26 @@ class RecordOut(_Out):
     seq: int
 
 
+class RecordsPageOut(_Out):
+    records: list[RecordOut]
+    cursor: str | None  # pass it back for the next page; None on the last one
+
+
+class RecordsOut(_Out):
+    records: list[RecordOut]
+    missing: list[str]  # the ids asked for that no record has
+
+
+class DeletedAck(_Out):
+    count: int  # records deleted
+    seq: int  # the collection's head after the delete: search with min_seq to see it applied
+    more: bool = False  # delete by filter: matching records remain, call again
+
+
+class BatchSearchResult(_Out):
+    results: list[SearchResult]  # one per search, in the order asked
+
+
 class TrafficEntry(_Out):
     id: int
     weights: dict[str, int]

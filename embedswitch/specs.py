@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from ._errors import InvalidRequest
+from .filters import RecordFilter
 from .index.hybrid import LEXICAL_NOT_SHARED
 from .index.registry import check_placement, shares_across_processes
 from .index.specs import AutoSpec, IndexSpec, index_spec, parse_index_spec
@@ -28,6 +29,11 @@ MAX_ID_CHARS = 256
 MAX_FIELDS_BYTES = 65_536
 MAX_BATCH = 10_000
 MAX_K = 1_000
+MAX_BATCH_SEARCH = 256
+"""Most searches in one batch request."""
+MAX_PAGE = 1_000
+"""Most records one page of the records API (list, batch get, batch delete) takes or returns."""
+MAX_SEARCH_EF = 4_096
 MAX_SEQ = 2**63 - 1
 """The largest seq (and rollout id) a store holds: SQLite's largest integer."""
 MAX_WEIGHT = 1e6
@@ -198,9 +204,18 @@ class QuarantineRequest(_Strict):
         return None if self.records is None else [(r.kind, r.id) for r in self.records]
 
 
+FieldName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+Fields = Annotated[list[FieldName], Field(max_length=256)]
+
+
 class SearchRequest(_Strict):
     """Exactly one of ``text`` (embedded by the pinned version's model), ``like`` or ``vector`` (a
-    query vector of the pinned version's dimension)."""
+    query vector of the pinned version's dimension).
+
+    ``filter`` restricts the hits to records whose fields match it, before ranking (see
+    ``filters/grammar.py``); ``fields`` names the fields each hit carries (absent: all, ``[]``:
+    none); ``score_threshold`` drops hits scoring below it; ``ef`` widens a graph index's search
+    for this request; ``exact`` scores every candidate, whatever the index."""
 
     text: str | None = None
     like: Like | None = None
@@ -210,6 +225,11 @@ class SearchRequest(_Strict):
     version: Name | None = None
     key: RoutingKey | None = None
     min_seq: Annotated[int, Field(ge=0, le=MAX_SEQ)] | None = None
+    filter: RecordFilter | None = None
+    fields: Fields | None = None
+    score_threshold: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    ef: Annotated[int, Field(ge=1, le=MAX_SEARCH_EF)] | None = None
+    exact: bool = False
 
     @field_validator("text")
     @classmethod
@@ -248,12 +268,46 @@ class RecommendRequest(_Strict):
     key: RoutingKey | None = None
     version: Name | None = None
     fallback: Literal["popular"] | None = None
+    filter: RecordFilter | None = None
+    fields: Fields | None = None
 
     @model_validator(mode="after")
     def _one_subject(self) -> RecommendRequest:
         if (self.user is None) == (self.item is None):
             raise ValueError('give exactly one of "user" or "item"')
         return self
+
+
+class BatchSearchRequest(_Strict):
+    """Several searches in one request. Searches with the same ``version`` and ``key`` (or none)
+    are pinned to one version together, their texts embedded in one model batch."""
+
+    searches: list[SearchRequest] = Field(min_length=1, max_length=MAX_BATCH_SEARCH)
+
+
+class RecordsPage(_Strict):
+    """A page of a collection's records of ``kind``, in id order: from the start, or after the
+    ``cursor`` the previous page returned; ``filter`` and ``fields`` as in a search."""
+
+    kind: Kind = "doc"
+    limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] = 100
+    cursor: Annotated[str, StringConstraints(min_length=1, max_length=1024)] | None = None
+    filter: RecordFilter | None = None
+    fields: Fields | None = None
+
+
+class RecordIds(_Strict):
+    """Records of ``kind`` by id (a batch get or a batch delete)."""
+
+    ids: list[RecordId] = Field(min_length=1, max_length=MAX_PAGE)
+    kind: Kind = "doc"
+
+
+class DeleteWhere(_Strict):
+    """Delete every record of ``kind`` whose fields match ``filter`` (at most ``MAX_BATCH`` at once)."""
+
+    filter: RecordFilter
+    kind: Kind = "doc"
 
 
 class VectorRow(_Strict):

@@ -32,7 +32,7 @@ from .applier import Applier
 from .backfill import Backfill, BackfillConfig, EmbedStep, open_executor
 from .events import Trouble
 from .index import IndexMeta, VectorIndex, open_index
-from .index.base import Hit, IndexHost
+from .index.base import Allowed, Hit, IndexHost, SearchParams
 from .index.hybrid import Fusion, TextIndex, open_text_index
 from .index.registry import stored_kinds
 from .models import AlsSpec, Bm25Spec, HybridSpec, ModelAccess, NoneSpec, UserModel, l2_normalize, load_model
@@ -339,13 +339,26 @@ class Version:
             if self._inflight == 0:
                 self._idle.notify_all()
 
-    def search(self, text: str, k: int, kind: str, known_kinds: set[str]) -> list[Hit]:
-        """``text`` embedded by this version's model, searched in this version's ``kind`` index; a
-        lexical version searches the text itself (BM25, fused with the dense model's hits)."""
+    def search(
+        self,
+        text: str,
+        k: int,
+        kind: str,
+        known_kinds: set[str],
+        allowed: Allowed | None = None,
+        params: SearchParams | None = None,
+        vector: np.ndarray | None = None,
+    ) -> list[Hit]:
+        """``text`` embedded by this version's model (or its ``vector``, embedded already), searched
+        in this version's ``kind`` index; a lexical version searches the text itself (BM25, fused
+        with the dense model's hits)."""
         index = self.index(kind)
+        if vector is None and (self.model.dim or not isinstance(index, TextIndex)):
+            vector = self.embed_query(text)
         if isinstance(index, TextIndex):
-            return index.search_text(text, self.embed_query(text) if self.model.dim else None, k)
-        return self.search_vector(self.embed_query(text), k, kind, known_kinds)
+            return index.search_text(text, vector if self.model.dim else None, k, allowed, params)
+        assert vector is not None
+        return self.search_vector(vector, k, kind, known_kinds, None, allowed, params)
 
     def embed_query(self, text: str) -> np.ndarray:
         """The query's vector by this version's model, micro-batched with concurrent queries where
@@ -357,8 +370,19 @@ class Version:
     def _encode_queries(self, texts: list[str]) -> np.ndarray:
         return self.model.encode(texts, purpose="query")
 
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        """The queries' vectors by this version's model, in one model batch."""
+        return self._encode_queries(texts)
+
     def search_vector(
-        self, query: np.ndarray, k: int, kind: str, known_kinds: set[str], exclude: set[str] | None = None
+        self,
+        query: np.ndarray,
+        k: int,
+        kind: str,
+        known_kinds: set[str],
+        exclude: set[str] | None = None,
+        allowed: Allowed | None = None,
+        params: SearchParams | None = None,
     ) -> list[Hit]:
         index = self.index(kind)
         if index is None:
@@ -370,7 +394,9 @@ class Version:
                 collection=self.collection,
                 kind=kind,
             )
-        return index.search(query[None, :], k, exclude)[0]
+        if allowed is None and params is None:
+            return index.search(query[None, :], k, exclude)[0]
+        return index.search(query[None, :], k, exclude, allowed, params)[0]
 
     def vector(self, kind: str, id: str) -> np.ndarray:
         """This version's vector of a stored record; ``RecordNotFound`` if it has none."""

@@ -354,3 +354,22 @@ def test_quick_durable_pages(tmp_path: Path) -> None:
         added = row["durable_ms"] + row["save_ms"] - row["plain_ms"]
         assert row["overhead"] == pytest.approx(added / (row["embed_ms"] + row["plain_ms"]), abs=1e-3)
     assert set(record["summary"]) == {"hashing durable page overhead", "minilm-static durable page overhead"}
+
+
+def test_quick_filtered_search(tmp_path: Path) -> None:
+    done = run_bench("--quick", "--only", "filtered_search", "--results", str(tmp_path))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    record = load(tmp_path, "filtered_search")
+    table = rows(record, "filtered search")
+    cases = {(row["case"], row["selectivity"]) for row in table}
+    for selectivity in ("1%", "10%", "50%"):
+        assert {("embedswitch", selectivity), ("hnswlib (raw)", selectivity)} <= cases
+        assert ("embedswitch (after a write)", selectivity) in cases
+    assert ("embedswitch", "unfiltered") in cases
+    for row in table:
+        assert row["n"] > 0 and row["p50_ms"] > 0 and row["p99_ms"] >= row["p50_ms"]
+        if row["case"].startswith("embedswitch"):
+            assert row["k hits"] == 1.0 and row["recall_at_10"] >= 0.9
+    batch = rows(record, "batch search")
+    assert [row["way"] for row in batch] == ["64 single calls", "one batch of 64"]
+    assert all(row["queries_per_s"] > 0 for row in batch) and batch[1]["speedup"] > 0

@@ -42,6 +42,8 @@ WORDS = [
     "immune",
 ]
 QUERIES = [f"{a} {b}" for a in WORDS[:7] for b in WORDS[7:]]
+FILTER = {"bucket": {"in": [0, 1]}}
+"""Half the records match: the filter of the searches that take one, checked on each hit's fields."""
 
 
 @dataclass
@@ -53,6 +55,7 @@ class Answer:
     status: int
     version: str | None
     hits: list[dict]
+    filtered: bool = False
 
 
 class Load:
@@ -72,13 +75,15 @@ class Load:
                 query = rng.choice(QUERIES)
                 key = f"user{rng.randrange(40)}" if rng.random() < 0.6 else None
                 body = {"text": query, "k": 5, **({"key": key} if key else {})}
+                filtered = t % 2 == 1 and rng.random() < 0.5
+                if filtered:
+                    body["filter"] = FILTER
                 start = time.monotonic()
                 r = http.post("/v1/collections/c/search", json=body)
                 end = time.monotonic()
                 data = r.json()
-                answer = Answer(
-                    start, end, key, query, r.status_code, data.get("version"), data.get("hits", [])
-                )
+                hits = data.get("hits", [])
+                answer = Answer(start, end, key, query, r.status_code, data.get("version"), hits, filtered)
                 with self.lock:
                     self.answers.append(answer)
 
@@ -99,7 +104,7 @@ class Load:
                         text = f"{rng.choice(WORDS)} {rng.choice(WORDS)} {rng.choice(WORDS)} rev {n}"
                         with self.lock:
                             self.history[rid].add(text)
-                        records.append({"id": rid, "text": text})
+                        records.append({"id": rid, "text": text, "fields": {"bucket": rng.randrange(4)}})
                     r = http.put("/v1/collections/c/records", json={"records": records})
                     assert r.status_code == 200, r.text
                 time.sleep(0.01)
@@ -145,7 +150,7 @@ def test_rollout_under_load(engine: Engine, v1: str, v2: str, index_type: str) -
     for i in range(300):
         text = f"{rng.choice(WORDS)} {rng.choice(WORDS)} {rng.choice(WORDS)} rev 0"
         history[f"d{i:03}"].add(text)
-        seed_docs.append({"id": f"d{i:03}", "text": text})
+        seed_docs.append({"id": f"d{i:03}", "text": text, "fields": {"bucket": i % 4}})
     engine.create_collection("c", {"name": "v1", "model": specs["v1"]})
     engine.upsert("c", seed_docs)
     assignments: list[tuple[float, float, set[str]]] = [(0.0, 0.0, {"v1"})]
@@ -190,6 +195,7 @@ def test_rollout_under_load(engine: Engine, v1: str, v2: str, index_type: str) -
     _check_versions_were_live(answers, assignments)
     _check_sticky(answers, assignments)
     _check_scores(answers, history, specs)
+    _check_filtered(answers)
     assert {a.version for a in answers} == {"v1", "v2"}
     assert assert_end_state(engine, "c") == {"v2": engine.describe("c").records}
 
@@ -205,6 +211,17 @@ def _check_versions_were_live(
             if since <= a.end and until >= a.start:
                 possible |= live
         assert a.version in possible, f"{a.version} answered while only {possible} were live"
+
+
+def _check_filtered(answers: list[Answer]) -> None:
+    """Every hit of a filtered search matches the filter on the record's state it is returned with,
+    whichever version answered (mid-rollout too), and the filter never leaves a search short."""
+    filtered = [a for a in answers if a.filtered]
+    assert len(filtered) > 50 and {a.version for a in filtered} == {"v1", "v2"}
+    for a in filtered:
+        assert all(hit["fields"].get("bucket") in (0, 1) for hit in a.hits), a
+    full = sum(len(a.hits) == 5 for a in filtered)
+    assert full >= 0.95 * len(filtered)  # a record changed between ranking and reading its fields drops
 
 
 def _check_sticky(answers: list[Answer], assignments: list[tuple[float, float, set[str]]]) -> None:

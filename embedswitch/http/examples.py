@@ -44,7 +44,24 @@ INTERACTIONS = body(
     min_length=1,
     max_length=MAX_BATCH,
 )
-SEARCH = body("the 3 records nearest a text", {"text": "vitamin D and bones", "k": 3})
+SEARCH = body(
+    "the 3 records nearest a text, of 2020 or later, each with only its year",
+    {"text": "vitamin D and bones", "k": 3, "filter": {"year": {"gte": 2020}}, "fields": ["year"]},
+)
+SEARCH_BATCH = body(
+    "two searches pinned to one version, their texts embedded in one batch",
+    {
+        "searches": [
+            {"text": "vitamin D and bones", "k": 3},
+            {"text": "sleep", "k": 2, "filter": {"year": 2021}},
+        ]
+    },
+)
+SCROLL = body(
+    "the first page of documents of 2019 or later", {"limit": 10, "filter": {"year": {"gte": 2019}}}
+)
+RECORD_IDS = body("two documents by id", {"ids": ["a1", "a2"]})
+DELETE_WHERE = body("every document from before 2000", {"filter": {"year": {"lt": 2000}}})
 RECOMMEND = body("3 items for a user", {"user": "u1", "k": 3})
 ADD_VERSION = body(
     "a version with another model; it backfills in the background",

@@ -4,7 +4,7 @@
 ``registry`` the types, their backends and their limits.
 """
 
-from embedswitch.index.base import IndexMeta, VectorIndex
+from embedswitch.index.base import Allowed, IndexMeta, SearchParams, VectorIndex
 from embedswitch.index.registry import open_index
 from embedswitch.index.specs import (
     AutoSpec,
@@ -19,6 +19,7 @@ from embedswitch.index.specs import (
 )
 
 __all__ = [
+    "Allowed",
     "AutoSpec",
     "ExactSpec",
     "HnswSpec",
@@ -27,6 +28,7 @@ __all__ = [
     "MilvusSpec",
     "PgvectorSpec",
     "QdrantSpec",
+    "SearchParams",
     "UsearchSpec",
     "VectorIndex",
     "index_spec",

@@ -61,8 +61,8 @@ from embedswitch.index._files import (
 )
 from embedswitch.index._ids import IdMap
 from embedswitch.index._rwlock import RWLock
-from embedswitch.index._storage import Storage, threads_for
-from embedswitch.index.base import Hit, IndexMeta
+from embedswitch.index._storage import Found, Storage, threads_for, top_k
+from embedswitch.index.base import Allowed, Hit, IndexMeta, SearchParams
 
 logger = logging.getLogger("embedswitch")
 
@@ -77,6 +77,8 @@ REBUILD_CHUNK = 4096
 """Vectors a rebuild copies per hold of the writers' mutex."""
 REBUILD_THREADS = max(1, (os.cpu_count() or 2) // 2)
 """Threads a background rebuild builds with: half the cores, the rest keep serving."""
+ALLOW_CACHE = 8
+"""Sets of allowed ids whose keys an index keeps between writes."""
 _STATE_FORMAT = 1
 
 _Replay = Callable[[IdMap, Storage], object]
@@ -110,6 +112,8 @@ class LocalIndex:
         self.rebuilds = 0
         self.rebuild_error: str | None = None
         self._rw = RWLock()
+        self._allow_lock = threading.Lock()
+        self._allow_keys: dict[int, tuple[frozenset[str], int, np.ndarray]] = {}  # see _keys_allowed
         self._writer = threading.Lock()  # one writer, checkpoint or rebuild step at a time
         self._map = IdMap()
         self._storage = storage
@@ -200,19 +204,73 @@ class LocalIndex:
 
     # --- reads ----------------------------------------------------------------------------------
 
-    def search(self, queries: np.ndarray, k: int, exclude: Iterable[str] | None = None) -> list[list[Hit]]:
-        """Up to ``k`` hits ``(id, inner product)`` per query row, best first, skipping ``exclude``."""
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        exclude: Iterable[str] | None = None,
+        allowed: Allowed | None = None,
+        params: SearchParams | None = None,
+    ) -> list[list[Hit]]:
+        """Up to ``k`` hits ``(id, inner product)`` per query row, best first, among the ids
+        ``allowed`` allows, skipping ``exclude``. A filter allowing at most the storage's
+        ``scan_below`` vectors, or ``params.exact``, scores every candidate exactly; otherwise the
+        storage searches with the filter inside (a query it leaves short of ``k`` is then scored
+        exactly)."""
         q = check_queries(queries, self.meta)
         check_k(k)
+        allow_ids = allowed.ids() if allowed is not None else None  # asks the store: before the lock
+        exact = params is not None and params.exact
+        ef = params.ef if params is not None else None
         with self._rw.read:
             self._check_open()
             key_of = self._map.key_of
             if k == 0 or not key_of:
                 return [[] for _ in range(len(q))]
             excluded = {key_of[id_] for id_ in exclude if id_ in key_of} if exclude else set()
-            found = self._storage.search(q, k, excluded)
+            allow = None if allow_ids is None else self._keys_allowed(allow_ids, excluded)
+            if allow is not None and not len(allow):
+                return [[] for _ in range(len(q))]
+            if allow is not None and len(allow) <= self._storage.scan_below or exact:
+                found = self._scan(q, k, allow, excluded)
+            else:
+                found = self._storage.search(q, k, excluded, allow, ef)
+                pool = len(allow) if allow is not None else len(key_of) - len(excluded)
+                short = [i for i, hits in enumerate(found) if len(hits) < min(k, pool)]
+                for i, hits in zip(short, self._scan(q[short], k, allow, excluded), strict=True):
+                    found[i] = hits
             ids = cast(list[str], self._map.id_by_key)  # storage returns live keys only
             return [[(ids[key], score) for key, score in hits] for hits in found]
+
+    def _keys_allowed(self, ids: frozenset[str], excluded: set[int]) -> np.ndarray:
+        """The keys of the live ``ids``, less ``excluded``, sorted. Under the read lock: the keys of
+        one set of ids are kept until the next write (``RWLock.generation``), so a filter repeated
+        between writes maps its ids once."""
+        generation = self._rw.generation
+        with self._allow_lock:
+            found = self._allow_keys.get(id(ids))
+        if found is None or found[0] is not ids or found[1] != generation:
+            found = (ids, generation, _allowed_keys(self._map.key_of, ids, set()))
+            with self._allow_lock:
+                self._allow_keys[id(ids)] = found
+                while len(self._allow_keys) > ALLOW_CACHE:
+                    del self._allow_keys[next(iter(self._allow_keys))]
+        keys = found[2]
+        if excluded and len(keys):
+            keys = keys[~np.isin(keys, np.fromiter(excluded, dtype=np.int64, count=len(excluded)))]
+        return keys
+
+    def _scan(self, q: np.ndarray, k: int, allow: np.ndarray | None, excluded: set[int]) -> Found:
+        """Exact: every allowed (or every live, non-excluded) vector scored. Under the read lock."""
+        if not len(q):
+            return []
+        if allow is None:
+            if self._storage.index_type == "exact":
+                return self._storage.search(q, k, excluded, None, None)
+            allow = _allowed_keys(self._map.key_of, self._map.key_of.keys(), excluded)
+        if self._storage.index_type == "exact":
+            return self._storage.search(q, k, excluded, allow, None)
+        return top_k(q, self._storage.get(allow), allow, k)
 
     def get(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         """The stored vectors of those ids that are present, as float32 arrays of their own."""
@@ -434,6 +492,15 @@ class LocalIndex:
 
 
 # --- writes on a (map, storage) pair: the serving one, or a rebuild's in replay ------------------
+
+
+def _allowed_keys(key_of: dict[str, int], ids: Iterable[str], excluded: set[int]) -> np.ndarray:
+    """The keys of the live ``ids``, less ``excluded``, sorted."""
+    keys = np.fromiter((key_of[id_] for id_ in ids if id_ in key_of), dtype=np.int64)
+    if excluded and len(keys):
+        keys = keys[~np.isin(keys, np.fromiter(excluded, dtype=np.int64, count=len(excluded)))]
+    keys.sort()
+    return keys
 
 
 def _upsert(

@@ -21,6 +21,8 @@ class RWLock:
         self._readers = 0
         self._writing = False
         self._writers_waiting = 0
+        self.generation = 0
+        """How many times the write side was taken: what a reader sees is the same while it is."""
         self.read = _Side(self._acquire_read, self._release_read)
         self.write = _Side(self._acquire_write, self._release_write)
 
@@ -45,6 +47,7 @@ class RWLock:
             finally:
                 self._writers_waiting -= 1
             self._writing = True
+            self.generation += 1
 
     def _release_write(self) -> None:
         with self._mutex:

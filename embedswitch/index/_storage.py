@@ -28,6 +28,9 @@ class Storage(Protocol):
     index_type: str
     precision: str
     """How each number is stored: "f32" (``get`` returns the vectors as written), "f16" or "i8"."""
+    scan_below: int
+    """A filtered search allowing at most this many vectors scores them exactly (``get`` and a
+    product) instead of searching with the filter: worth it while ``get`` is cheap next to a search."""
 
     def reserve(self, extra: int) -> None:
         """Make room for ``extra`` more vectors at once (one reallocation instead of several)."""
@@ -43,8 +46,14 @@ class Storage(Protocol):
         """``[len(keys), dim]`` float32, a fresh array."""
         ...
 
-    def search(self, queries: np.ndarray, k: int, exclude: set[int]) -> Found:
-        """Per query, up to ``k`` hits best first, never a key in ``exclude``."""
+    def search(
+        self, queries: np.ndarray, k: int, exclude: set[int], allow: np.ndarray | None, ef: int | None
+    ) -> Found:
+        """Per query, up to ``k`` hits best first, never a key in ``exclude`` and, with ``allow``
+        (live keys, none of them excluded), only keys in it. ``ef``: a graph's search breadth for
+        this call, at least its own. A graph storage may return fewer than ``k`` hits when
+        ``allow`` or ``exclude`` cut its search short; ``LocalIndex`` then scores the allowed
+        vectors exactly (``top_k``)."""
         ...
 
     def save(self, directory: Path) -> list[Path]:
@@ -88,6 +97,25 @@ def scored(keys: np.ndarray, distances: np.ndarray, exclude: set[int], k: int) -
     if not exclude:
         return list(pairs)[:k]
     return [(key, score) for key, score in pairs if key not in exclude][:k]
+
+
+def top_k(queries: np.ndarray, vectors: np.ndarray, keys: np.ndarray, k: int) -> Found:
+    """Per query, the ``k`` best of ``keys`` (whose vectors are the rows of ``vectors``) by inner
+    product, best first: an exact ranking."""
+    n = len(keys)
+    kk = min(k, n)
+    if kk <= 0:
+        return [[] for _ in range(len(queries))]
+    scores = queries @ vectors.T
+    if kk < n:
+        top = np.argpartition(scores, n - kk, axis=1)[:, n - kk :]
+    else:
+        top = np.broadcast_to(np.arange(n), scores.shape)
+    top_scores = np.take_along_axis(scores, top, axis=1)
+    order = np.argsort(-top_scores, axis=1, kind="stable")
+    rows = np.take_along_axis(top, order, axis=1)
+    best = np.take_along_axis(top_scores, order, axis=1).tolist()
+    return [list(zip(ks, ss, strict=True)) for ks, ss in zip(keys[rows].tolist(), best, strict=True)]
 
 
 def corrupt(directory: Path, what: str) -> EmbedswitchError:

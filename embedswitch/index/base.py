@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -10,6 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from embedswitch._pg import Host
+from embedswitch.filters import Filter
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,46 @@ class IndexMeta:
 
 
 Hit = tuple[str, float]
+
+
+class Allowed:
+    """Which records a filtered search may return: those of the index's kind whose fields match
+    ``where`` (a compiled filter), as the store holds them when the search runs.
+
+    An index that holds vectors only (the in-process ones) calls ``ids()``: the store's answer to
+    the filter, resolved on first use and kept for the request. An index in the store's own
+    database (``pgvector``) evaluates ``where`` beside its vectors instead. ``where`` is None when
+    the caller knows the ids only (``Allowed.of``).
+    """
+
+    def __init__(self, where: Filter | None, resolve: Callable[[], AbstractSet[str]]) -> None:
+        self.where = where
+        self._resolve = resolve
+        self._ids: frozenset[str] | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def of(cls, ids: Iterable[str]) -> Allowed:
+        """Exactly these ids."""
+        fixed = frozenset(ids)
+        return cls(None, lambda: fixed)
+
+    def ids(self) -> frozenset[str]:
+        """The allowed ids (resolved once)."""
+        with self._lock:
+            if self._ids is None:
+                self._ids = frozenset(self._resolve())
+            return self._ids
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    """Per-search knobs. ``ef``: search breadth of a graph index for this search (it never goes
+    below the index's own ``ef_search``); ``exact``: score every candidate (every allowed vector),
+    exact whatever the index type."""
+
+    ef: int | None = None
+    exact: bool = False
 
 
 @runtime_checkable
@@ -55,7 +98,10 @@ class VectorIndex(Protocol):
       replaying a seq twice, or writing an older snapshot after a newer update or a delete, is a
       no-op. ``upsert`` and ``delete`` return how many ids they actually changed;
     - ``search`` takes unit-norm queries ``[n, dim]`` and returns, per query, up to ``k`` hits
-      ``(id, score)`` by descending inner product, skipping ids in ``exclude``;
+      ``(id, score)`` by descending inner product, skipping ids in ``exclude`` and, with
+      ``allowed``, every id it does not allow. Both restrict the candidates *before* ranking: a
+      search returns ``k`` hits whenever ``k`` allowed, non-excluded vectors exist (an approximate
+      index falls back to scoring the allowed vectors exactly rather than return fewer);
     - all methods are safe to call from several threads, and searches do not wait for each other;
     - ``checkpoint`` makes every write so far durable; after a crash the index reopens as of its
       last checkpoint, never half-written, plus every ``durable`` upsert made after it (re-applied
@@ -82,7 +128,12 @@ class VectorIndex(Protocol):
     def delete(self, ids: Sequence[str], seqs: Sequence[int]) -> int: ...
 
     def search(
-        self, queries: np.ndarray, k: int, exclude: Iterable[str] | None = None
+        self,
+        queries: np.ndarray,
+        k: int,
+        exclude: Iterable[str] | None = None,
+        allowed: Allowed | None = None,
+        params: SearchParams | None = None,
     ) -> list[list[Hit]]: ...
 
     def get(self, ids: Sequence[str]) -> dict[str, np.ndarray]:

@@ -15,7 +15,7 @@ import numpy as np
 
 from embedswitch.index._files import write_npy
 from embedswitch.index._local import LocalIndex
-from embedswitch.index._storage import Found, corrupt
+from embedswitch.index._storage import Found, corrupt, top_k
 from embedswitch.index.base import IndexMeta
 from embedswitch.index.specs import ExactSpec
 
@@ -29,6 +29,7 @@ class ExactStorage:
 
     index_type = "exact"
     precision = "f32"
+    scan_below = 0  # its own search scores the allowed rows only
 
     def __init__(self, dim: int) -> None:
         self.dim = dim
@@ -83,33 +84,25 @@ class ExactStorage:
     def get(self, keys: np.ndarray) -> np.ndarray:
         return self._mat[self._row_of[keys]]
 
-    def search(self, queries: np.ndarray, k: int, exclude: set[int]) -> Found:
+    def search(
+        self, queries: np.ndarray, k: int, exclude: set[int], allow: np.ndarray | None, ef: int | None
+    ) -> Found:
         n = self._n
-        mask = self._row_of[np.fromiter(exclude, dtype=np.int64, count=len(exclude))]
-        kk = min(k, n - len(mask))
-        if kk <= 0:
+        if allow is not None:  # score the allowed rows only: a mask before ranking
+            mat, keys = self._mat[self._row_of[allow]], allow
+        elif exclude:
+            keep = np.ones(n, dtype=bool)
+            keep[self._row_of[np.fromiter(exclude, dtype=np.int64, count=len(exclude))]] = False
+            mat, keys = self._mat[:n][keep], self._row_keys[:n][keep]
+        else:
+            mat, keys = self._mat[:n], self._row_keys[:n]
+        if not len(keys):
             return [[] for _ in range(len(queries))]
-        chunk = max(1, _SCORE_BUDGET // n)
+        chunk = max(1, _SCORE_BUDGET // len(keys))
         out: Found = []
         for start in range(0, len(queries), chunk):
-            out += self._top_k(queries[start : start + chunk], kk, mask)
+            out += top_k(queries[start : start + chunk], mat, keys, k)
         return out
-
-    def _top_k(self, queries: np.ndarray, kk: int, mask: np.ndarray) -> Found:
-        n = self._n
-        scores = queries @ self._mat[:n].T
-        if len(mask):
-            scores[:, mask] = -np.inf
-        if kk < n:
-            top = np.argpartition(scores, n - kk, axis=1)[:, n - kk :]
-        else:
-            top = np.broadcast_to(np.arange(n), scores.shape)
-        top_scores = np.take_along_axis(scores, top, axis=1)
-        order = np.argsort(-top_scores, axis=1, kind="stable")
-        rows = np.take_along_axis(top, order, axis=1)
-        keys = self._row_keys[rows].tolist()
-        best = np.take_along_axis(top_scores, order, axis=1).tolist()
-        return [list(zip(ks, ss, strict=True)) for ks, ss in zip(keys, best, strict=True)]
 
     def save(self, directory: Path) -> list[Path]:
         return [

@@ -20,6 +20,7 @@ excluded, and lets searches, ``get_items`` and ``save_index`` run side by side.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +42,17 @@ _LOOKUP_NODE = 40
 """An entry of hnswlib's label -> slot ``unordered_map``: node (32 B allocated) + bucket pointer."""
 
 
+def _outside(exclude: set[int]) -> Callable[[int], bool]:
+    return lambda key: key not in exclude
+
+
 class HnswStorage:
     """The vectors in an hnswlib graph (inner-product space), labelled by key."""
 
     index_type = "hnsw"
     precision = "f32"
+    scan_below = 0
+    """hnswlib's ``get_items`` costs ~50 us a vector, a filtered search under a ms: always search."""
 
     def __init__(self, dim: int, m: int, ef_construction: int, ef_search: int) -> None:
         self.dim, self.m, self.ef_construction, self.ef_search = dim, m, ef_construction, ef_search
@@ -92,13 +99,35 @@ class HnswStorage:
             raise EmbedswitchError(f"HNSW graph lost vectors of stored keys ({exc}); rebuild it") from exc
         return np.asarray(found, dtype=np.float32).reshape(len(keys), self.dim)
 
-    def search(self, queries: np.ndarray, k: int, exclude: set[int]) -> Found:
-        count = min(k + len(exclude), self._live)
+    def search(
+        self, queries: np.ndarray, k: int, exclude: set[int], allow: np.ndarray | None, ef: int | None
+    ) -> Found:
+        pool = len(allow) if allow is not None else self._live - len(exclude)
+        # hnswlib searches with max(ef, count): a larger count is a larger ef for this call only
+        count = min(max(k, ef or 0), pool)
         if count <= 0:
             return [[] for _ in range(len(queries))]
-        # hnswlib searches with max(ef, count), so ef never needs raising per query
-        labels, distances = self._graph.knn_query(queries, k=count, num_threads=threads_for(len(queries)))
-        return [scored(row, dists, exclude, k) for row, dists in zip(labels, distances, strict=True)]
+        keep: Callable[[int], bool] | None = None
+        if allow is not None:  # the filter runs inside the graph search, before ranking
+            keep = frozenset(allow.tolist()).__contains__
+        elif exclude:
+            keep = _outside(exclude)
+        # a filter is a Python function: one thread calls it (hnswlib's threads would take turns on the GIL)
+        threads = 1 if keep is not None else threads_for(len(queries))
+        try:
+            labels, distances = self._graph.knn_query(queries, k=count, num_threads=threads, filter=keep)
+        except RuntimeError:  # some query found fewer than ``count``: per query, short ones empty
+            return [self._one(query, count, keep, k) for query in queries]
+        return [scored(row, dists, set(), k) for row, dists in zip(labels, distances, strict=True)]
+
+    def _one(
+        self, query: np.ndarray, count: int, keep: Callable[[int], bool] | None, k: int
+    ) -> list[tuple[int, float]]:
+        try:
+            labels, distances = self._graph.knn_query(query[None, :], k=count, num_threads=1, filter=keep)
+        except RuntimeError:
+            return []
+        return scored(labels[0], distances[0], set(), k)
 
     def save(self, directory: Path) -> list[Path]:
         path = directory / _FILE

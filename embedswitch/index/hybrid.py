@@ -20,7 +20,7 @@ from typing import Literal
 import numpy as np
 
 from embedswitch._errors import InvalidRequest
-from embedswitch.index.base import Hit, IndexHost, IndexMeta, VectorIndex
+from embedswitch.index.base import Allowed, Hit, IndexHost, IndexMeta, SearchParams, VectorIndex
 from embedswitch.index.lexical import LexicalIndex, Tokenizer
 from embedswitch.index.registry import open_index
 from embedswitch.index.specs import IndexSpec
@@ -119,21 +119,34 @@ class TextIndex:
             )
         return self.vectors
 
-    def search(self, queries: np.ndarray, k: int, exclude: Iterable[str] | None = None) -> list[list[Hit]]:
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        exclude: Iterable[str] | None = None,
+        allowed: Allowed | None = None,
+        params: SearchParams | None = None,
+    ) -> list[list[Hit]]:
         """The dense part's search by vector (``require_vectors``)."""
-        return self.require_vectors().search(queries, k, exclude)
+        return self.require_vectors().search(queries, k, exclude, allowed, params)
 
     def search_text(
-        self, text: str, query: np.ndarray | None, k: int, exclude: Iterable[str] | None = None
+        self,
+        text: str,
+        query: np.ndarray | None,
+        k: int,
+        allowed: Allowed | None = None,
+        params: SearchParams | None = None,
     ) -> list[Hit]:
         """The ``k`` best records for ``text``: BM25 alone, or (hybrid, ``query`` being the dense
-        model's vector of ``text``) both parts' ``depth`` best, fused."""
-        skip = set(exclude or ())
+        model's vector of ``text``) both parts' ``depth`` best, fused; with ``allowed``, each part
+        ranks the allowed records only."""
+        ids = allowed.ids() if allowed is not None else None
         if self.vectors is None or query is None:
-            return self.lexical.search(text, k, skip)
+            return self.lexical.search(text, k, None, ids)
         depth = max(k, self.fusion.depth)
-        dense = self.vectors.search(query[None, :], depth, skip)[0]
-        lexical = self.lexical.search(text, depth, skip)
+        dense = self.vectors.search(query[None, :], depth, None, allowed, params)[0]
+        lexical = self.lexical.search(text, depth, None, ids)
         if self.fusion.method == "convex":
             return convex(dense, lexical, k, self.fusion.weight)
         return rrf([dense, lexical], k, self.fusion.rrf_k)

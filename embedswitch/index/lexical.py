@@ -20,6 +20,7 @@ import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Literal
 
@@ -159,22 +160,36 @@ class LexicalIndex:
 
     # --- reads ----------------------------------------------------------------------------------
 
-    def search(self, text: str, k: int, exclude: Iterable[str] | None = None) -> list[Hit]:
+    def search(
+        self,
+        text: str,
+        k: int,
+        exclude: Iterable[str] | None = None,
+        allowed: AbstractSet[str] | None = None,
+    ) -> list[Hit]:
         """Up to ``k`` hits ``(id, BM25 score)`` for records holding any word of ``text``, best
-        first (ties by age in the index), skipping ``exclude``."""
+        first (ties by age in the index), skipping ``exclude`` and, with ``allowed``, every id not
+        in it: the ``k`` best allowed matches, whatever ranks above them."""
         check_k(k)
         query = match_expression(text)
         skip = set(exclude or ())
         if query is None or k == 0:
             return []
+        limit = -1 if allowed is not None else k + len(skip)  # FTS5 ranks every match either way
+        hits: list[Hit] = []
         with self._rw.read:
             self._check_open()
             rows = self._db.get().execute(
                 "SELECT d.id, -r.score FROM (SELECT rowid, rank AS score FROM fts WHERE fts MATCH ? "
                 "ORDER BY rank LIMIT ?) r JOIN docs d ON d.rowid = r.rowid ORDER BY r.score, r.rowid",
-                (query, k + len(skip)),
+                (query, limit),
             )
-            return [(id_, float(score)) for id_, score in rows if id_ not in skip][:k]
+            for id_, score in rows:
+                if id_ not in skip and (allowed is None or id_ in allowed):
+                    hits.append((id_, float(score)))
+                    if len(hits) == k:
+                        break
+        return hits
 
     def get(self, ids: Sequence[str]) -> dict[str, str]:
         """The indexed texts of those ids that are present."""

@@ -54,7 +54,7 @@ from embedswitch.index import _engines as engines
 from embedswitch.index._checks import check_k, check_queries, check_seqs, check_vectors, closed
 from embedswitch.index._ids import IdMap
 from embedswitch.index._ledger import Seen, SeqLedger
-from embedswitch.index.base import Hit, IndexMeta
+from embedswitch.index.base import Allowed, Hit, IndexMeta, SearchParams
 from embedswitch.index.specs import MilvusSpec
 
 MAX_TOPK = 16_384
@@ -224,25 +224,38 @@ class MilvusIndex:
 
     # --- reads ----------------------------------------------------------------------------------
 
-    def search(self, queries: np.ndarray, k: int, exclude: Iterable[str] | None = None) -> list[list[Hit]]:
-        """Up to ``k`` hits ``(id, inner product)`` per query row, best first, skipping ``exclude``."""
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        exclude: Iterable[str] | None = None,
+        allowed: Allowed | None = None,
+        params: SearchParams | None = None,
+    ) -> list[list[Hit]]:
+        """Up to ``k`` hits ``(id, inner product)`` per query row, best first, skipping ``exclude``
+        and, with ``allowed``, every id it does not allow: a boolean expression on the primary keys
+        (hex digits only: no record id reaches it), which Milvus applies inside its search."""
         q = check_queries(queries, self.meta)
         check_k(k)
         self._check_open()
         if k == 0 or not len(q):
             return [[] for _ in range(len(q))]
         excluded = set(exclude) if exclude else set()
-        limit = min(MAX_TOPK, k + len(excluded))
-        params: dict[str, Any] = {"metric_type": "IP"}
+        expr = [f"key in {json.dumps(sorted(key_of(i) for i in allowed.ids()))}"] if allowed else []
+        if excluded and allowed:
+            expr.append(f"key not in {json.dumps(sorted(key_of(i) for i in excluded))}")
+        limit = min(MAX_TOPK, k + (0 if allowed else len(excluded)))
+        search: dict[str, Any] = {"metric_type": "IP"}
         if self._server:
-            params["params"] = {"ef": max(self.spec.ef_search, limit)}
+            search["params"] = {"ef": max(self.spec.ef_search, limit, params.ef or 0 if params else 0)}
         with self._call() as client:
             answers = client.search(
                 self.name,
                 data=list(q),
                 limit=limit,
+                filter=" and ".join(expr),
                 anns_field="v",
-                search_params=params,
+                search_params=search,
                 output_fields=["rid"],
             )
         return [self._hits(answer, k, excluded) for answer in answers]

@@ -48,10 +48,12 @@ import psycopg
 from psycopg.types import TypeInfo
 
 from embedswitch._errors import InvalidRequest, Unavailable
+from embedswitch.filters import Filter
+from embedswitch.index import _pgfilter as restricted
 from embedswitch.index import _pgtables as tables
 from embedswitch.index._checks import check_k, check_queries, check_seqs, check_vectors, closed
 from embedswitch.index._ids import IdMap
-from embedswitch.index.base import Hit, IndexHost, IndexMeta
+from embedswitch.index.base import Allowed, Hit, IndexHost, IndexMeta, SearchParams
 from embedswitch.index.specs import PGVECTOR_MAX_EF, PgvectorSpec
 
 MAX_DIM = 2000
@@ -86,6 +88,7 @@ class PgvectorIndex:
         self._type = vector_type
         self._dumper = type("VectorDumper", (tables.VectorDumper,), {"oid": vector_type.oid})
         self._has_hnsw = False
+        self._has_records: bool | None = None
         self._closed = False
 
     @classmethod
@@ -194,13 +197,23 @@ class PgvectorIndex:
 
     # --- reads ----------------------------------------------------------------------------------
 
-    def search(self, queries: np.ndarray, k: int, exclude: Iterable[str] | None = None) -> list[list[Hit]]:
-        """Up to ``k`` hits ``(id, inner product)`` per query row, best first, skipping ``exclude``."""
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        exclude: Iterable[str] | None = None,
+        allowed: Allowed | None = None,
+        params: SearchParams | None = None,
+    ) -> list[list[Hit]]:
+        """Up to ``k`` hits ``(id, inner product)`` per query row, best first, skipping ``exclude``;
+        with ``allowed`` or ``params``, see ``_pgfilter.py``."""
         q = check_queries(queries, self.meta)
         check_k(k)
         self._check_open()
         if k == 0 or not len(q):
             return [[] for _ in range(len(q))]
+        if allowed is not None or params is not None:
+            return self._restricted(q, k, exclude, allowed, params or SearchParams())
         excluded = list(set(exclude)) if exclude else []
         query = self._sql.search_excluding if excluded else self._sql.search
         with _translated(self.meta), self.host.reader() as conn:
@@ -223,6 +236,59 @@ class PgvectorIndex:
             found = [cur.fetchall() for cur in cursors]
         # a relaxed_order scan may return hits slightly out of order
         return [[(id_, -distance) for id_, distance in sorted(rows, key=_distance)] for rows in found]
+
+    def _restricted(
+        self,
+        q: np.ndarray,
+        k: int,
+        exclude: Iterable[str] | None,
+        allowed: Allowed | None,
+        params: SearchParams,
+    ) -> list[list[Hit]]:
+        excluded = list(set(exclude)) if exclude else []
+        where = allowed.where if allowed is not None and self._joins_records() else None
+        by_ids = allowed is not None and where is None
+        values: dict[str, Any] = {"k": k, "excluded": excluded, "collection": self.meta.collection}
+        values |= {"kind": self.meta.kind, "allowed": sorted(allowed.ids()) if by_ids and allowed else []}
+        settings = self._settings(k, len(excluded))
+        if params.ef is not None:
+            settings["ef"] = str(min(PGVECTOR_MAX_EF, max(int(settings["ef"]), params.ef)))
+        out: list[list[Hit]] = []
+        for row in q:
+            # an id list is small (its caller knows every id): score it exactly, like a short scan
+            hits = self._ranked(row, values, settings, where, by_ids, exact=params.exact or by_ids)
+            if len(hits) < k and not (params.exact or by_ids):
+                hits = self._ranked(row, values, settings, where, by_ids, exact=True)
+            out.append(hits)
+        return out
+
+    def _ranked(
+        self,
+        row: np.ndarray,
+        values: dict[str, Any],
+        settings: dict[str, Any],
+        where: Filter | None,
+        by_ids: bool,
+        exact: bool,
+    ) -> list[Hit]:
+        text, extra = restricted.statement(
+            self.table, where=where, by_ids=by_ids, excluding=bool(values["excluded"]), exact=exact
+        )
+        with self._reading() as conn:
+            conn.execute(tables.SETTINGS, settings)
+            if exact:
+                conn.execute(restricted.EXACT_SETTINGS)
+            # never prepared: a generic plan, blind to the filter's values, may scan every record
+            rows = self._cursor(conn).execute(text, {**values, **extra, "q": row}, prepare=False).fetchall()
+        return [(id_, -distance) for id_, distance in sorted(rows, key=_distance)]
+
+    def _joins_records(self) -> bool:
+        """Whether this database holds the store's records (so a filter joins them)."""
+        if self._has_records is None:
+            with self._reading() as conn:
+                found = conn.execute(restricted.HAS_RECORDS).fetchone()
+            self._has_records = bool(found and found[0])
+        return self._has_records
 
     def plan(self, query: np.ndarray, k: int, exclude: Iterable[str] | None = None) -> str:
         """The plan PostgreSQL runs for ``search`` of the one-row ``query`` (``EXPLAIN ANALYZE``

@@ -55,7 +55,7 @@ from embedswitch._errors import EmbedswitchError, Unavailable
 from embedswitch.index import _engines as engines
 from embedswitch.index._checks import check_k, check_queries, check_seqs, check_vectors, closed
 from embedswitch.index._ids import IdMap
-from embedswitch.index.base import Hit, IndexMeta
+from embedswitch.index.base import Allowed, Hit, IndexMeta, SearchParams
 from embedswitch.index.specs import QdrantSpec
 
 VECTOR = "v"
@@ -218,18 +218,29 @@ class QdrantIndex:
 
     # --- reads ----------------------------------------------------------------------------------
 
-    def search(self, queries: np.ndarray, k: int, exclude: Iterable[str] | None = None) -> list[list[Hit]]:
-        """Up to ``k`` hits ``(id, inner product)`` per query row, best first, skipping ``exclude``."""
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        exclude: Iterable[str] | None = None,
+        allowed: Allowed | None = None,
+        params: SearchParams | None = None,
+    ) -> list[list[Hit]]:
+        """Up to ``k`` hits ``(id, inner product)`` per query row, best first, skipping ``exclude``
+        and, with ``allowed``, every id it does not allow: a Qdrant filter on the point ids, which
+        Qdrant applies inside its search, so ``k`` allowed points give ``k`` hits."""
         q = check_queries(queries, self.meta)
         check_k(k)
         self._check_open()
         if k == 0 or not len(q):
             return [[] for _ in range(len(q))]
-        where = self._query_filter(exclude)
-        params = qm.SearchParams(hnsw_ef=max(self.spec.ef_search, k)) if self._server else None
+        where = self._query_filter(exclude, allowed)
+        ef = max(self.spec.ef_search, k, params.ef or 0 if params is not None else 0)
+        exact = params is not None and params.exact
+        params_q = qm.SearchParams(hnsw_ef=ef, exact=exact) if self._server or exact else None
         requests = [
             qm.QueryRequest(
-                query=row.tolist(), using=VECTOR, limit=k, filter=where, params=params, with_payload=["id"]
+                query=row.tolist(), using=VECTOR, limit=k, filter=where, params=params_q, with_payload=["id"]
             )
             for row in q
         ]
@@ -237,12 +248,17 @@ class QdrantIndex:
             answers = client.query_batch_points(self.name, requests)
         return [[(str((p.payload or {})["id"]), float(p.score)) for p in a.points] for a in answers]
 
-    def _query_filter(self, exclude: Iterable[str] | None) -> qm.Filter | None:
-        """The Qdrant filter of a search: the excluded ids' points left out."""
-        excluded = sorted({point_id(i) for i in exclude}) if exclude else []
-        if not excluded:
+    def _query_filter(self, exclude: Iterable[str] | None, allowed: Allowed | None) -> qm.Filter | None:
+        """The Qdrant filter of a search: the allowed ids' points only, the excluded ones left out."""
+        must: list[qm.Condition] = []
+        must_not: list[qm.Condition] = []
+        if allowed is not None:
+            must.append(qm.HasIdCondition(has_id=[point_id(i) for i in sorted(allowed.ids())]))
+        if exclude:
+            must_not.append(qm.HasIdCondition(has_id=[point_id(i) for i in sorted(set(exclude))]))
+        if not must and not must_not:
             return None
-        return qm.Filter(must_not=[qm.HasIdCondition(has_id=list(excluded))])
+        return qm.Filter(must=must or None, must_not=must_not or None)
 
     def get(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         """The stored vectors of those ids that are present, as float32 arrays of their own."""

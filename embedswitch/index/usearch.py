@@ -35,6 +35,8 @@ class UsearchStorage:
     """The vectors in a usearch HNSW graph at ``precision``, labelled by key."""
 
     index_type = "usearch"
+    scan_below = 256
+    """usearch's search takes no filter (see ``search``); ``get`` costs ~6 us a vector."""
 
     def __init__(self, dim: int, spec: UsearchSpec) -> None:
         self.dim, self.spec = dim, spec
@@ -72,14 +74,30 @@ class UsearchStorage:
         rows = np.stack([row for row in found if row is not None]) if isinstance(found, tuple) else found
         return np.asarray(rows, dtype=np.float32).reshape(len(keys), self.dim)
 
-    def search(self, queries: np.ndarray, k: int, exclude: set[int]) -> Found:
-        count = min(k + len(exclude), len(self._index))
-        if count <= 0:
+    def search(
+        self, queries: np.ndarray, k: int, exclude: set[int], allow: np.ndarray | None, ef: int | None
+    ) -> Found:
+        """usearch's Python search takes no filter: with ``allow``, it over-fetches in proportion
+        to how selective the filter is and keeps the allowed keys (``LocalIndex`` scores the
+        allowed vectors exactly for any query left short)."""
+        size = len(self._index)
+        want = max(k, ef or 0)
+        if allow is not None:
+            count = min(size, want * (-(-size // max(1, len(allow))) * 2 + 3) + len(exclude))
+        else:
+            count = min(size, want + len(exclude))
+        if count <= 0 or (allow is not None and not len(allow)):
             return [[] for _ in range(len(queries))]
         threads = max(0, threads_for(len(queries)))
         found = self._index.search(queries, count, threads=threads)
         keys, distances = np.atleast_2d(found.keys), np.atleast_2d(found.distances)
         counts = np.atleast_1d(getattr(found, "counts", [len(found.keys)]))
+        if allow is not None:
+            allowed = frozenset(allow.tolist())
+            return [
+                [hit for hit in scored(row[:n], dists[:n], set(), n) if hit[0] in allowed][:k]
+                for row, dists, n in zip(keys, distances, counts.tolist(), strict=True)
+            ]
         return [
             scored(row[:n], dists[:n], exclude, k)
             for row, dists, n in zip(keys, distances, counts.tolist(), strict=True)

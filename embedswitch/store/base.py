@@ -16,6 +16,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from ..filters import Filter
+
 Op = Literal["upsert", "delete", "interact"]
 RecordKey = tuple[str, str]  # (kind, id)
 
@@ -230,6 +232,16 @@ class RecordStore(Protocol):
 
     def count_records(self, collection: str) -> dict[str, int]:
         """Live records per kind."""
+        ...
+
+    def record_ids(self, collection: str, kind: str, where: Filter) -> set[str]:
+        """The ids of the live records of ``kind`` whose fields match ``where``."""
+        ...
+
+    def list_records(
+        self, collection: str, kind: str, after: str | None, limit: int, where: Filter | None = None
+    ) -> list[Record]:
+        """Up to ``limit`` live records of ``kind`` matching ``where``, ids after ``after``, in id order."""
         ...
 
     def read_log(self, collection: str, after: int, limit: int) -> list[Change]: ...

@@ -22,6 +22,8 @@ from pydantic import BaseModel, ConfigDict
 
 from .._errors import CollectionExists, CollectionNotFound, RecordNotFound
 from .._sqlite import Connections
+from ..filters import Filter
+from ._filtered import ids_query, page_query
 from ._single_process import SingleProcess
 from ._sqlite_quarantine import QUARANTINE_SCHEMA, SqliteQuarantine
 from .base import (
@@ -397,6 +399,15 @@ class SqliteStore(SqliteQuarantine, SingleProcess):
             "SELECT kind, COUNT(*) FROM records WHERE collection=? GROUP BY kind", (collection,)
         )
         return dict(rows.fetchall())
+
+    def record_ids(self, collection: str, kind: str, where: Filter) -> set[str]:
+        return {rid for (rid,) in self._db().execute(*ids_query("sqlite", collection, kind, where))}
+
+    def list_records(
+        self, collection: str, kind: str, after: str | None, limit: int, where: Filter | None = None
+    ) -> list[Record]:
+        rows = self._db().execute(*page_query("sqlite", collection, kind, after, limit, where))
+        return [Record(k, i, t, json.loads(f), s, v) for k, i, t, f, s, v in rows]
 
     def read_log(self, collection: str, after: int, limit: int) -> list[Change]:
         rows = self._db().execute(

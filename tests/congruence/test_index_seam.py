@@ -19,7 +19,7 @@ from _pg_host import PgHost
 from _postgres import pg_server, pg_uri  # noqa: F401 - fixtures
 
 from embedswitch._errors import IndexMismatch, InvalidRequest, Unavailable
-from embedswitch.index import IndexMeta, VectorIndex
+from embedswitch.index import Allowed, IndexMeta, SearchParams, VectorIndex
 
 
 @pytest.fixture(params=SEAM_TYPES)
@@ -101,6 +101,48 @@ def test_exclude_skips_ids_but_still_returns_k(index: VectorIndex) -> None:
     assert ids[0] not in hit_ids(hits) and ids[1] not in hit_ids(hits)
     everything_else = index.search(vecs[:1], 100, exclude=ids[:10])[0]
     assert sorted(hit_ids(everything_else)) == sorted(ids[10:])
+
+
+# --- filters: restricted before ranking ----------------------------------------------------------
+
+
+def test_allowed_ids_restrict_before_ranking(index: VectorIndex) -> None:
+    ids, vecs = fill(index, 80)
+    allowed = ids[::8]  # 10 of 80
+    for hits in index.search(vecs[:4], 5, allowed=Allowed.of(allowed)):
+        assert len(hits) == 5 and set(hit_ids(hits)) <= set(allowed)
+        scores = [score for _, score in hits]
+        assert scores == sorted(scores, reverse=True)
+    brute = vecs[::8] @ vecs[0]
+    best = [allowed[i] for i in np.argsort(-brute)[:5]]
+    assert hit_ids(index.search(vecs[:1], 5, allowed=Allowed.of(allowed))[0]) == best
+
+
+def test_a_filter_returns_k_whenever_k_are_allowed(index: VectorIndex) -> None:
+    ids, vecs = fill(index, 60)
+    for count in (0, 3, 10):
+        found = index.search(vecs[:2], 10, allowed=Allowed.of(ids[20 : 20 + count]))
+        assert [len(hits) for hits in found] == [count, count]
+    found = index.search(vecs[:1], 10, exclude=ids[20:25], allowed=Allowed.of([*ids[20:40], "never-stored"]))[
+        0
+    ]
+    assert len(found) == 10 and set(hit_ids(found)) <= set(ids[25:40])
+
+
+def test_deleted_ids_are_never_allowed(index: VectorIndex) -> None:
+    ids, vecs = fill(index, 30)
+    index.delete(ids[:10], [2] * 10)
+    found = index.search(vecs[:1], 10, allowed=Allowed.of(ids[:15]))[0]
+    assert sorted(hit_ids(found)) == sorted(ids[10:15])
+
+
+def test_exact_and_ef_knobs(index: VectorIndex) -> None:
+    ids, vecs = fill(index, 50)
+    for params in (SearchParams(exact=True), SearchParams(ef=200), SearchParams(ef=1, exact=True)):
+        hits = index.search(vecs[:1], 7, exclude=ids[:1], params=params)[0]
+        brute = [ids[i] for i in np.argsort(-(vecs @ vecs[0]))[1:8]]
+        assert len(hits) == 7 and ids[0] not in hit_ids(hits)
+        assert len(set(hit_ids(hits)) & set(brute)) >= 6
 
 
 def test_delete_removes_from_every_read(index: VectorIndex) -> None:

@@ -676,3 +676,63 @@ def test_wrong_method_is_405_naming_the_allowed_ones(
     assert response.status_code == 405 and error["code"] == "method_not_allowed" and error["message"]
     assert response.headers["allow"] == allow
     assert snapshot(http) == before
+
+
+# -- filters, batches, cursors --------------------------------------------------------------------
+
+
+@cases(
+    (
+        "POST",
+        f"{C}/search",
+        {"text": "cats", "filter": {"n": {"gtee": 3}}},
+        ("n", "unknown operator 'gtee'", "gte"),
+    ),
+    (
+        "POST",
+        f"{C}/search",
+        {"text": "cats", "filter": {"n": {"gte": "3"}}},
+        ("n.gte", "numbers", "a string"),
+    ),
+    ("POST", f"{C}/search", {"text": "cats", "filter": {"n": None}}, ("n", '"exists": false')),
+    ("POST", f"{C}/search", {"text": "cats", "filter": {"n": [1, 2]}}, ("n", '"in"')),
+    ("POST", f"{C}/search", {"text": "cats", "filter": {}}, ("filter", 'leave "filter" out')),
+    ("POST", f"{C}/search", {"text": "cats", "filter": "n = 1"}, ("filter", "JSON object")),
+    ("POST", f"{C}/search", {"text": "cats", "filter": {"or": {"n": 1}}}, ("or", "list of filters")),
+    ("POST", f"{C}/search", {"text": "cats", "ef": 0}, ("ef",)),
+    ("POST", f"{C}/search", {"text": "cats", "fields": "n"}, ("fields",)),
+    ("POST", f"{C}/recommend", {"item": "d1", "filter": {"n": {"lt": "x"}}}, ("n.lt", "numbers")),
+    ("POST", f"{C}/search/batch", {"searches": []}, ("searches",)),
+    ("POST", f"{C}/search/batch", {"searches": [{"text": "cats"}] * 257}, ("searches", "256")),
+    ("POST", f"{C}/search/batch", {"searches": [{"text": "cats", "filter": {"n": {"in": []}}}]}, ("n.in",)),
+    ("POST", f"{C}/scroll", {"cursor": "not-a-cursor"}, ("cursor", "leave it out")),
+    ("POST", f"{C}/scroll", {"limit": 1001}, ("limit", "1000")),
+    ("POST", f"{C}/get-records", {"ids": [f"d{i}" for i in range(1001)]}, ("ids", "1000")),
+    ("POST", f"{C}/delete-records", {"ids": []}, ("ids",)),
+    ("POST", f"{C}/delete-records", {"ids": [f"d{i}" for i in range(1001)]}, ("ids", "1000")),
+    ("POST", f"{C}/delete-where", {}, ("filter",)),
+    ("POST", f"{C}/delete-where", {"filter": {"n": {"exists": "yes"}}}, ("n.exists",)),
+)
+def test_bad_filter_batch_or_page_is_422(
+    http: httpx.Client, method: str, path: str, body: Any, mentions: tuple[str, ...]
+) -> None:
+    expect_error(http, method, path, 422, "invalid_request", mentions, body)
+
+
+def test_a_cursor_of_another_kind_is_422(http: httpx.Client) -> None:
+    page = ok(http.post(f"{C}/scroll", json={"limit": 1, "kind": "faq"}))
+    assert page["cursor"]
+    body = {"cursor": page["cursor"], "kind": "doc"}
+    expect_error(http, "POST", f"{C}/scroll", 422, "invalid_request", ("'faq'", "'doc'"), body)
+
+
+def test_a_filter_on_a_field_no_record_has_matches_nothing(http: httpx.Client) -> None:
+    before = snapshot(http)
+    found = ok(http.post(f"{C}/search", json={"text": "cats", "filter": {"nobody": "x"}}))
+    assert found["hits"] == []
+    everyone = ok(
+        http.post(f"{C}/search", json={"text": "cats", "k": 20, "filter": {"not": {"nobody": "x"}}})
+    )
+    assert len(everyone["hits"]) == len(DOCS)
+    assert ok(http.post(f"{C}/delete-where", json={"filter": {"nobody": 1}}))["count"] == 0
+    assert snapshot(http) == before

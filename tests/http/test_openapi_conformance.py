@@ -76,7 +76,8 @@ class Articles:
         return body
 
     def after(self, case: Case, response: Response) -> None:
-        if case.method == "DELETE" and response.status_code < 300:
+        deletes = case.method == "DELETE" or case.path.endswith(("/delete-records", "/delete-where"))
+        if deletes and response.status_code < 300:
             self.stale = True
 
     def _build(self) -> None:

@@ -30,6 +30,7 @@ def unit(n: int, seed: int = 0, dim: int = DIM) -> np.ndarray:
 
 def test_public_api() -> None:
     assert sorted(index_pkg.__all__) == [
+        "Allowed",
         "AutoSpec",
         "ExactSpec",
         "HnswSpec",
@@ -38,6 +39,7 @@ def test_public_api() -> None:
         "MilvusSpec",
         "PgvectorSpec",
         "QdrantSpec",
+        "SearchParams",
         "UsearchSpec",
         "VectorIndex",
         "index_spec",

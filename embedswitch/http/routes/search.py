@@ -23,8 +23,8 @@ from ..._errors import (
     UnknownKind,
     VersionNotFound,
 )
-from ...results import RecommendResult, SearchResult
-from ...specs import RecommendRequest, SearchRequest
+from ...results import BatchSearchResult, RecommendResult, SearchResult
+from ...specs import BatchSearchRequest, RecommendRequest, SearchRequest
 from .. import examples
 from ..bodies import JsonRoute
 from ..deps import EngineDep
@@ -50,6 +50,22 @@ async def search(
     if engine.answers_inline(c, body):
         return engine.search(c, body)
     return await run_in_threadpool(engine.search, c, body)
+
+
+@router.post("/v1/collections/{c}/search/batch")
+@raises(
+    VersionNotFound,
+    RecordNotFound,
+    UnknownKind,
+    TextNotSupported,
+    InputRejected,
+    NotCaughtUp,
+    ModelUnavailable,
+)
+def search_batch(
+    engine: EngineDep, c: Collection, body: Annotated[BatchSearchRequest, examples.SEARCH_BATCH]
+) -> BatchSearchResult:
+    return engine.search_batch(c, body)
 
 
 @router.post("/v1/collections/{c}/recommend")

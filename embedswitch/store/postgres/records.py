@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
 
 from ..._errors import CollectionNotFound, InvalidRequest, RecordNotFound
+from ...filters import Filter
+from .._filtered import ids_query, page_query
 from ..base import Change, Interaction, NewInteraction, NewRecord, Record, RecordKey, WriteResult
 from .listener import LOG, Wakeups
 
@@ -46,7 +48,7 @@ class PostgresRecords:
     """``RecordStore`` over the store's connections."""
 
     _tx: Callable[[], AbstractContextManager[Conn]]
-    _fetch: Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
+    _fetch: Callable[[str, Sequence[Any] | Mapping[str, Any]], list[tuple[Any, ...]]]
     _wakeups: Wakeups
 
     # -- the log's order: overridden only by a test that shows what breaks without it ---------
@@ -247,6 +249,15 @@ class PostgresRecords:
             "SELECT kind, COUNT(*) FROM es_records WHERE collection = %s GROUP BY kind", (collection,)
         )
         return {kind: int(n) for kind, n in rows}
+
+    def record_ids(self, collection: str, kind: str, where: Filter) -> set[str]:
+        return {rid for (rid,) in self._fetch(*ids_query("postgres", collection, kind, where))}
+
+    def list_records(
+        self, collection: str, kind: str, after: str | None, limit: int, where: Filter | None = None
+    ) -> list[Record]:
+        rows = self._fetch(*page_query("postgres", collection, kind, after, limit, where))
+        return [Record(k, i, t, json.loads(f), s, v) for k, i, t, f, s, v in rows]
 
     def read_log(self, collection: str, after: int, limit: int) -> list[Change]:
         rows = self._fetch(

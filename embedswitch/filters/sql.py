@@ -1,0 +1,130 @@
+"""A filter as a SQL predicate over a column of JSON fields: SQLite (``json_type``/``json_extract``
+on text) or PostgreSQL (``jsonb``). Values travel as parameters, never in the SQL text.
+
+Each leaf is wrapped in ``COALESCE(..., false)``, so a missing field gives false, never NULL, and
+``NOT`` keeps the meaning ``ast.py`` states.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .ast import And, Eq, Exists, Filter, In, Not, Or, Range, Scalar
+
+Dialect = Literal["sqlite", "postgres"]
+_SQL_OP = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+
+
+@dataclass(frozen=True)
+class Predicate:
+    """A boolean SQL expression and its named parameters (``:f0`` for SQLite, ``%(f0)s`` for
+    psycopg), named ``f0``, ``f1``, ... so they never clash with the query's own."""
+
+    sql: str
+    params: dict[str, Any]
+
+
+def predicate(node: Filter, dialect: Dialect, fields: str) -> Predicate:
+    """``node`` as a predicate on ``fields``, the SQL expression of a record's fields (text JSON
+    for SQLite, ``jsonb`` for PostgreSQL)."""
+    params: dict[str, Any] = {}
+    build = _Sqlite(fields, params) if dialect == "sqlite" else _Postgres(fields, params)
+    return Predicate(build.node(node), params)
+
+
+class _Build:
+    def __init__(self, fields: str, params: dict[str, Any]) -> None:
+        self.f, self.params = fields, params
+
+    def p(self, value: Any) -> str:
+        name = f"f{len(self.params)}"
+        self.params[name] = value
+        return self.mark(name)
+
+    @staticmethod
+    def mark(name: str) -> str:
+        return f":{name}"
+
+    def node(self, node: Filter) -> str:
+        if isinstance(node, And):
+            return "(" + " AND ".join(self.node(part) for part in node.parts) + ")"
+        if isinstance(node, Or):
+            return "(" + " OR ".join(self.node(part) for part in node.parts) + ")"
+        if isinstance(node, Not):
+            return f"(NOT {self.node(node.part)})"
+        if isinstance(node, Eq):
+            return f"COALESCE({self.eq(node.field, node.value)}, false)"
+        if isinstance(node, In):
+            return f"COALESCE({self.in_(node.field, node.values)}, false)"
+        if isinstance(node, Range):
+            return f"COALESCE({self.range(node)}, false)"
+        assert isinstance(node, Exists)
+        return f"COALESCE({self.exists(node.field)}, false)"
+
+    def eq(self, field: str, value: Scalar) -> str:
+        raise NotImplementedError
+
+    def in_(self, field: str, values: tuple[Scalar, ...]) -> str:
+        raise NotImplementedError
+
+    def range(self, node: Range) -> str:
+        raise NotImplementedError
+
+    def exists(self, field: str) -> str:
+        raise NotImplementedError
+
+
+class _Sqlite(_Build):
+    def path(self, field: str) -> str:
+        return self.p(f'$."{field}"')
+
+    def type_(self, field: str) -> str:
+        return f"json_type({self.f}, {self.path(field)})"
+
+    def value(self, field: str) -> str:
+        return f"json_extract({self.f}, {self.path(field)})"
+
+    def eq(self, field: str, value: Scalar) -> str:
+        if isinstance(value, bool):
+            return f"{self.type_(field)} = '{'true' if value else 'false'}'"
+        types = "'text'" if isinstance(value, str) else "'integer', 'real'"
+        return f"({self.type_(field)} IN ({types}) AND {self.value(field)} = {self.p(value)})"
+
+    def in_(self, field: str, values: tuple[Scalar, ...]) -> str:
+        return "(" + " OR ".join(f"COALESCE({self.eq(field, v)}, false)" for v in values) + ")"
+
+    def range(self, node: Range) -> str:
+        kind = self.type_(node.field)
+        value = self.value(node.field)
+        checks = " AND ".join(f"{value} {_SQL_OP[op]} {self.p(b)}" for op, b in node.bounds())
+        return f"({kind} IN ('integer', 'real') AND {checks})"
+
+    def exists(self, field: str) -> str:
+        return f"{self.type_(field)} <> 'null'"
+
+
+class _Postgres(_Build):
+    @staticmethod
+    def mark(name: str) -> str:
+        return f"%({name})s"
+
+    def get(self, field: str) -> str:
+        return f"({self.f} -> {self.p(field)}::text)"
+
+    def eq(self, field: str, value: Scalar) -> str:
+        return f"{self.get(field)} = {self.p(json.dumps(value))}::jsonb"
+
+    def in_(self, field: str, values: tuple[Scalar, ...]) -> str:
+        return f"{self.get(field)} = ANY({self.p([json.dumps(v) for v in values])}::jsonb[])"
+
+    def range(self, node: Range) -> str:
+        # CASE: the cast to numeric runs only on numbers (AND may evaluate in any order)
+        kind = f"jsonb_typeof({self.get(node.field)})"
+        value = f"({self.f} ->> {self.p(node.field)}::text)::numeric"
+        checks = " AND ".join(f"{value} {_SQL_OP[op]} {self.p(b)}::numeric" for op, b in node.bounds())
+        return f"CASE WHEN {kind} = 'number' THEN {checks} ELSE false END"
+
+    def exists(self, field: str) -> str:
+        return f"jsonb_typeof({self.get(field)}) <> 'null'"

@@ -1,0 +1,119 @@
+"""A search on one pinned version: its query vector, what restricts it (a filter, exclusions), its
+knobs, and its hits shaped as the request asks.
+
+A filter restricts the candidates *before* ranking (each index type's way: ``index/base.py``'s
+``Allowed``), on the records as the store holds them when the search runs, whichever version
+answers. The hits' fields are read after the search; a hit whose record changed meanwhile so
+that it no longer matches (or was deleted) is dropped, so every hit returned matches the filter
+on the fields it is returned with.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import numpy as np
+
+from .filters import Filter, matches
+from .index.base import Allowed, SearchParams
+from .results import Hit
+from .specs import SearchRequest
+from .store.base import RecordStore
+from .version import Version
+
+
+class Filters:
+    """The records recent filters of one collection matched, kept while its head seq stays the same
+    (every write moves it), so a filter repeated between writes asks the store once. Bounded to
+    ``MAX_SETS`` filters and ``MAX_IDS`` ids in all, least recently used dropped first."""
+
+    MAX_SETS = 32
+    MAX_IDS = 1_000_000
+
+    def __init__(self, store: RecordStore, collection: str) -> None:
+        self.store, self.collection = store, collection
+        self._lock = threading.Lock()
+        self._found: OrderedDict[tuple[str, Filter], tuple[int, frozenset[str]]] = OrderedDict()
+
+    def restriction(self, kind: str, where: Filter | None) -> Allowed | None:
+        """What a search of ``kind`` records with the filter ``where`` may return (None: anything);
+        the matching ids are asked for only by an index that needs them."""
+        if where is None:
+            return None
+        return Allowed(where, lambda: self.matching(kind, where))
+
+    def clear(self) -> None:
+        """Forget every filter's ids (the next search of each asks the store)."""
+        with self._lock:
+            self._found.clear()
+
+    def matching(self, kind: str, where: Filter) -> frozenset[str]:
+        head = self.store.head_seq(self.collection)  # before the read: a later write moves it
+        key = (kind, where)
+        with self._lock:
+            found = self._found.get(key)
+            if found is not None and found[0] == head:
+                self._found.move_to_end(key)
+                return found[1]
+        ids = frozenset(self.store.record_ids(self.collection, kind, where))
+        with self._lock:
+            self._found[key] = (head, ids)
+            self._found.move_to_end(key)
+            total = sum(len(found) for _, found in self._found.values())
+            while len(self._found) > 1 and (len(self._found) > self.MAX_SETS or total > self.MAX_IDS):
+                _, (_, dropped) = self._found.popitem(last=False)
+                total -= len(dropped)
+        return ids
+
+
+def knobs(request: SearchRequest) -> SearchParams | None:
+    """The request's per-search knobs (None when it sets none)."""
+    if request.ef is None and not request.exact:
+        return None
+    return SearchParams(ef=request.ef, exact=request.exact)
+
+
+def run(
+    pinned: Version,
+    request: SearchRequest,
+    known_kinds: set[str],
+    allowed: Allowed | None,
+    text_vector: np.ndarray | None = None,
+) -> list[tuple[str, float]]:
+    """``request`` answered by ``pinned``'s index among what ``allowed`` allows: ``(id, score)`` best
+    first. ``text_vector``: the query text's vector when the caller embedded it already (a batch)."""
+    kind = request.kind
+    params = knobs(request)
+    exclude = None
+    if request.like is not None:
+        like = request.like
+        exclude = {like.id} if like.kind == kind else None
+        query = pinned.vector(like.kind, like.id)
+    elif request.vector is not None:
+        query = pinned.check_vectors([request.vector], "the query vector")[0]
+    else:
+        return pinned.search(request.text or "", request.k, kind, known_kinds, allowed, params, text_vector)
+    return pinned.search_vector(query, request.k, kind, known_kinds, exclude, allowed, params)
+
+
+def shaped(
+    hits: list[Hit],
+    where: Filter | None,
+    fields: Sequence[str] | None,
+    score_threshold: float | None = None,
+) -> list[Hit]:
+    """``hits`` (with their records' full fields) as the request asks: only those matching
+    ``where`` on those fields, scoring at least ``score_threshold``, each with only the ``fields``
+    named (all when None)."""
+    out = []
+    for hit in hits:
+        if score_threshold is not None and hit.score < score_threshold:
+            continue
+        if where is not None and not matches(where, hit.fields):
+            continue
+        if fields is not None:
+            hit = hit.model_copy(update={"fields": {f: hit.fields[f] for f in fields if f in hit.fields}})
+        out.append(hit)
+    return out

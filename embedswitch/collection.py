@@ -66,7 +66,7 @@ from .specs import (
     stored_version_spec,
 )
 from .store.base import BackfillState, Store, TrafficRow, VersionRow
-from .vector_load import commit_load, load_array, load_vectors
+from .vector_load import commit_load, load_vectors
 from .version import BUILDING, READY, Version, VersionConfig
 from .version_info import describe
 
@@ -367,10 +367,6 @@ class Collection:
     def put_vectors(self, name: str, rows: Sequence[VectorRow]) -> VectorAck:
         """Load precomputed document vectors into a ``source="vectors"`` version (all or nothing)."""
         return load_vectors(self.get_version(name), self.store, rows)
-
-    def put_array(self, name: str, kind: str, ids: Sequence[str], vectors: np.ndarray) -> VectorAck:
-        """Load a 2-D array of precomputed vectors, row ``i`` for record ``ids[i]`` (all or nothing)."""
-        return load_array(self.get_version(name), self.store, kind, ids, vectors)
 
     def commit_vectors(self, name: str) -> VersionInfo:
         commit_load(self.get_version(name), self.store)

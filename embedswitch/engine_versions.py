@@ -19,6 +19,7 @@ from .specs import (
     VersionSpec,
     parse,
 )
+from .vector_load import load_array
 from .version import READY
 
 
@@ -49,7 +50,8 @@ class EngineVersions:
         fast bulk load) a 2-D float32 array whose row ``i`` is the vector of record ``ids[i]`` of ``kind``."""
         if isinstance(vectors, np.ndarray):
             keys = parse(VectorIds, {"ids": list(ids), "kind": kind})
-            return self.collection(collection).put_array(version, keys.kind, keys.ids, vectors)
+            target = self.collection(collection)
+            return load_array(target.get_version(version), target.store, keys.kind, keys.ids, vectors)
         batch = (
             vectors if isinstance(vectors, VectorBatch) else parse(VectorBatch, {"vectors": list(vectors)})
         )

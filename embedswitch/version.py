@@ -42,6 +42,7 @@ from .results import IndexUsage, QuarantineAck
 from .specs import VersionSpec
 from .store.base import BackfillState, RecordKey, Store, VersionRow
 from .training import Training
+from .vectors import checked_vectors
 
 BUILDING, READY = "building", "ready"
 GRAM_FILE = "item_gram.npy"
@@ -283,27 +284,11 @@ class Version:
         """``values`` as this version's float32 vectors (unit length if its model normalises), or
         ``InvalidRequest`` naming what is wrong with them (``what``: "vectors", "the query vector")."""
         where = {"collection": self.collection, "version": self.name}
-        dim = self.model.dim
-        if not dim:
+        if not self.model.dim:
             raise InvalidRequest(
                 f"version {self.name!r} is BM25 alone: it has no vectors; search it by text", **where
             )
-        if isinstance(values, np.ndarray) and values.ndim == 2 and values.dtype == np.float32:
-            raw = values if values.shape[1] == dim else None  # an array: no copy to check it
-        elif any(len(v) != dim for v in values):
-            raw = None
-        else:
-            raw = np.asarray(values, dtype=np.float64).reshape(len(values), dim)
-        if raw is None:
-            raise InvalidRequest(
-                f"version {self.name!r} has dimension {dim}; {what} must have {dim} numbers each", **where
-            )
-        if not (np.isfinite(raw).all() and np.abs(raw).max(initial=0) <= np.finfo(np.float32).max):
-            raise InvalidRequest(f"{what} contain NaN, infinity or values beyond float32", **where)
-        if self.normalized and not np.linalg.norm(raw, axis=1).all():
-            raise InvalidRequest(f"{what}: a vector is all zeros; it can't be normalised", **where)
-        vectors = raw.astype(np.float32)  # a copy, also of a float32 array: the caller keeps its own
-        return l2_normalize(vectors) if self.normalized else vectors
+        return checked_vectors(values, what, self.model.dim, self.normalized, where)
 
     def own_vectors(self, blobs: Sequence[bytes]) -> np.ndarray:
         """Records' own vectors (float32 bytes, as stored), unit length if the model normalises."""

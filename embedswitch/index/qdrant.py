@@ -237,7 +237,7 @@ class QdrantIndex:
         where = self._query_filter(exclude, allowed)
         ef = max(self.spec.ef_search, k, params.ef or 0 if params is not None else 0)
         exact = params is not None and params.exact
-        params_q = qm.SearchParams(hnsw_ef=ef, exact=exact) if self._server or exact else None
+        params_q = qm.SearchParams(hnsw_ef=ef, exact=exact) if self._server else None  # local mode: exact
         requests = [
             qm.QueryRequest(
                 query=row.tolist(), using=VECTOR, limit=k, filter=where, params=params_q, with_payload=["id"]

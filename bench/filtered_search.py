@@ -13,7 +13,8 @@ field ``bucket`` in 0-99, drawn at random: ``{"bucket": 0}`` allows 1% of the re
   filter (no write between).
 - ``embedswitch (after a write)``: the same, each search first asking the store which records
   match (SQLite ``json_type``/``json_extract`` over the kind's records), as the first search of a
-  filter after any write does.
+  filter does. (Once a filter has been searched, a write costs its next search only a read of the
+  records the change log names since: ``search.Filters``.)
 - ``hnswlib (raw)``: the same graph parameters built on the same vectors, ``knn_query`` with
   ``filter=`` a Python function of the label (a set lookup, the matching labels precomputed), the
   graph search alone: no ids, no store, no fields.
@@ -151,7 +152,7 @@ def _engine_row(
     cold: bool = False,
 ) -> dict[str, Any]:
     """``cold``: every search asks the store which records match (as the first search of a filter
-    after a write does); else the matching ids are those kept from the previous search."""
+    does); else the matching ids are those kept from the previous search."""
     bodies = [{"vector": q.tolist(), "k": K, **({"filter": where} if where else {})} for q in queries]
     for body in bodies[:5]:
         engine.search("c", body)  # warm up

@@ -25,12 +25,15 @@ from .version import Version
 
 
 class Filters:
-    """The records recent filters of one collection matched, kept while its head seq stays the same
-    (every write moves it), so a filter repeated between writes asks the store once. Bounded to
-    ``MAX_SETS`` filters and ``MAX_IDS`` ids in all, least recently used dropped first."""
+    """The records recent filters of one collection matched, as of a head seq, so a filter repeated
+    asks the store once: after writes, only the records the change log names since then are read
+    again (up to ``CATCH_UP`` entries; past that, or past a pruned stretch of the log, the filter is
+    asked again whole). Bounded to ``MAX_SETS`` filters and ``MAX_IDS`` ids in all, least recently
+    used dropped first."""
 
     MAX_SETS = 32
     MAX_IDS = 1_000_000
+    CATCH_UP = 2048
 
     def __init__(self, store: RecordStore, collection: str) -> None:
         self.store, self.collection = store, collection
@@ -57,7 +60,11 @@ class Filters:
             if found is not None and found[0] == head:
                 self._found.move_to_end(key)
                 return found[1]
-        ids = frozenset(self.store.record_ids(self.collection, kind, where))
+        caught_up = self._caught_up(kind, where, found, head) if found is not None else None
+        if caught_up is not None:
+            ids = caught_up
+        else:
+            ids = frozenset(self.store.record_ids(self.collection, kind, where))
         with self._lock:
             self._found[key] = (head, ids)
             self._found.move_to_end(key)
@@ -66,6 +73,28 @@ class Filters:
                 _, (_, dropped) = self._found.popitem(last=False)
                 total -= len(dropped)
         return ids
+
+    def _caught_up(
+        self, kind: str, where: Filter, found: tuple[int, frozenset[str]], head: int
+    ) -> frozenset[str] | None:
+        """``found`` (the ids matching at its seq) brought up to ``head`` from the change log: the
+        records of ``kind`` written or deleted since are read again (their fields now: a write
+        after ``head`` is read again at the next search too). None when the log can't say."""
+        seq, ids = found
+        if not 0 < head - seq <= self.CATCH_UP:
+            return None
+        changes = self.store.read_log(self.collection, seq, head - seq)
+        if not changes or changes[0].seq != seq + 1 or changes[-1].seq != head:
+            return None  # pruned meanwhile, or not all there
+        touched = sorted({c.id for c in changes if c.kind == kind and c.op != "interact"})
+        fields = self.store.get_fields(self.collection, kind, touched)
+        kept = set(ids)
+        for rid in touched:
+            if rid in fields and matches(where, fields[rid]):
+                kept.add(rid)
+            else:
+                kept.discard(rid)
+        return frozenset(kept)
 
 
 def knobs(request: SearchRequest) -> SearchParams | None:

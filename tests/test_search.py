@@ -156,3 +156,28 @@ def test_a_repeated_filter_sees_every_write(engine: Engine) -> None:
     assert [h.id for h in engine.search("c", {**body, "min_seq": ack.seq}).hits] == ["d5"]
     ack = engine.records("c").delete(parse(RecordIds, {"ids": ["d5"]}))
     assert engine.search("c", {**body, "min_seq": ack.seq}).hits == []
+
+
+def test_a_filter_caught_up_from_the_change_log_is_the_stores_answer(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After writes, a cached filter reads again only the records the log names since (no full
+    scan), and ends with exactly the ids the store's own answer gives."""
+    collection = engine.collection("c")
+    where = parse_filter(FILTERS[0])
+    before = collection.filters.matching("doc", where)
+    moved_in = [
+        {**record(i), "fields": {"team": "security", "year": 2024, "lang": "en"}} for i in range(1, 90, 3)
+    ]
+    moved_out = [{**record(i), "fields": {"team": "infra"}} for i in sorted(before)[:0] or range(0, 90, 3)]
+    engine.upsert("c", moved_in + moved_out)
+    for i in range(2, 40, 3):
+        engine.delete("c", f"d{i}")
+    engine.upsert("c", [{"id": "d4", "kind": "user", "text": "a user", "fields": {"team": "security"}}])
+    scans: list[str] = []
+    real = collection.store.record_ids
+    monkeypatch.setattr(collection.store, "record_ids", lambda *a: scans.append("scan") or real(*a))
+    after = collection.filters.matching("doc", where)
+    assert scans == []  # caught up from the log
+    assert after == frozenset(real("c", "doc", where)) != before
+    assert {f"d{i}" for i in range(1, 90, 3)} - {f"d{i}" for i in range(2, 40, 3)} <= after

@@ -107,9 +107,9 @@ def _search_overhead(uri: str, tmp: Path, params: Params) -> dict[str, Any]:
             RawSql(uri, table, pooled=True) as joined,
         ):
             joined.statement = (  # the engine's whole answer: the hits with their records' fields
-                f"SELECT v.id, v.embedding <#> %(q)s AS distance, r.fields FROM {table} v "
-                f"JOIN es_records r ON r.collection = '{COLLECTION}' AND r.kind = 'doc' AND r.id = v.id "
-                "WHERE v.embedding IS NOT NULL ORDER BY distance LIMIT %(k)s"
+                f"SELECT h.id, h.distance, (SELECT r.fields FROM es_records r WHERE r.collection = "
+                f"'{COLLECTION}' AND r.kind = 'doc' AND r.id = h.id) FROM (SELECT id, embedding <#> %(q)s "
+                f"AS distance FROM {table} WHERE embedding IS NOT NULL ORDER BY distance LIMIT %(k)s) h"
             )
             paths = {
                 "raw SQL, pooled transaction": pooled.search,

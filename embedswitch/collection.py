@@ -42,7 +42,6 @@ from .request_stats import open_request_stats
 from .results import (
     CollectionInfo,
     DeleteAck,
-    Hit,
     RecommendResult,
     SearchResult,
     TrafficEntry,
@@ -245,7 +244,7 @@ class Collection:
         applied = pinned.applied_seq
         allowed = self.filters.restriction(request.kind, request.filter)
         ranked = search.run(pinned, request, self.kinds, allowed, text_vector)
-        found = self._with_fields(request.kind, ranked)
+        found = search.with_fields(self.store, self.name, request.kind, ranked)
         hits = search.shaped(found, request.filter, request.fields, request.score_threshold)
         return SearchResult(version=pinned.name, applied_seq=applied, request_id=request_id(), hits=hits)
 
@@ -281,17 +280,15 @@ class Collection:
                 version=pinned.name,
                 applied_seq=applied,
                 request_id=request_id(),
-                hits=search.shaped(self._with_fields("item", hits), request.filter, request.fields),
+                hits=search.shaped(
+                    search.with_fields(self.store, self.name, "item", hits), request.filter, request.fields
+                ),
                 fallback=fallback,
             )
 
     def add_interactions(self, rows: Sequence[InteractionIn]) -> WriteAck:
         result = self.store.add_interactions(self.name, rows)
         return WriteAck(count=result.count, changed=result.changed, seq=result.seq)
-
-    def _with_fields(self, kind: str, hits: list[tuple[str, float]]) -> list[Hit]:
-        fields = self.store.get_fields(self.name, kind, [rid for rid, _ in hits])
-        return [Hit(id=rid, score=score, fields=fields.get(rid, {})) for rid, score in hits]
 
     # -- versions ----------------------------------------------------------------------------
 

@@ -17,7 +17,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from .filters import Filter, matches
-from .index.base import Allowed, SearchParams
+from .index.base import Allowed, Ranked, SearchParams
+from .index.base import Hit as IndexHit
 from .results import Hit
 from .specs import SearchRequest
 from .store.base import RecordStore
@@ -125,6 +126,15 @@ def run(
     else:
         return pinned.search(request.text or "", request.k, kind, known_kinds, allowed, params, text_vector)
     return pinned.search_vector(query, request.k, kind, known_kinds, exclude, allowed, params)
+
+
+def with_fields(store: RecordStore, collection: str, kind: str, hits: list[IndexHit]) -> list[Hit]:
+    """``hits`` with their records' fields: those the index read with them (``Ranked.fields``), else
+    the store's now; a hit whose record is gone has none."""
+    fields = hits.fields if isinstance(hits, Ranked) else None
+    if fields is None:
+        fields = store.get_fields(collection, kind, [rid for rid, _ in hits])
+    return [Hit(id=rid, score=score, fields=fields.get(rid, {})) for rid, score in hits]
 
 
 def shaped(

@@ -181,3 +181,22 @@ def test_a_filter_caught_up_from_the_change_log_is_the_stores_answer(
     assert scans == []  # caught up from the log
     assert after == frozenset(real("c", "doc", where)) != before
     assert {f"d{i}" for i in range(1, 90, 3)} - {f"d{i}" for i in range(2, 40, 3)} <= after
+
+
+def test_hits_carry_their_records_current_fields(
+    engine: Engine, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every hit's fields are its record's as the store holds them now; on PostgreSQL the pgvector
+    query reads them in its own round trip, so the store is not asked again."""
+    ack = engine.upsert("c", [{**record(3), "fields": {"team": "moved", "extra": [1, 2]}}])
+    asks: list[int] = []
+    store = engine.collection("c").store
+    real = store.get_fields
+    monkeypatch.setattr(store, "get_fields", lambda *a: asks.append(1) or real(*a))
+    for body in ({"text": "document 3 on topic 3 and 3"}, {"like": {"kind": "doc", "id": "d6"}}):
+        result = engine.search("c", {**body, "k": 20, "min_seq": ack.seq})
+        assert len(result.hits) == 20
+        by_id = {r["id"]: r["fields"] for r in RECORDS} | {"d3": {"team": "moved", "extra": [1, 2]}}
+        assert all(hit.fields == by_id[hit.id] for hit in result.hits)
+    assert "d3" in [h.id for h in engine.search("c", {"text": "document 3 on topic 3 and 3", "k": 5}).hits]
+    assert (asks == []) == (request.node.callspec.params["engine"] == "postgres")

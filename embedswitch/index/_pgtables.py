@@ -97,6 +97,12 @@ _SEARCH = (
     "SELECT id, embedding <#> %(q)b AS distance FROM {table} WHERE embedding IS NOT NULL{skip} "
     "ORDER BY distance LIMIT %(k)s"
 )
+_EXCLUDING = " AND id <> ALL(%(excluded)s)"
+_WITH_FIELDS = (  # the hits' record fields in the search's own round trip and snapshot; a
+    # subquery per hit: a join could scan every record of the kind on a stale row estimate
+    "SELECT h.id, h.distance, (SELECT r.fields FROM es_records r WHERE r.collection = %(collection)s "
+    "AND r.kind = %(kind)s AND r.id = h.id) FROM ({search}) h"
+)
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,8 @@ class Statements:
     forget_tombstones: str
     search: str
     search_excluding: str
+    search_fields: str  # with each hit's record fields: the database holds the store's records
+    search_fields_excluding: str
     get: str
     seq_of: str
     ids: str
@@ -123,7 +131,9 @@ class Statements:
             delete=_DELETE.format(table=t),
             forget_tombstones=f"DELETE FROM {t} WHERE embedding IS NULL AND seq <= %s",
             search=_SEARCH.format(table=t, skip=""),
-            search_excluding=_SEARCH.format(table=t, skip=" AND id <> ALL(%(excluded)s)"),
+            search_excluding=_SEARCH.format(table=t, skip=_EXCLUDING),
+            search_fields=_WITH_FIELDS.format(search=_SEARCH.format(table=t, skip="")),
+            search_fields_excluding=_WITH_FIELDS.format(search=_SEARCH.format(table=t, skip=_EXCLUDING)),
             get=f"SELECT id, embedding FROM {t} WHERE id = ANY(%s) AND embedding IS NOT NULL",
             seq_of=f"SELECT seq FROM {t} WHERE id = %s",
             ids=f"SELECT id FROM {t} WHERE embedding IS NOT NULL",

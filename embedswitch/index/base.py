@@ -29,6 +29,14 @@ class IndexMeta:
 Hit = tuple[str, float]
 
 
+class Ranked(list[Hit]):
+    """One query's hits, best first, and, from an index that reads them in its own query (``pgvector``
+    joins the store's records), the hits' record fields as of the search (``fields``: id -> fields;
+    an id without a record has none). ``fields`` is None when the caller reads them from the store."""
+
+    fields: dict[str, dict[str, Any]] | None = None
+
+
 class Allowed:
     """Which records a filtered search may return: those of the index's kind whose fields match
     ``where`` (a compiled filter), as the store holds them when the search runs.

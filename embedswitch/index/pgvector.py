@@ -40,6 +40,7 @@ Limits:
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -53,7 +54,7 @@ from embedswitch.index import _pgfilter as restricted
 from embedswitch.index import _pgtables as tables
 from embedswitch.index._checks import check_k, check_queries, check_seqs, check_vectors, closed
 from embedswitch.index._ids import IdMap
-from embedswitch.index.base import Allowed, Hit, IndexHost, IndexMeta, SearchParams
+from embedswitch.index.base import Allowed, Hit, IndexHost, IndexMeta, Ranked, SearchParams
 from embedswitch.index.specs import PGVECTOR_MAX_EF, PgvectorSpec
 
 MAX_DIM = 2000
@@ -215,7 +216,12 @@ class PgvectorIndex:
         if allowed is not None or params is not None:
             return self._restricted(q, k, exclude, allowed, params or SearchParams())
         excluded = list(set(exclude)) if exclude else []
-        query = self._sql.search_excluding if excluded else self._sql.search
+        joined = self._joins_records()
+        if joined:
+            query = self._sql.search_fields_excluding if excluded else self._sql.search_fields
+        else:
+            query = self._sql.search_excluding if excluded else self._sql.search
+        values = {"k": k, "excluded": excluded, "collection": self.meta.collection, "kind": self.meta.kind}
         with _translated(self.meta), self.host.reader() as conn:
             own = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
             try:
@@ -223,10 +229,7 @@ class PgvectorIndex:
                     if own:
                         conn.execute("BEGIN READ ONLY")
                     conn.execute(tables.SETTINGS, self._settings(k, len(excluded)))
-                    cursors = [
-                        self._cursor(conn).execute(query, {"q": row, "k": k, "excluded": excluded})
-                        for row in q
-                    ]
+                    cursors = [self._cursor(conn).execute(query, {"q": row, **values}) for row in q]
                     if own:
                         conn.execute("COMMIT")
             except BaseException:
@@ -234,8 +237,7 @@ class PgvectorIndex:
                     conn.rollback()
                 raise
             found = [cur.fetchall() for cur in cursors]
-        # a relaxed_order scan may return hits slightly out of order
-        return [[(id_, -distance) for id_, distance in sorted(rows, key=_distance)] for rows in found]
+        return [_ranked(rows, joined) for rows in found]
 
     def _restricted(
         self,
@@ -443,8 +445,18 @@ def _one(cur: psycopg.Cursor[Any]) -> tuple[Any, ...]:
     return tuple(row)
 
 
-def _distance(row: tuple[str, float]) -> float:
-    return row[1]
+def _distance(row: tuple[Any, ...]) -> float:
+    return float(row[1])
+
+
+def _ranked(rows: list[tuple[Any, ...]], joined: bool) -> Ranked:
+    """A search's rows ``(id, distance[, fields])`` as hits, best first (a relaxed_order scan may
+    return them slightly out of order), with the fields when the query read them."""
+    rows = sorted(rows, key=_distance)
+    hits = Ranked((row[0], -row[1]) for row in rows)
+    if joined:
+        hits.fields = {row[0]: json.loads(row[2]) for row in rows if row[2] is not None}
+    return hits
 
 
 @contextlib.contextmanager

@@ -3,14 +3,15 @@
 For each executor (``threads``, ``process``, ``ray``) an engine on a fresh data dir holds SciFact
 documents with ``v1`` live (all traffic), then, measured back to back on the same machine:
 
-1. idle: one closed-loop thread issues in-process ``engine.search`` calls with keys (routed to
-   ``v1``) while nothing else runs;
+1. idle: one thread issues in-process ``engine.search`` calls with keys (routed to ``v1``) at a
+   steady ``search_qps`` (live traffic, not a saturating loop: on a 2-core machine a closed loop
+   would take a core from whatever runs beside it) while nothing else runs;
 2. raw encode: ``model.encode`` of the new model over the same texts in chunks of
    ``backfill_batch``, in this process, torch on every core (``_common.encode_throughput``), and
    again on ``encode_workers`` threads at the workers' priority (nice +10), one torch thread each
    ("like workers": what the executors could get on a machine shared with other work);
 3. backfill: a new version with that model and ``backfill_executor`` set to the executor, timed
-   until its backfill finishes, while the same search loop runs on ``v1``.
+   until its backfill finishes, while the same paced searches run on ``v1``.
 
 Each row carries its own idle p99 and raw encode, so the ratios compare numbers measured minutes
 apart at most, on a machine shared with other work. ``backfill_rps`` counts from the version's
@@ -47,6 +48,7 @@ class Params:
     new_model: ModelArg
     docs: int
     idle_queries: int
+    search_qps: float = 100.0
     backfill_batch: int = 64  # small pages: the first page (workers starting) is a small part of the run
     idle_priority: bool = False  # nice +10, not SCHED_IDLE: other tenants of the machine would starve it
     k: int = 10
@@ -55,7 +57,7 @@ class Params:
     def for_mode(cls, quick: bool) -> Params:
         if quick:
             return cls(("threads", "process"), "hashing", {"type": "hashing", "seed": 1}, 300, 200)
-        return cls(("threads", "process", "ray"), "minilm-static", "minilm", 320, 1000)
+        return cls(("threads", "process", "ray"), "minilm-static", "minilm", 640, 1000)
 
 
 def run(quick: bool, params: Params | None = None) -> dict[str, Any]:
@@ -83,6 +85,7 @@ def run(quick: bool, params: Params | None = None) -> dict[str, Any]:
         },
         "notes": [
             "targets (CPU): process pool steady/raw >= 0.9 and p99 during/idle <= 1.5",
+            "live search: in-process engine.search at search_qps, idle and during the backfill",
             "raw like workers: model.encode on encode_workers threads at nice +10, one torch thread "
             "each, in this process: the executors' CPU share without the backfill around them",
             "raw encode: one call per page in this process, torch on every core; the executors: "
@@ -100,7 +103,7 @@ def _one(name: str, params: Params, ids: list[str], texts: list[str], queries: l
         search = _searcher(engine, queries, params.k)
         for i in range(20):  # warm-up
             search(i)
-        idle = [_timed(search, i) for i in range(params.idle_queries)]
+        idle = _paced(search, params.search_qps, threading.Event(), params.idle_queries)
         model = load_model(params.new_model)
         model.encode(texts[:8], purpose="document")  # warm-up
         raw = encode_throughput(model, texts, config.backfill_batch)
@@ -136,16 +139,13 @@ def _config(executor: str, params: Params) -> EngineConfig:
 
 
 def _backfill(engine: Engine, params: Params, search: Any) -> dict[str, Any]:
-    """Add ``v2`` and search ``v1`` in a closed loop until its backfill is done; the first page's
-    time comes from polling the version's progress beside the loop."""
+    """Add ``v2`` and search ``v1`` at ``search_qps`` until its backfill is done; the first page's
+    time comes from polling the version's progress beside the searches."""
     during: list[float] = []
     stop = threading.Event()
 
     def loop() -> None:
-        i = 0
-        while not stop.is_set():
-            during.append(_timed(search, i))
-            i += 1
+        during.extend(_paced(search, params.search_qps, stop))
 
     start = time.perf_counter()
     engine.add_version(COLLECTION, {"name": "v2", "model": params.new_model})
@@ -191,6 +191,18 @@ def _encode_like_workers(model: Any, texts: list[str], batch: int, workers: int)
     for thread in threads:
         thread.join()
     return round(len(texts) / (time.perf_counter() - start), 1)
+
+
+def _paced(search: Any, qps: float, stop: threading.Event, count: int | None = None) -> list[float]:
+    """Seconds of each ``search(i)`` issued every ``1 / qps`` s (a late one goes at once, the next
+    keeps the schedule), until ``stop`` is set or ``count`` were made."""
+    out: list[float] = []
+    due = time.perf_counter()
+    while not stop.is_set() and (count is None or len(out) < count):
+        due += 1 / qps
+        out.append(_timed(search, len(out)))
+        time.sleep(max(0.0, due - time.perf_counter()))
+    return out
 
 
 def _searcher(engine: Engine, queries: list[str], k: int) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,11 +24,12 @@ from .vector_load import load_array
 from .version import READY
 
 
-class EngineVersions:
+class EngineVersions(ABC):
     """Part of ``Engine``: each call finds the collection, then acts on one of its versions."""
 
+    @abstractmethod
     def collection(self, name: str) -> Collection:
-        raise NotImplementedError  # Engine's
+        """The open collection ``name`` (``Engine`` finds it)."""
 
     def add_version(self, collection: str, version: VersionSpec | dict[str, Any]) -> VersionInfo:
         """Add a version that backfills from the current records and gets no traffic until told."""

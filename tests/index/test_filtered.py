@@ -117,6 +117,23 @@ def test_ids_no_longer_stored_are_not_allowed(tmp_path: Path) -> None:
     idx.close()
 
 
+def test_a_reopened_graph_filters_over_every_label_it_holds(tmp_path: Path) -> None:
+    """The filter's mask covers every label the graph holds: deleted ones above the live keys
+    (reopened from a checkpoint) and ones added after it."""
+    idx = open_typed("hnsw", tmp_path / "idx", META)
+    idx.upsert(IDS[:600], VECS[:600], [1] * 600)
+    idx.delete(IDS[500:600], [2] * 100)  # the highest keys, deleted: still labels in the graph
+    idx.checkpoint()
+    idx.close()
+    idx = open_typed("hnsw", tmp_path / "idx", META)
+    idx.upsert(IDS[600:700], VECS[600:700], [3] * 100)  # keys above every earlier label
+    allowed = Allowed.of(IDS[250:300] + IDS[550:650])
+    found = idx.search(QUERIES, 10, allowed=allowed)
+    expected = truth(np.r_[250:300, 600:650], 10)
+    assert [{id_ for id_, _ in hits} for hits in found] == [set(want) for want in expected]
+    idx.close()
+
+
 def test_exact_and_ef_knobs(index: LocalIndex) -> None:
     exact = index.search(QUERIES, 10, params=SearchParams(exact=True))
     assert recall(exact, truth(np.arange(N), 10)) >= (1.0 if index.precision == "f32" else 0.95)

@@ -183,6 +183,13 @@ class EmbedswitchVectorStore(VectorStore):
         store.add_texts(texts, metadatas, ids=ids)
         return store
 
+    @classmethod
+    def from_documents(
+        cls, documents: list[Document], embedding: Embeddings | None = None, **kwargs: Any
+    ) -> Self:
+        """``from_texts`` with the documents' texts, metadata and ids (``embedding`` may be left out)."""
+        return super().from_documents(documents, embedding, **kwargs)  # type: ignore[arg-type]  # None is ours
+
     # -- reads --------------------------------------------------------------------------------
 
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:

@@ -73,7 +73,7 @@ class TestStandardSuite(VectorStoreIntegrationTests):
     so it runs on a store that leaves the version out of the metadata (``version_metadata=False``)."""
 
     @pytest.fixture
-    def vectorstore(self, remote: Client, collection: str) -> EmbedswitchVectorStore:  # type: ignore[override]
+    def vectorstore(self, remote: Client, collection: str) -> EmbedswitchVectorStore:
         return EmbedswitchVectorStore(remote, collection, version_metadata=False)
 
 
@@ -96,7 +96,7 @@ class TestStandardSuiteAsConfigured(VectorStoreIntegrationTests):
     every standard test passes but those that compare that metadata with the added documents'."""
 
     @pytest.fixture
-    def vectorstore(  # type: ignore[override]
+    def vectorstore(
         self, request: pytest.FixtureRequest, remote: Client, collection: str
     ) -> EmbedswitchVectorStore:
         if request.node.originalname in COMPARES_SEARCH_METADATA:
@@ -204,7 +204,7 @@ def test_relevance_scores_run_from_0_to_1(remote: Client, collection: str) -> No
 def test_from_texts_creates_the_collection_and_the_server_embeds(remote: Client) -> None:
     name = f"lc-{uuid.uuid4().hex[:12]}"
     store = EmbedswitchVectorStore.from_documents(
-        [Document(id="a", page_content="apple pie")], None, client=remote, collection=name, create=V1
+        [Document(id="a", page_content="apple pie")], client=remote, collection=name, create=V1
     )
     try:
         assert store.embeddings is None

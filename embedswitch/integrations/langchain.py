@@ -78,7 +78,7 @@ class EmbedswitchVectorStore(VectorStore):
         version_metadata: bool = True,
     ) -> None:
         """``collection`` must exist (``from_texts`` can create it). ``version`` pins every search to
-        that version, whatever the traffic weights."""
+        that version, whatever the traffic weights. The caller keeps ``client`` and closes it."""
         self.client = client
         self.collection = collection
         self.kind = kind

@@ -56,8 +56,10 @@ class Watched:
         return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium, for one module: Playwright's sync API marks an asyncio loop as running in the main
+    thread until it stops, and no async test after it could run on asyncio (the LangChain suite's)."""
     executable = chromium_path()
     if executable is None:
         _skip_or_fail("no chromium on this machine")

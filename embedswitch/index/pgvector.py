@@ -124,7 +124,7 @@ class PgvectorIndex:
                 version=meta.version,
             )
         key = {"collection": meta.collection, "version": meta.version, "kind": meta.kind}
-        with _translated(meta), host.connection() as conn:
+        with tables.translated(meta), host.connection() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", [tables.DDL_LOCK])
             tables.ensure_extension(conn)
             conn.execute(tables.REGISTRY)
@@ -216,7 +216,7 @@ class PgvectorIndex:
             return self._restricted(q, k, exclude, allowed, params or SearchParams())
         excluded = list(set(exclude)) if exclude else []
         query = self._sql.search_excluding if excluded else self._sql.search
-        with _translated(self.meta), self.host.reader() as conn:
+        with tables.translated(self.meta), self.host.reader() as conn:
             own = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
             try:
                 with conn.pipeline():  # BEGIN, the settings, every query and COMMIT: one round trip
@@ -357,7 +357,7 @@ class PgvectorIndex:
     def destroy(self) -> None:
         """Close, drop the table and forget it in ``es_indexes`` (fenced like a write)."""
         self._closed = True
-        with _translated(self.meta), self.host.connection() as conn:
+        with tables.translated(self.meta), self.host.connection() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", [tables.DDL_LOCK])
             self.host.check_fence(conn)
             conn.execute(self._sql.drop)
@@ -373,7 +373,7 @@ class PgvectorIndex:
     def _writing(self) -> Iterator[tuple[psycopg.Cursor[Any], int]]:
         """A fenced write transaction, once this index's earlier writes (any process's) committed:
         a cursor on it and the live vectors at the start."""
-        with _translated(self.meta), self.host.connection() as conn:
+        with tables.translated(self.meta), self.host.connection() as conn:
             cur = self._cursor(conn, arrays=True)
             row = cur.execute(tables.LOCK, self._key).fetchone()
             if row is None:
@@ -383,7 +383,7 @@ class PgvectorIndex:
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[psycopg.Connection[Any]]:
-        with _translated(self.meta), self.host.connection() as conn:
+        with tables.translated(self.meta), self.host.connection() as conn:
             yield conn
 
     def _cursor(self, conn: psycopg.Connection[Any], arrays: bool = False) -> psycopg.Cursor[Any]:
@@ -445,22 +445,3 @@ def _one(cur: psycopg.Cursor[Any]) -> tuple[Any, ...]:
 
 def _distance(row: tuple[str, float]) -> float:
     return row[1]
-
-
-@contextlib.contextmanager
-def _translated(meta: IndexMeta) -> Iterator[None]:
-    """psycopg's errors of a lost table or a lost database as ``Unavailable``."""
-    try:
-        yield
-    except psycopg.errors.UndefinedTable as exc:
-        raise Unavailable(
-            f"index {meta.collection}/{meta.version}/{meta.kind} lost its table ({exc}); reopen the version",
-            collection=meta.collection,
-            version=meta.version,
-        ) from exc
-    except psycopg.OperationalError as exc:
-        raise Unavailable(
-            f"the database of index {meta.collection}/{meta.version}/{meta.kind} is unreachable: {exc}",
-            collection=meta.collection,
-            version=meta.version,
-        ) from exc

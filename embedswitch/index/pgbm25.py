@@ -29,8 +29,11 @@ Beyond ``Bm25Index``'s promises, as ``index/pgvector.py`` keeps them:
 
 Limits: a ``tsvector`` keeps at most 256 positions of a word (a word's frequency in one record
 counts to 256) and positions up to 16,383 (words past them in a longer text count once each at
-most); a record's ``tsvector`` must stay under 1 MB. Counting n costs a GIN lookup per query word,
-cheap for rare words, proportional to the matches for common ones.
+most); a record's ``tsvector`` must stay under 1 MB. A search costs a GIN lookup per query word
+(counting n: cheap for rare words, proportional to the matches for common ones) and scores every
+record holding a word: ~30 ms at p50 over SciFact's 5,183 abstracts, where FTS5 takes ~11 ms.
+Records holding only words of more than half the records (their idf floored, so they rank after
+every other match) are scored only when the other matches are fewer than ``k``.
 """
 
 from __future__ import annotations

@@ -157,7 +157,7 @@ def analysable(text: str, limit: int | None = None) -> str:
     """``text`` cut to its words (as FTS5's ``unicode61`` finds them: runs of letters and digits,
     diacritics removed), lowercase, one space apart; with ``limit``, its first ``limit`` distinct
     words only (a query)."""
-    plain = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    plain = "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c))
     words = [w for w in _WORD.findall(plain.lower()) if len(w.encode()) <= MAX_WORD_BYTES]
     if limit is not None:
         words = list(dict.fromkeys(words))[:limit]

@@ -111,6 +111,6 @@ def test_records_with_only_common_words_are_found_when_the_others_are_too_few(ho
 
 
 def test_texts_are_cut_to_their_words() -> None:
-    assert analysable("Vitamin-D, café_crème (ünïcode) x²") == "vitamin d cafe creme unicode x2"
+    assert analysable("Vitamin-D, café_crème (ünïcode) x²") == "vitamin d cafe creme unicode x²"
     assert analysable("b a b c a", limit=2) == "b a" and analysable(" -- _ ") == ""
     assert analysable("x" * 3000 + " y") == "y"  # PostgreSQL would skip it with a notice

@@ -17,7 +17,6 @@ from pydantic import (
 
 from ._errors import InvalidRequest
 from .filters import RecordFilter
-from .index.hybrid import LEXICAL_NOT_SHARED
 from .index.registry import check_placement, shares_across_processes
 from .index.specs import AutoSpec, IndexSpec, index_spec, parse_index_spec
 from .models.specs import AlsSpec, LexicalSpec, ModelSpec, parse_model_spec
@@ -545,11 +544,10 @@ def parse(cls: type[T], data: Any) -> T:
 def place_index(spec: VersionSpec, shared: bool) -> VersionSpec:
     """``spec`` with its index where this deployment keeps indexes: with a shared store (several
     processes), in the store's database (``pgvector``; ``auto`` becomes it) or on a ``qdrant``
-    server, never in one process's memory; embedded, as given, but never ``pgvector`` (no database
+    server, never in one process's memory (a lexical version's BM25 index goes to the store's
+    database too, ``index/pgbm25.py``); embedded, as given, but never ``pgvector`` (no database
     to keep it in)."""
     kind = spec.index.type
-    if shared and isinstance(spec.model, LexicalSpec):
-        raise InvalidRequest(LEXICAL_NOT_SHARED, model=spec.model.type)
     check_placement(spec.index, has_database=shared)
     if not shared or shares_across_processes(spec.index):
         return spec

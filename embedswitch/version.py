@@ -33,7 +33,7 @@ from .backfill import Backfill, BackfillConfig, EmbedStep, open_executor
 from .events import Trouble
 from .index import IndexMeta, VectorIndex, open_index
 from .index.base import Allowed, Hit, IndexHost, SearchParams
-from .index.hybrid import Fusion, TextIndex, open_text_index
+from .index.hybrid import Fusion, TextIndex, open_text_index, stored_text_kinds
 from .index.registry import stored_kinds
 from .models import AlsSpec, Bm25Spec, HybridSpec, ModelAccess, NoneSpec, UserModel, l2_normalize, load_model
 from .models.batching import QueryBatcher
@@ -175,7 +175,10 @@ class Version:
 
     def discover_kinds(self) -> None:
         """Open the index of every kind stored for this version (new ones another process made)."""
-        for kind in stored_kinds(self.spec.index, self.root, self._host, self.collection, self.name):
+        kinds = stored_kinds(self.spec.index, self.root, self._host, self.collection, self.name)
+        if isinstance(self.spec.model, (Bm25Spec, HybridSpec)):
+            kinds += stored_text_kinds(self._host, self.collection, self.name)
+        for kind in sorted(set(kinds)):
             self.index(kind, create=True)
 
     def awaiting_vectors(self) -> bool:

@@ -1,11 +1,13 @@
 """Lexical versions through the engine and over HTTP: BM25 and hybrid versions serve, persist,
-refuse what they can't do with a 4xx that names the fix, and stay out of a shared store."""
+refuse what they can't do with a 4xx that names the fix, and on a PostgreSQL store keep their
+BM25 index in its database, which every process sharing the store serves from."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 from conftest import FAST
 
@@ -80,12 +82,39 @@ def test_what_a_bm25_version_cannot_do_is_a_4xx_naming_the_fix(http: httpx.Clien
     assert [v["name"] for v in http.get("/v1/collections/kb").json()["versions"]] == ["kw"]
 
 
-def test_a_shared_store_refuses_lexical_versions() -> None:
-    spec = VersionSpec.model_validate({"name": "kw", "model": "bm25"})
-    assert place_index(spec, shared=False) is spec
+def test_a_shared_store_keeps_the_bm25_index_in_its_database(tmp_path: Path, pg_uri: str) -> None:
     for model in ("bm25", HYBRID):
-        with pytest.raises(InvalidRequest, match="serve them with the embedded store"):
-            place_index(VersionSpec.model_validate({"name": "kw", "model": model}), shared=True)
+        spec = place_index(VersionSpec.model_validate({"name": "kw", "model": model}), shared=True)
+        assert spec.index.type == "pgvector"  # the dense part's; the BM25 part goes beside it
+    teams = {"a1": "identity", "a2": "platform", "a3": "billing"}
+    docs = [{**doc, "fields": {"team": teams[doc["id"]]}} for doc in DOCS]
+    with Engine.open(tmp_path / "one", FAST, store=pg_uri) as engine:
+        engine.create_collection("kb", {"name": "kw", "model": "bm25"})
+        ack = engine.upsert("kb", docs)
+        engine.add_version("kb", {"name": "hy", "model": HYBRID})
+        engine.wait_ready("kb", "hy", 30)
+        assert [h.id for h in engine.search("kb", "API keys", k=3, min_seq=ack.seq).hits] == ["a2"]
+        hy = engine.search("kb", "API keys", k=3, version="hy")
+        assert hy.hits[0].id == "a2" and len(hy.hits) == 3
+        for version in ("kw", "hy"):  # the filter applies before ranking: a3 is the only billing match
+            found = engine.search(
+                "kb", {"text": "the API keys", "k": 1, "filter": {"team": "billing"}, "version": version}
+            )
+            assert [h.id for h in found.hits] == ["a3"], version
+        info = {v.name: v for v in engine.describe("kb").versions}
+        assert info["kw"].indexes["doc"].type == "bm25" and info["hy"].indexes["doc"].type == "pgvector+bm25"
+        ack = engine.upsert("kb", [{"id": "a3", "text": "rotate logs weekly", "fields": {"team": "billing"}}])
+        engine.collection("kb").get_version("kw").wait_applied(ack.seq, 30)
+        with Engine.open(tmp_path / "two", FAST, store=pg_uri) as other:  # another process's engine
+            for version in ("kw", "hy"):
+                found = other.search("kb", "rotate", k=3, version=version, min_seq=ack.seq)
+                assert {h.id for h in found.hits} >= {"a2", "a3"}, version
+        engine.retire("kb", "hy")
+    with psycopg.connect(pg_uri) as conn:
+        rows = conn.execute("SELECT version, table_name FROM es_bm25_indexes").fetchall()
+        assert [version for version, _ in rows] == ["kw"]  # hy's table dropped with it
+        tables = conn.execute("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'es_bm25_%%'").fetchone()
+        assert tables == (2,)  # kw's table and the registry
 
 
 def test_evaluate_candidate_on_a_lexical_version_says_what_to_use(tmp_path: Path) -> None:

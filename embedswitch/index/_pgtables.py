@@ -10,8 +10,10 @@ tombstone), with a partial index on the tombstones' seq and, once built, an HNSW
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -244,3 +246,22 @@ def check_meta(meta: IndexMeta, table: str, *, dim: int, fingerprint: str) -> No
             on_disk=dim,
             requested=meta.dim,
         )
+
+
+@contextlib.contextmanager
+def translated(meta: IndexMeta) -> Iterator[None]:
+    """psycopg's errors of a lost table or a lost database as ``Unavailable``."""
+    try:
+        yield
+    except psycopg.errors.UndefinedTable as exc:
+        raise Unavailable(
+            f"index {meta.collection}/{meta.version}/{meta.kind} lost its table ({exc}); reopen the version",
+            collection=meta.collection,
+            version=meta.version,
+        ) from exc
+    except psycopg.OperationalError as exc:
+        raise Unavailable(
+            f"the database of index {meta.collection}/{meta.version}/{meta.kind} is unreachable: {exc}",
+            collection=meta.collection,
+            version=meta.version,
+        ) from exc

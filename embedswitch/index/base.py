@@ -175,3 +175,62 @@ class VectorIndex(Protocol):
     def destroy(self) -> None:
         """Close and delete every file or table of this index."""
         ...
+
+
+@runtime_checkable
+class Bm25Index(Protocol):
+    """The texts of one (collection, version, kind), keyed by record id, ranked by Okapi BM25
+    (k1 = 1.2, b = 0.75): the lexical part of a ``TextIndex``. ``LexicalIndex`` (SQLite FTS5, one
+    process's file) and ``PgBm25Index`` (tables of the PostgreSQL store's database) are two.
+
+    Callers may rely on the promises of ``VectorIndex`` where they apply: writes carry seqs and
+    pass the guard only when newer (deletes included, leaving tombstones), each returning how many
+    ids it changed; ``search`` returns up to ``k`` hits ``(id, score)`` for records holding any
+    word of ``text``, best first (higher is better), skipping ``exclude`` and, with ``allowed``,
+    every id it does not allow (the ``k`` best allowed matches, whatever ranks above them); every
+    method is safe from several threads, and searches wait for no write.
+    """
+
+    meta: IndexMeta
+
+    @property
+    def index_type(self) -> str: ...
+
+    @property
+    def precision(self) -> str: ...
+
+    def upsert(
+        self, ids: Sequence[str], texts: Sequence[str], seqs: Sequence[int], durable: bool = False
+    ) -> int: ...
+
+    def delete(self, ids: Sequence[str], seqs: Sequence[int]) -> int: ...
+
+    def search(
+        self, text: str, k: int, exclude: Iterable[str] | None = None, allowed: Allowed | None = None
+    ) -> list[Hit]: ...
+
+    def get(self, ids: Sequence[str]) -> dict[str, str]:
+        """The indexed texts of those ids that are present."""
+        ...
+
+    def seq_of(self, id: str) -> int | None: ...
+
+    def ids(self) -> list[str]: ...
+
+    def tombstones(self) -> dict[str, int]:
+        """Deleted id -> the seq of its delete."""
+        ...
+
+    def __len__(self) -> int: ...
+
+    def forget_tombstones(self, upto_seq: int) -> int: ...
+
+    def checkpoint(self) -> None: ...
+
+    def memory_bytes(self) -> int: ...
+
+    def disk_bytes(self) -> int: ...
+
+    def close(self) -> None: ...
+
+    def destroy(self) -> None: ...

@@ -1,6 +1,7 @@
-"""The index of one record kind of a lexical version: a ``LexicalIndex`` of the records' texts,
-and for a hybrid version the ``VectorIndex`` of its dense model beside it, searched together and
-fused (``rrf``, ``convex``).
+"""The index of one record kind of a lexical version: a ``Bm25Index`` of the records' texts (SQLite
+FTS5 in the version's directory, or tables of the PostgreSQL store's database, ``index/pgbm25.py``,
+with a shared store), and for a hybrid version the ``VectorIndex`` of its dense model beside it,
+searched together and fused (``rrf``, ``convex``).
 
 ``TextIndex`` is a ``VectorIndex`` to everything that keeps indexes (the version's bookkeeping:
 kinds, sizes, seq guards, checkpoints, retiring), so a lexical version is a version like any
@@ -20,8 +21,9 @@ from typing import Literal
 import numpy as np
 
 from embedswitch._errors import InvalidRequest
-from embedswitch.index.base import Allowed, Hit, IndexHost, IndexMeta, SearchParams, VectorIndex
+from embedswitch.index.base import Allowed, Bm25Index, Hit, IndexHost, IndexMeta, SearchParams, VectorIndex
 from embedswitch.index.lexical import LexicalIndex, Tokenizer
+from embedswitch.index.pgbm25 import PgBm25Index
 from embedswitch.index.registry import open_index
 from embedswitch.index.specs import IndexSpec
 
@@ -68,7 +70,7 @@ def _min_max(hits: Sequence[Hit]) -> list[Hit]:
 class TextIndex:
     """A ``VectorIndex`` holding the texts (and, hybrid, the dense vectors) of one kind."""
 
-    def __init__(self, lexical: LexicalIndex, vectors: VectorIndex | None, fusion: Fusion) -> None:
+    def __init__(self, lexical: Bm25Index, vectors: VectorIndex | None, fusion: Fusion) -> None:
         self.lexical = lexical
         self.vectors = vectors
         self.fusion = fusion
@@ -141,12 +143,11 @@ class TextIndex:
         """The ``k`` best records for ``text``: BM25 alone, or (hybrid, ``query`` being the dense
         model's vector of ``text``) both parts' ``depth`` best, fused; with ``allowed``, each part
         ranks the allowed records only."""
-        ids = allowed.ids() if allowed is not None else None
         if self.vectors is None or query is None:
-            return self.lexical.search(text, k, None, ids)
+            return self.lexical.search(text, k, None, allowed)
         depth = max(k, self.fusion.depth)
         dense = self.vectors.search(query[None, :], depth, None, allowed, params)[0]
-        lexical = self.lexical.search(text, depth, None, ids)
+        lexical = self.lexical.search(text, depth, None, allowed)
         if self.fusion.method == "convex":
             return convex(dense, lexical, k, self.fusion.weight)
         return rrf([dense, lexical], k, self.fusion.rrf_k)
@@ -203,23 +204,24 @@ def open_text_index(
     tokenizer: Tokenizer,
     fusion: Fusion,
 ) -> TextIndex:
-    """The lexical index in ``directory`` and, with a vector index ``spec`` (hybrid), the vector
-    index beside it (``registry.open_index``); ``InvalidRequest`` with a database ``host``: a
-    lexical index is one process's file, which a shared store's other processes can't read."""
-    if host is not None:
-        raise InvalidRequest(LEXICAL_NOT_SHARED)
-    vectors = open_index(spec, directory, meta) if spec is not None else None
+    """The BM25 index (in ``directory``, or with a database ``host`` in its tables, which every
+    process sharing it reads) and, with a vector index ``spec`` (hybrid), the vector index beside
+    it (``registry.open_index``)."""
+    vectors = open_index(spec, directory, meta, host) if spec is not None else None
     try:
-        return TextIndex(LexicalIndex(directory, meta, tokenizer), vectors, fusion)
+        lexical: Bm25Index = (
+            PgBm25Index.open(host, meta, tokenizer)
+            if host is not None
+            else LexicalIndex(directory, meta, tokenizer)
+        )
     except Exception:
         if vectors is not None:
             vectors.close()
         raise
+    return TextIndex(lexical, vectors, fusion)
 
 
-LEXICAL_NOT_SHARED = (
-    "bm25 and hybrid versions keep their BM25 index in one process's files, which the other "
-    "processes sharing a PostgreSQL store can't read or follow; serve them with the embedded store "
-    "(--store sqlite, the default), or use a dense model here"
-)
-"""Why a shared store refuses lexical versions (until the BM25 index lives in its database)."""
+def stored_text_kinds(host: IndexHost | None, collection: str, version: str) -> list[str]:
+    """The record kinds with a BM25 index of ``version`` in ``host``'s database (none without one:
+    an embedded index is a directory per kind, found like a vector index's)."""
+    return PgBm25Index.stored_kinds(host, collection, version) if host is not None else []

@@ -8,8 +8,8 @@ and whether it is live, which gives the seq guard of ``VectorIndex`` (deletes le
 
 Its limits: every write commits (a durable one with fsync), so a write costs ~0.1 ms a record plus
 the commit; a search scans the postings of each query word, ~3 ms at SciFact's 5,000 abstracts and
-linear in the matches beyond. It is one process's file: a PostgreSQL store (several processes)
-does not take lexical versions yet (``specs.place_index`` refuses them).
+linear in the matches beyond. It is one process's file: with a PostgreSQL store (several
+processes) a lexical version keeps its texts in the store's database instead (``index/pgbm25.py``).
 """
 
 from __future__ import annotations
@@ -20,15 +20,15 @@ import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
-from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Literal
 
 from embedswitch._sqlite import Connections
 from embedswitch.index._checks import check_k, check_seqs, closed
 from embedswitch.index._files import check_meta
+from embedswitch.index._ids import IdMap
 from embedswitch.index._rwlock import RWLock
-from embedswitch.index.base import Hit, IndexMeta
+from embedswitch.index.base import Allowed, Hit, IndexMeta
 
 FILE = "bm25.db"
 MAX_QUERY_TERMS = 1024
@@ -52,15 +52,9 @@ def match_expression(text: str) -> str | None:
 
 
 class LexicalIndex:
-    """Texts of one (collection, version, kind), keyed by record id, guarded by per-record seq.
-
-    Callers may rely on the promises of ``VectorIndex`` where they apply: writes carry seqs and
-    pass the guard only when newer (deletes included); ``search`` returns up to ``k`` hits
-    ``(id, score)`` best first, the score being BM25 (higher is better), skipping ``exclude``;
-    every method is safe from several threads and searches do not wait for each other or for
-    writes. Every write is committed when it returns (a ``durable`` one fsynced), so ``close``
-    loses nothing; ``checkpoint`` also makes the others survive a power cut.
-    """
+    """A ``Bm25Index`` in one SQLite FTS5 file. Every write is committed when it returns (a
+    ``durable`` one fsynced), so ``close`` loses nothing; ``checkpoint`` also makes the others
+    survive a power cut."""
 
     index_type = "bm25"
     precision = "text"
@@ -105,14 +99,16 @@ class LexicalIndex:
     def upsert(
         self, ids: Sequence[str], texts: Sequence[str], seqs: Sequence[int], durable: bool = False
     ) -> int:
-        """Index each text under its id unless the id has seen a seq >= its seq; returns how many."""
+        """Index each text under its id unless the id has seen a seq >= its seq; returns how many
+        ids changed."""
         seq_list = check_seqs(ids, seqs)
         if len(texts) != len(ids):
             raise ValueError(f"got {len(ids)} ids but {len(texts)} texts; pass one text per id")
         changed = added = 0
         with self._rw.read, self._db.transaction(fsync=durable) as db:
             self._check_open()
-            for id_, text, seq in zip(ids, texts, seq_list, strict=True):
+            for id_, (row_of, seq) in IdMap.latest_per_id(ids, seq_list).items():
+                text = texts[row_of]
                 row = db.execute("SELECT rowid, seq, live FROM docs WHERE id = ?", (id_,)).fetchone()
                 if row is not None and row[1] >= seq:
                     continue
@@ -165,16 +161,17 @@ class LexicalIndex:
         text: str,
         k: int,
         exclude: Iterable[str] | None = None,
-        allowed: AbstractSet[str] | None = None,
+        allowed: Allowed | None = None,
     ) -> list[Hit]:
         """Up to ``k`` hits ``(id, BM25 score)`` for records holding any word of ``text``, best
-        first (ties by age in the index), skipping ``exclude`` and, with ``allowed``, every id not
-        in it: the ``k`` best allowed matches, whatever ranks above them."""
+        first (ties by age in the index), skipping ``exclude`` and, with ``allowed``, every id
+        not in ``allowed.ids()``: the ``k`` best allowed matches, whatever ranks above them."""
         check_k(k)
         query = match_expression(text)
         skip = set(exclude or ())
         if query is None or k == 0:
             return []
+        permitted = allowed.ids() if allowed is not None else None
         limit = -1 if allowed is not None else k + len(skip)  # FTS5 ranks every match either way
         hits: list[Hit] = []
         with self._rw.read:
@@ -185,7 +182,7 @@ class LexicalIndex:
                 (query, limit),
             )
             for id_, score in rows:
-                if id_ not in skip and (allowed is None or id_ in allowed):
+                if id_ not in skip and (permitted is None or id_ in permitted):
                     hits.append((id_, float(score)))
                     if len(hits) == k:
                         break

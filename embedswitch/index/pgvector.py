@@ -125,7 +125,7 @@ class PgvectorIndex:
                 version=meta.version,
             )
         key = {"collection": meta.collection, "version": meta.version, "kind": meta.kind}
-        with _translated(meta), host.connection() as conn:
+        with tables.translated(meta), host.connection() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", [tables.DDL_LOCK])
             tables.ensure_extension(conn)
             conn.execute(tables.REGISTRY)
@@ -222,7 +222,7 @@ class PgvectorIndex:
         else:
             query = self._sql.search_excluding if excluded else self._sql.search
         values = {"k": k, "excluded": excluded, "collection": self.meta.collection, "kind": self.meta.kind}
-        with _translated(self.meta), self.host.reader() as conn:
+        with tables.translated(self.meta), self.host.reader() as conn:
             own = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
             try:
                 with conn.pipeline():  # BEGIN, the settings, every query and COMMIT: one round trip
@@ -359,7 +359,7 @@ class PgvectorIndex:
     def destroy(self) -> None:
         """Close, drop the table and forget it in ``es_indexes`` (fenced like a write)."""
         self._closed = True
-        with _translated(self.meta), self.host.connection() as conn:
+        with tables.translated(self.meta), self.host.connection() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", [tables.DDL_LOCK])
             self.host.check_fence(conn)
             conn.execute(self._sql.drop)
@@ -375,7 +375,7 @@ class PgvectorIndex:
     def _writing(self) -> Iterator[tuple[psycopg.Cursor[Any], int]]:
         """A fenced write transaction, once this index's earlier writes (any process's) committed:
         a cursor on it and the live vectors at the start."""
-        with _translated(self.meta), self.host.connection() as conn:
+        with tables.translated(self.meta), self.host.connection() as conn:
             cur = self._cursor(conn, arrays=True)
             row = cur.execute(tables.LOCK, self._key).fetchone()
             if row is None:
@@ -385,7 +385,7 @@ class PgvectorIndex:
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[psycopg.Connection[Any]]:
-        with _translated(self.meta), self.host.connection() as conn:
+        with tables.translated(self.meta), self.host.connection() as conn:
             yield conn
 
     def _cursor(self, conn: psycopg.Connection[Any], arrays: bool = False) -> psycopg.Cursor[Any]:
@@ -457,22 +457,3 @@ def _ranked(rows: list[tuple[Any, ...]], joined: bool) -> Ranked:
     if joined:
         hits.fields = {row[0]: json.loads(row[2]) for row in rows if row[2] is not None}
     return hits
-
-
-@contextlib.contextmanager
-def _translated(meta: IndexMeta) -> Iterator[None]:
-    """psycopg's errors of a lost table or a lost database as ``Unavailable``."""
-    try:
-        yield
-    except psycopg.errors.UndefinedTable as exc:
-        raise Unavailable(
-            f"index {meta.collection}/{meta.version}/{meta.kind} lost its table ({exc}); reopen the version",
-            collection=meta.collection,
-            version=meta.version,
-        ) from exc
-    except psycopg.OperationalError as exc:
-        raise Unavailable(
-            f"the database of index {meta.collection}/{meta.version}/{meta.kind} is unreachable: {exc}",
-            collection=meta.collection,
-            version=meta.version,
-        ) from exc

@@ -45,6 +45,17 @@ def test_backfill_never_writes_stale_text_or_resurrects(tmp_path: Path, model: d
     _race_stale_backfill(tmp_path, model, {"type": index_type})
 
 
+@pytest.mark.parametrize(
+    "model", [{"type": "bm25"}, {"type": "hybrid", "dense": HASHING}], ids=["bm25", "hybrid"]
+)
+def test_backfill_on_a_postgresql_store_never_writes_stale_text_or_resurrects(
+    tmp_path: Path, pg_uri: str, model: dict[str, Any]
+) -> None:
+    """The same interleaving on a PostgreSQL store, where the BM25 index (and a hybrid's pgvector
+    index) hold the seq guard in the database itself."""
+    _race_stale_backfill(tmp_path, model, {"type": "auto"}, store=pg_uri)
+
+
 def test_milvus_without_its_ledger_writes_stale_text_and_resurrects(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -68,11 +79,13 @@ def test_milvus_without_its_ledger_writes_stale_text_and_resurrects(
         np.testing.assert_allclose(np.stack([stored[i] for i in stale]), originals, atol=1e-6)
 
 
-def _race_stale_backfill(tmp_path: Path, model: dict[str, Any], index: dict[str, Any]) -> None:
+def _race_stale_backfill(
+    tmp_path: Path, model: dict[str, Any], index: dict[str, Any], store: str = "sqlite"
+) -> None:
     config = EngineConfig(
         checkpoint_interval_s=0.2, backfill_batch=50, encode_workers=1, backfill_yield_max_wait_s=120
     )
-    with Engine.open(tmp_path, config) as engine:
+    with Engine.open(tmp_path, config, store=store) as engine:
         engine.create_collection("c", {"name": "v1", "model": "hashing"})
         engine.upsert("c", [{"id": f"{i:03}", "text": f"original text {i}"} for i in range(200)])
         engine.activity.enter()  # a query in flight: the backfill reads ahead, then waits

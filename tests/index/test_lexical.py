@@ -1,21 +1,56 @@
-"""The BM25 index (SQLite FTS5) and the TextIndex of lexical versions: streaming updates and
-deletes through the seq guard, reopening, fusion."""
+"""The BM25 indexes and the TextIndex of lexical versions: streaming updates and deletes through
+the seq guard, fusion, run against both ``Bm25Index`` backends (the congruence pattern): SQLite
+FTS5 (``fts5``) and tables in a real PostgreSQL (``postgres``); reopening the FTS5 file.
+PostgreSQL's own promises are in ``test_pgbm25.py``."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _pg_host import PgHost
+from _postgres import pg_server, pg_uri  # noqa: F401 - fixtures
 
 from embedswitch import IndexMismatch, InvalidRequest
-from embedswitch.index.base import IndexMeta
+from embedswitch.index.base import Allowed, Bm25Index, IndexMeta
 from embedswitch.index.hybrid import Fusion, convex, open_text_index, rrf
 from embedswitch.index.lexical import LexicalIndex, match_expression
-from embedswitch.index.specs import ExactSpec
+from embedswitch.index.pgbm25 import PgBm25Index
+from embedswitch.index.specs import ExactSpec, PgvectorSpec
 
 META = IndexMeta("c", "kw", "doc", "f" * 64, 0)
+BACKENDS = ["fts5", "postgres"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def host(backend: str, request: pytest.FixtureRequest) -> Iterator[PgHost | None]:
+    """The database a PostgreSQL BM25 index lives in (None for FTS5)."""
+    if backend == "fts5":
+        yield None
+        return
+    found = PgHost(request.getfixturevalue("pg_uri"))
+    yield found
+    found.close()
+
+
+@pytest.fixture
+def index(tmp_path: Path, host: PgHost | None) -> Iterator[Bm25Index]:
+    found: Bm25Index = (
+        PgBm25Index.open(host, META, "unicode61")
+        if host is not None
+        else LexicalIndex(tmp_path / "doc", META, "unicode61")
+    )
+    assert isinstance(found, Bm25Index)
+    yield found
+    found.close()
 
 
 def opened(tmp_path: Path, meta: IndexMeta = META) -> LexicalIndex:
@@ -26,8 +61,7 @@ def ids_of(hits: list[tuple[str, float]]) -> list[str]:
     return [id_ for id_, _ in hits]
 
 
-def test_bm25_ranks_by_term_rarity_and_frequency(tmp_path: Path) -> None:
-    index = opened(tmp_path)
+def test_bm25_ranks_by_term_rarity_and_frequency(index: Bm25Index) -> None:
     texts = {
         "a": "vitamin D and bone density",
         "b": "vitamin C in citrus fruit",
@@ -42,6 +76,8 @@ def test_bm25_ranks_by_term_rarity_and_frequency(tmp_path: Path) -> None:
     assert ids_of(index.search("vitamin d", 10, exclude={"c"})) == ["a", "b"]
     assert index.search("nothing matches", 10) == [] and index.search("?! ", 10) == []
     assert len(index) == 4 and sorted(index.ids()) == ["a", "b", "c", "d"]
+    assert ids_of(index.search("vitamin d", 10, allowed=Allowed.of(["b", "d"]))) == ["b"]
+    assert index.search("vitamin", 10, allowed=Allowed.of([])) == []
 
 
 def test_query_words_are_never_fts5_operators() -> None:
@@ -53,8 +89,7 @@ def test_query_words_are_never_fts5_operators() -> None:
     assert match_expression(" _ -- ") is None
 
 
-def test_updates_and_deletes_pass_the_seq_guard_only_when_newer(tmp_path: Path) -> None:
-    index = opened(tmp_path)
+def test_updates_and_deletes_pass_the_seq_guard_only_when_newer(index: Bm25Index) -> None:
     index.upsert(["a", "b"], ["apple pie", "banana bread"], [5, 6])
     assert index.upsert(["a"], ["cherry tart"], [4]) == 0  # a stale backfill write: no-op
     assert index.upsert(["a"], ["apple pie"], [5]) == 0  # the same seq again: no-op
@@ -76,10 +111,10 @@ def test_updates_and_deletes_pass_the_seq_guard_only_when_newer(tmp_path: Path) 
     assert index.tombstones() == {"a": 11} and index.seq_of("never") is None
 
 
-def test_a_batch_with_one_id_twice_keeps_the_newest(tmp_path: Path) -> None:
-    index = opened(tmp_path)
-    assert index.upsert(["a", "a", "a"], ["one", "three", "two"], [1, 3, 2]) == 2
-    assert index.get(["a"]) == {"a": "three"} and len(index) == 1
+def test_a_batch_with_one_id_twice_keeps_the_newest(index: Bm25Index) -> None:
+    assert index.upsert(["a", "a", "a"], ["one", "three", "two"], [1, 3, 2]) == 1
+    assert index.delete(["a", "a"], [5, 4]) == 1 and index.seq_of("a") == 5
+    assert index.get(["a"]) == {} and len(index) == 0 and index.tombstones() == {"a": 5}
 
 
 def test_writes_survive_close_and_reopen_and_the_meta_is_checked(tmp_path: Path) -> None:
@@ -100,10 +135,9 @@ def test_writes_survive_close_and_reopen_and_the_meta_is_checked(tmp_path: Path)
     assert not (tmp_path / "doc").exists()
 
 
-def test_searches_see_whole_writes_while_a_writer_streams(tmp_path: Path) -> None:
+def test_searches_see_whole_writes_while_a_writer_streams(index: Bm25Index) -> None:
     """Each write is one transaction: a search sees a record's old text or its new one, never both
     or neither, while updates stream."""
-    index = opened(tmp_path)
     ids = [f"r{i}" for i in range(50)]
     index.upsert(ids, ["even"] * 50, [1] * 50)
     stop, seen = threading.Event(), []
@@ -122,15 +156,16 @@ def test_searches_see_whole_writes_while_a_writer_streams(tmp_path: Path) -> Non
     assert seen and all(n in (0, 50) for pair in seen for n in pair)
 
 
-def test_text_index_writes_both_parts_and_fuses_their_hits(tmp_path: Path) -> None:
+def test_text_index_writes_both_parts_and_fuses_their_hits(tmp_path: Path, host: PgHost | None) -> None:
     meta = IndexMeta("c", "hy", "doc", "e" * 64, 2)
-    index = open_text_index(ExactSpec(), tmp_path / "doc", meta, None, "unicode61", Fusion(depth=10))
+    spec = PgvectorSpec() if host is not None else ExactSpec()
+    index = open_text_index(spec, tmp_path / "doc", meta, host, "unicode61", Fusion(depth=10))
     vectors = np.array([[1, 0], [0, 1], [0.6, 0.8]], dtype=np.float32)
     texts = ["alpha beta", "gamma", "beta beta delta"]
     with pytest.raises(InvalidRequest, match="records can't come as vectors alone"):
         index.upsert(["x"], vectors[:1], [1])
     assert index.upsert(["a", "b", "c"], vectors, [1, 2, 3], texts=texts) == 3
-    assert index.index_type == "exact+bm25" and index.precision == "f32" and len(index) == 3
+    assert index.index_type == f"{spec.type}+bm25" and index.precision == "f32" and len(index) == 3
     dense = index.search(np.array([[0, 1]], dtype=np.float32), 3)[0]
     assert ids_of(dense) == ["b", "c", "a"]
     fused = index.search_text("beta", np.array([0, 1], dtype=np.float32), 3)
@@ -145,8 +180,8 @@ def test_text_index_writes_both_parts_and_fuses_their_hits(tmp_path: Path) -> No
     index.destroy()
 
 
-def test_bm25_alone_has_no_vectors_to_search(tmp_path: Path) -> None:
-    index = open_text_index(None, tmp_path / "doc", META, None, "porter", Fusion())
+def test_bm25_alone_has_no_vectors_to_search(tmp_path: Path, host: PgHost | None) -> None:
+    index = open_text_index(None, tmp_path / "doc", META, host, "porter", Fusion())
     index.upsert(["a"], np.zeros((1, 0), dtype=np.float32), [1], texts=["running shoes"])
     assert ids_of(index.search_text("run", None, 5)) == ["a"]  # porter stems both
     assert index.get(["a"]) == {} and index.index_type == "bm25" and index.precision == "text"

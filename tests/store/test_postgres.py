@@ -349,3 +349,31 @@ def test_writes_made_together_commit_as_one_or_not_at_all(open_stores: Callable[
         store.publish_applied(name, "v1", 2)
     assert len(index) == 2 and store.published_applied(name, "v1") == 2
     assert store.wait_applied(name, "v1", 2, 5)
+
+
+def test_a_hybrid_batch_commits_its_texts_vectors_and_position_as_one(
+    open_stores: Callable[..., PostgresStore],
+) -> None:
+    """A hybrid version's two parts (BM25 and pgvector tables) and its position commit together."""
+    import numpy as np
+
+    from embedswitch.index import IndexMeta
+    from embedswitch.index.hybrid import Fusion, open_text_index
+    from embedswitch.index.specs import PgvectorSpec
+
+    store = open_stores()
+    name = collection(store)
+    meta = IndexMeta(name, "hy", "doc", "cd" * 32, 4)
+    index = open_text_index(PgvectorSpec(), Path("."), meta, store, "unicode61", Fusion())
+    vectors, texts = np.eye(4, dtype=np.float32)[:2], ["apple pie", "banana bread"]
+    with pytest.raises(RuntimeError), store.together():
+        index.upsert(["a", "b"], vectors, [1, 2], texts=texts)
+        store.publish_applied(name, "hy", 2)
+        raise RuntimeError("the batch fails before its end")
+    assert index.vectors is not None and len(index.vectors) == 0 and len(index.lexical) == 0
+    assert store.published_applied(name, "hy") is None and index.seq_of("a") is None
+    with store.together():
+        index.upsert(["a", "b"], vectors, [1, 2], texts=texts)
+        store.publish_applied(name, "hy", 2)
+    assert len(index.vectors) == 2 and [h[0] for h in index.search_text("banana", None, 5)] == ["b"]
+    assert store.published_applied(name, "hy") == 2

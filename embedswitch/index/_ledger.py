@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from embedswitch._sqlite import Connections
-from embedswitch.index._engines import batches
+from embedswitch.index._engines import Seen, batches
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS seqs (
@@ -36,9 +36,6 @@ ON CONFLICT (id) DO UPDATE SET prev_seq = seqs.seq, prev_live = seqs.live,
     seq = excluded.seq, live = excluded.live, lsn = excluded.lsn"""
 _MAX_VARS = 500
 """Ids per ``IN (...)`` list, below SQLite's limit on bound parameters."""
-
-Seen = tuple[int, bool]
-"""(seq, live) of an id."""
 
 
 @dataclass(frozen=True)

@@ -41,19 +41,18 @@ import contextlib
 import hashlib
 import json
 import shutil
-import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pymilvus import DataType, MilvusClient, MilvusException
 
-from embedswitch._errors import EmbedswitchError, Unavailable
 from embedswitch.index import _engines as engines
-from embedswitch.index._checks import check_k, check_queries, check_seqs, check_vectors, closed
+from embedswitch.index._checks import check_k, check_queries, check_seqs, check_vectors
+from embedswitch.index._engines import Seen, passes
 from embedswitch.index._ids import IdMap
-from embedswitch.index._ledger import Seen, SeqLedger
+from embedswitch.index._ledger import SeqLedger
 from embedswitch.index.base import Allowed, Hit, IndexMeta, SearchParams
 from embedswitch.index.specs import MilvusSpec
 
@@ -71,28 +70,21 @@ def key_of(record_id: str) -> str:
     return hashlib.blake2b(record_id.encode(), digest_size=16).hexdigest()
 
 
-class MilvusIndex:
+class MilvusIndex(engines.EngineIndex[MilvusClient]):
     """A ``VectorIndex`` in a Milvus collection, guarded by a seq ledger; see the module docstring."""
 
     index_type = "milvus"
-    precision = "f32"
+    engine = "Milvus"
+    errors = (MilvusException, OSError)
 
     def __init__(
         self, client: MilvusClient, name: str, meta: IndexMeta, spec: MilvusSpec, directory: Path
     ) -> None:
         """Use the collection ``name`` that ``open`` found or created, and the ledger in ``directory``."""
-        self.meta = meta
+        super().__init__(client, name, meta, spec.uri, spec.uri or str(directory))
         self.spec = spec
-        self.name = name
         self.directory = directory
-        self._client = client
-        self._server = spec.uri is not None
         self._ledger = SeqLedger(directory / LEDGER_FILE)
-        self._write_lock = threading.Lock()
-        self._calls: contextlib.AbstractContextManager[Any] = (
-            contextlib.nullcontext() if self._server else threading.Lock()
-        )
-        self._closed = False
 
     @classmethod
     def from_spec(cls, spec: MilvusSpec, directory: Path, meta: IndexMeta) -> MilvusIndex:
@@ -112,7 +104,7 @@ class MilvusIndex:
         spec = spec or MilvusSpec()
         name = engines.collection_name(spec.prefix, meta.collection, meta.version, meta.kind)
         directory.mkdir(parents=True, exist_ok=True)
-        with _translated(f"index {meta.collection}/{meta.version}/{meta.kind}", meta, spec.uri):
+        with cls.translating(f"index {meta.collection}/{meta.version}/{meta.kind}", meta, spec.uri):
             if spec.uri is not None:
                 client = MilvusClient(uri=spec.uri, timeout=spec.timeout_s)
             else:
@@ -144,7 +136,7 @@ class MilvusIndex:
             return 0
         with self._write_lock:
             stored = self._ledger.seqs(list(latest))
-            passing = {id_: (row, seq) for id_, (row, seq) in latest.items() if _passes(stored.get(id_), seq)}
+            passing = {id_: (row, seq) for id_, (row, seq) in latest.items() if passes(stored.get(id_), seq)}
             rows = [
                 {"key": key_of(id_), "rid": id_, "seq": seq, "v": vecs[row]}
                 for id_, (row, seq) in passing.items()
@@ -161,7 +153,7 @@ class MilvusIndex:
             return 0
         with self._write_lock:
             stored = self._ledger.seqs(list(latest))
-            passing = {id_: seq for id_, (_, seq) in latest.items() if _passes(stored.get(id_), seq)}
+            passing = {id_: seq for id_, (_, seq) in latest.items() if passes(stored.get(id_), seq)}
             removed = [id_ for id_ in passing if stored.get(id_, (0, False))[1]]
             self._guarded([(id_, seq, False) for id_, seq in passing.items()], deletes=removed)
         return len(removed)
@@ -291,11 +283,6 @@ class MilvusIndex:
         self._check_open()
         return self._ledger.live()
 
-    def memory_bytes(self) -> int:
-        """0 for a server (the vectors live there); for milvus-lite the vectors' bytes (its own
-        bookkeeping not counted)."""
-        return 0 if self._server else len(self) * self.meta.dim * 4
-
     def disk_bytes(self) -> int:
         """Bytes of the files in the index's directory: milvus-lite's and the ledger."""
         return engines.directory_bytes(self.directory)
@@ -305,9 +292,7 @@ class MilvusIndex:
     def close(self) -> None:
         """Stop using the index; its collection and ledger stay."""
         if not self._closed:
-            self._closed = True
-            with self._calls:
-                self._client.close()
+            super().close()
             self._ledger.close()
 
     def destroy(self) -> None:
@@ -317,30 +302,6 @@ class MilvusIndex:
                 self._client.drop_collection(self.name)
         self.close()
         shutil.rmtree(self.directory, ignore_errors=True)
-
-    def __repr__(self) -> str:
-        m = self.meta
-        where = self.spec.uri or self.directory
-        return f"{type(self).__name__}({m.collection!r}/{m.version!r}/{m.kind!r}, {self.name!r} at {where})"
-
-    @contextlib.contextmanager
-    def _call(self) -> Iterator[MilvusClient]:
-        """The client, for one call (taking turns for milvus-lite), its errors as ``Unavailable``."""
-        with self._translated(), self._calls:
-            self._check_open()
-            yield self._client
-
-    def _translated(self) -> contextlib.AbstractContextManager[None]:
-        m = self.meta
-        return _translated(f"index {m.collection}/{m.version}/{m.kind} ({self.name})", m, self.spec.uri)
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise closed(self.meta)
-
-
-def _passes(stored: Seen | None, seq: int) -> bool:
-    return stored is None or seq > stored[0]
 
 
 def _ensure_collection(client: MilvusClient, name: str, meta: IndexMeta, spec: MilvusSpec) -> None:
@@ -370,17 +331,3 @@ def _ensure_collection(client: MilvusClient, name: str, meta: IndexMeta, spec: M
         consistency_level="Strong",
         properties={META_PROPERTY: json.dumps(engines.meta_fields(meta))},
     )
-
-
-@contextlib.contextmanager
-def _translated(where: str, meta: IndexMeta | None = None, server: str | None = None) -> Iterator[None]:
-    """The client's errors (an unreachable server, a refused request) as ``Unavailable``."""
-    context: dict[str, str] = {} if meta is None else {"collection": meta.collection, "version": meta.version}
-    if server is not None:
-        context["url"] = server
-    try:
-        yield
-    except EmbedswitchError:
-        raise
-    except (MilvusException, OSError) as exc:
-        raise Unavailable(f"Milvus failed for {where}: {exc}", **context) from exc

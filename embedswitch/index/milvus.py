@@ -53,6 +53,7 @@ from embedswitch.index._checks import check_k, check_queries, check_seqs, check_
 from embedswitch.index._engines import Seen, passes
 from embedswitch.index._ids import IdMap
 from embedswitch.index._ledger import SeqLedger
+from embedswitch.index.access import engine_key
 from embedswitch.index.base import Allowed, Hit, IndexMeta, SearchParams
 from embedswitch.index.specs import MilvusSpec
 
@@ -106,7 +107,7 @@ class MilvusIndex(engines.EngineIndex[MilvusClient]):
         directory.mkdir(parents=True, exist_ok=True)
         with cls.translating(f"index {meta.collection}/{meta.version}/{meta.kind}", meta, spec.uri):
             if spec.uri is not None:
-                client = MilvusClient(uri=spec.uri, timeout=spec.timeout_s)
+                client = MilvusClient(uri=spec.uri, token=engine_key(spec) or "", timeout=spec.timeout_s)
             else:
                 client = MilvusClient(uri=str(directory / LITE_FILE))
             try:

@@ -54,6 +54,7 @@ from embedswitch.index import _engines as engines
 from embedswitch.index._checks import check_k, check_queries, check_seqs, check_vectors
 from embedswitch.index._engines import passes
 from embedswitch.index._ids import IdMap
+from embedswitch.index.access import engine_key
 from embedswitch.index.base import Allowed, Hit, IndexMeta, SearchParams
 from embedswitch.index.specs import QdrantSpec
 
@@ -337,7 +338,12 @@ def _older_than_sent(points: Sequence[qm.PointStruct]) -> qm.Filter:
 
 def _client(spec: QdrantSpec, directory: Path | None) -> QdrantClient:
     if spec.url is not None:
-        return QdrantClient(url=spec.url, timeout=math.ceil(spec.timeout_s), check_compatibility=False)
+        return QdrantClient(
+            url=spec.url,
+            api_key=engine_key(spec),
+            timeout=math.ceil(spec.timeout_s),
+            check_compatibility=False,
+        )
     assert directory is not None
     return QdrantClient(path=str(directory))
 

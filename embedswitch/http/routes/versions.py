@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from ..._errors import (
     Busy,
     Conflict,
+    IndexNotAllowed,
     LastVersion,
     ModelNotAllowed,
     ModelNotInstalled,
@@ -31,7 +32,7 @@ router = APIRouter(tags=["versions"], route_class=JsonRoute)
 
 
 @router.post("/v1/collections/{c}/versions", status_code=202)
-@raises(VersionExists, UnknownModel, ModelNotInstalled, ModelNotAllowed, ModelUnavailable)
+@raises(VersionExists, UnknownModel, ModelNotInstalled, ModelNotAllowed, IndexNotAllowed, ModelUnavailable)
 def add_version(
     engine: EngineDep, c: Collection, body: Annotated[VersionSpec, examples.ADD_VERSION]
 ) -> VersionInfo:

@@ -55,7 +55,7 @@ from embedswitch.index._checks import check_k, check_queries, check_seqs, check_
 from embedswitch.index._engines import passes
 from embedswitch.index._ids import IdMap
 from embedswitch.index.access import engine_key
-from embedswitch.index.base import Allowed, Hit, IndexMeta, SearchParams
+from embedswitch.index.base import Allowed, Hit, IndexHost, IndexMeta, SearchParams
 from embedswitch.index.specs import QdrantSpec
 
 VECTOR = "v"
@@ -89,11 +89,16 @@ class QdrantIndex(engines.EngineIndex[QdrantClient]):
         self._directory = directory
 
     @classmethod
-    def from_spec(cls, spec: QdrantSpec, directory: Path, meta: IndexMeta) -> QdrantIndex:
+    def from_spec(
+        cls, spec: QdrantSpec, directory: Path, meta: IndexMeta, host: IndexHost | None = None
+    ) -> QdrantIndex:
+        """Open the index; ``host`` is not used (Qdrant holds the seq guard itself)."""
         return cls.open(meta, spec, Path(directory))
 
     @classmethod
-    def stored_kinds(cls, spec: QdrantSpec, directory: Path, collection: str, version: str) -> list[str]:
+    def stored_kinds(
+        cls, spec: QdrantSpec, directory: Path, collection: str, version: str, host: IndexHost | None = None
+    ) -> list[str]:
         """The record kinds that have an index of ``version``: on the server, or (local mode) the
         subdirectories of ``directory``."""
         if spec.url is None:

@@ -17,9 +17,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from _http import error, ok
 from _indexes import META, require_engine
 from _remote import Recorder, serve
+from conftest import ServerThread
 
 from embedswitch import Engine, EngineConfig, IndexNotAllowed, InvalidRequest, Unavailable
 from embedswitch.index import index_spec, open_index
@@ -185,4 +188,36 @@ def test_a_refused_index_spec_stores_nothing_and_contacts_nothing(
                 engine.create_collection("d", {"name": "v1", "model": "hashing", "index": index})
         assert [v.name for v in engine.describe("c").versions] == ["v1"]
         assert [c.name for c in engine.list_collections()] == ["c"]
+    assert seen.seen == []
+
+
+def test_over_http_a_refused_index_spec_is_403_index_not_allowed(
+    recorder: tuple[str, Recorder], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The key variable is named in the answer, its value never; an unset one is 422."""
+    url, seen = recorder
+    monkeypatch.setenv("OTHER_SECRET", SECRET)
+    monkeypatch.delenv(VAR, raising=False)
+    config = EngineConfig(index_urls=["http://qdrant.internal:6333"], checkpoint_interval_s=0.2)
+    with (
+        Engine.open(tmp_path / "data", config) as engine,
+        ServerThread(engine) as running,
+        httpx.Client(base_url=running.url, timeout=60) as h,
+    ):
+        ok(h.post("/v1/collections", json={"name": "c", "version": {"name": "v1", "model": "hashing"}}), 201)
+        for index in (qdrant(url), qdrant("http://qdrant.internal:6333", api_key_env="OTHER_SECRET")):
+            body = error(
+                h.post("/v1/collections/c/versions", json={"name": "v2", "model": "hashing", "index": index}),
+                403,
+                "index_not_allowed",
+            )
+            assert SECRET not in json.dumps(body)
+        unset = qdrant("http://qdrant.internal:6333", api_key_env=VAR)
+        body = error(
+            h.post("/v1/collections/c/versions", json={"name": "v2", "model": "hashing", "index": unset}),
+            422,
+            "invalid_request",
+        )
+        assert VAR in body["message"]
+        assert [v["name"] for v in ok(h.get("/v1/collections/c"))["versions"]] == ["v1"]
     assert seen.seen == []

@@ -50,7 +50,7 @@ def describe_version(engine: EngineDep, c: Collection, v: VersionName) -> Versio
 
 
 @router.post("/v1/collections/{c}/train", status_code=202, dependencies=[HeavySlot])
-@raises(VersionExists, ModelNotInstalled, Busy)
+@raises(VersionExists, ModelNotInstalled, IndexNotAllowed, Busy)
 def train(engine: EngineDep, c: Collection, body: Annotated[TrainRequest, examples.TRAIN]) -> VersionInfo:
     return engine.train(c, body)
 

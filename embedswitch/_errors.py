@@ -13,7 +13,8 @@ how to fix the problem. The HTTP layer turns any of them into ``{"code", "messag
     │   └── InputRejected (422 input_rejected)
     ├── Unauthorized (401 unauthorized)
     ├── Forbidden (403 forbidden)
-    │   └── ModelNotAllowed (403 model_not_allowed)
+    │   ├── ModelNotAllowed (403 model_not_allowed)
+    │   └── IndexNotAllowed (403 index_not_allowed)
     ├── PayloadTooLarge (413 payload_too_large)
     ├── RateLimited (429 rate_limited)
     ├── NotFound (404 not_found)
@@ -111,6 +112,13 @@ class ModelNotAllowed(Forbidden):
     ``model_urls`` (``EngineConfig``)."""
 
     code = "model_not_allowed"
+
+
+class IndexNotAllowed(Forbidden):
+    """An index spec names what this server's settings keep specs from reaching: an engine server
+    outside ``index_urls`` or an environment variable outside ``index_key_envs`` (``EngineConfig``)."""
+
+    code = "index_not_allowed"
 
 
 class PayloadTooLarge(EmbedswitchError):

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from . import events, search
 from ._errors import (
+    IndexNotAllowed,
     InvalidRequest,
     LastVersion,
     ModelNotAllowed,
@@ -125,7 +126,7 @@ class Collection:
         model is not allowed or not found here: the other versions still serve."""
         try:
             self.versions[row.name] = self._runtime(row)
-        except (ModelNotAllowed, UnknownModel) as exc:
+        except (ModelNotAllowed, IndexNotAllowed, UnknownModel) as exc:
             self.failed[row.name] = FailedVersion(row, exc.message, self.root / row.name)
             log.error("version %s/%s is not served: %s", self.name, row.name, exc.message)
 
@@ -314,7 +315,8 @@ class Collection:
                     collection=self.name,
                     version=spec.name,
                 )
-            load_model(spec.model, self._config.access)  # fail before anything is persisted
+            self._config.index_access.check(spec.index)  # fail before anything is persisted
+            load_model(spec.model, self._config.access)
             head = self.head_seq()
             total = sum(self.store.count_records(self.name).values())
             row = VersionRow(

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ._env import CommaSeparated
+from .index.access import IndexAccess
 from .models import ModelAccess
 from .models.access import KEY_ENV_PREFIX
 from .models.specs import check_http_url
@@ -137,8 +138,18 @@ class EngineConfig(BaseModel):
     model_urls: CommaSeparated | None = Field(
         None, description="URL prefixes openai model specs may call; null: any URL"
     )
+    index_key_envs: CommaSeparated = Field(
+        default_factory=lambda: [f"{KEY_ENV_PREFIX}*"],
+        description="Environment variables an index spec may name as its engine server's key "
+        "(qdrant api_key_env, milvus token_env): names, or prefixes ending in *",
+    )
+    index_urls: CommaSeparated | None = Field(
+        None,
+        description="URL prefixes of the engine servers index specs may use (qdrant url, milvus uri); "
+        "null: any server",
+    )
 
-    @field_validator("model_key_envs")
+    @field_validator("model_key_envs", "index_key_envs")
     @classmethod
     def _key_envs(cls, value: list[str]) -> list[str]:
         bad = [name for name in value if not re.match(_KEY_ENV_PATTERN, name)]
@@ -146,7 +157,7 @@ class EngineConfig(BaseModel):
             raise ValueError(f"{bad[0]!r} is not a variable name or a prefix ending in *")
         return value
 
-    @field_validator("model_urls")
+    @field_validator("model_urls", "index_urls")
     @classmethod
     def _urls(cls, value: list[str] | None) -> list[str] | None:
         for url in value or []:
@@ -158,3 +169,8 @@ class EngineConfig(BaseModel):
         dirs = [Path(d) for d in self.model_dirs] if self.model_dirs is not None else [data_dir / "models"]
         urls = None if self.model_urls is None else tuple(self.model_urls)
         return ModelAccess(tuple(self.model_key_envs), tuple(d.expanduser() for d in dirs), urls)
+
+    def index_access(self) -> IndexAccess:
+        """What index specs may reach: engine servers, and the variables of their keys."""
+        urls = None if self.index_urls is None else tuple(self.index_urls)
+        return IndexAccess(tuple(self.index_key_envs), urls)

@@ -114,6 +114,7 @@ class Engine(EngineVersions):
             config.query_batch_wait_ms / 1000,
             config.query_batch_max,
             config.model_access(data_dir),
+            config.index_access(),
             host=store if isinstance(store, IndexHost) else None,  # a shared store keeps the indexes too
         )
         self._lock = threading.RLock()
@@ -188,7 +189,8 @@ class Engine(EngineVersions):
         """Create a collection with its first version, which gets all traffic."""
         parse(NameArg, {"name": name})
         spec = place_index(parse(VersionSpec, version), self.store.shared)
-        load_model(spec.model, self._version_config.access)  # fail before anything is persisted
+        self._version_config.index_access.check(spec.index)  # fail before anything is persisted
+        load_model(spec.model, self._version_config.access)
         row = VersionRow(name, spec.name, spec.model_dump(mode="json"), READY, 0, 0, None, time.time())
         with self._lock:
             self.store.create_collection(name, row, {spec.name: 100})

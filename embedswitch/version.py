@@ -32,6 +32,7 @@ from .applier import Applier
 from .backfill import Backfill, BackfillConfig, EmbedStep, open_executor
 from .events import Trouble
 from .index import IndexMeta, VectorIndex, open_index
+from .index.access import IndexAccess
 from .index.base import Allowed, Hit, IndexHost, SearchParams
 from .index.hybrid import Fusion, TextIndex, open_text_index, stored_text_kinds
 from .index.registry import stored_kinds
@@ -58,6 +59,7 @@ class VersionConfig:
     query_batch_wait_s: float = 0.0  # 0: queries are embedded one call each
     query_batch_max: int = 32
     access: ModelAccess = ModelAccess()  # what its model spec may reach
+    index_access: IndexAccess = IndexAccess()  # what its index spec may reach
     host: IndexHost | None = None  # the shared database of server-side indexes (a PostgreSQL store)
 
 
@@ -69,6 +71,7 @@ class Version:
         self.name = row.name
         self.row = row
         self.spec = spec
+        config.index_access.check(spec.index)
         self.model = load_model(spec.model, config.access)
         self.root = root
         self.store = store

@@ -3,7 +3,8 @@
 ``TYPES`` are the embedded types (an index in a directory); ``SEAM_TYPES`` adds ``pgvector``, an
 index in a real PostgreSQL (``tests/_postgres.py``), reached through ``tests/_pg_host.py``, and the
 engine types ``qdrant`` and ``milvus`` in their embedded modes (qdrant-client's local mode,
-milvus-lite: the real client code, no server), skipped with the reason when their package is missing.
+milvus-lite: the real client code, no server), skipped with the reason when their package is missing,
+and ``milvus-pg``: milvus-lite with its seq ledger in the real PostgreSQL.
 """
 
 from __future__ import annotations
@@ -29,7 +30,11 @@ SPECS: dict[str, dict[str, str]] = {
 TYPES = list(SPECS)
 ENGINES = {"qdrant": "qdrant_client", "milvus": "pymilvus"}
 """Engine index type -> the client package it needs."""
-SEAM_TYPES = [*TYPES, "pgvector", *ENGINES]
+SEAM_TYPES = [*TYPES, "pgvector", *ENGINES, "milvus-pg"]
+ON_HOST = {"pgvector", "milvus-pg"}
+"""Seam types that keep something in the host's database: pgvector its vectors, ``milvus-pg`` (a
+milvus index whose seq ledger is in the database, as with a shared store; its engine is
+milvus-lite, so one process only) its ledger."""
 PGVECTOR: dict[str, object] = {"type": "pgvector"}
 ATOL = {"f32": 0.0, "f16": 1e-3, "i8": 3e-2}
 """How far a stored vector's numbers (and so its scores) may be from those written, per precision."""
@@ -65,6 +70,13 @@ def open_seam(
 ) -> VectorIndex:
     """An index of any ``SEAM_TYPES`` type: in ``directory``, or (pgvector) in ``host``'s database.
     Without ``persistent``, a qdrant index is in memory (local mode on disk commits every point)."""
+    if index_type == "milvus-pg":
+        require_engine("milvus")
+        from embedswitch.index.milvus import MilvusIndex
+
+        assert host is not None
+        ledgered: VectorIndex = MilvusIndex.open(meta, directory, None, host)
+        return ledgered
     if index_type in ENGINES:
         require_engine(index_type)
         if index_type == "qdrant" and not persistent:

@@ -1,4 +1,5 @@
-"""A real ``IndexHost`` for the index tests: a connection pool on a test database.
+"""A real ``IndexHost`` for the index tests: a connection pool on a test database, migrated as the
+PostgreSQL store migrates it.
 
 ``check_fence`` enforces no lease; setting ``lease_lost`` is a fault injection (the worker's lease
 is gone), making every later ``check_fence`` raise ``LeaseLost`` inside the caller's transaction.
@@ -15,10 +16,13 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from embedswitch._errors import LeaseLost
+from embedswitch.store.postgres.schema import migrate
 
 
 class PgHost:
     def __init__(self, uri: str, max_size: int = 8) -> None:
+        with psycopg.connect(uri, autocommit=True) as conn:
+            migrate(conn)  # the store's tables (a milvus ledger's among them), as a store's open makes
         self.pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             uri, min_size=1, max_size=max_size, open=True
         )
@@ -29,6 +33,12 @@ class PgHost:
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
         """A pooled connection in a transaction: committed when the block exits normally, rolled
         back when it raises."""
+        with self.pool.connection() as conn:
+            yield conn
+
+    @contextmanager
+    def own_transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        """As ``connection``: this host has no ``together``."""
         with self.pool.connection() as conn:
             yield conn
 

@@ -18,6 +18,7 @@ def test_all_is_pinned() -> None:
         "FeedbackIn",
         "Forbidden",
         "IndexMismatch",
+        "IndexNotAllowed",
         "InputRejected",
         "InvalidRequest",
         "LastVersion",

@@ -25,6 +25,7 @@ from ..engine import Engine
 from ..http.auth import Gate
 from ..http.logs import configure_logging
 from ..http.settings import LOOPBACK_HOSTS, HttpConfig
+from ..index.access import key_variable
 from ..models import OpenAISpec
 from ..settings import LoadedSettings, ServerSettings, load_settings, parse_assignments, unknown_variables
 from ._common import reported
@@ -144,13 +145,12 @@ def open_engine(loaded: LoadedSettings) -> Engine:
 
 
 def model_key_variables(engine: Engine) -> set[str]:
-    """The environment variables that the versions' remote models read their API keys from."""
-    return {
-        version.spec.model.api_key_env
-        for target in engine.list_collection_runtimes()
-        for version in list(target.versions.values())
-        if isinstance(version.spec.model, OpenAISpec) and version.spec.model.api_key_env
-    }
+    """The environment variables that the versions' remote models read their API keys from, and
+    their engine indexes their servers' keys."""
+    versions = [v for target in engine.list_collection_runtimes() for v in list(target.versions.values())]
+    models = {v.spec.model.api_key_env for v in versions if isinstance(v.spec.model, OpenAISpec)}
+    indexes = {key_variable(v.spec.index) for v in versions}
+    return {name for name in models | indexes if name}
 
 
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")

@@ -1,15 +1,20 @@
 """What the indexes kept by a vector engine of their own (``qdrant``, ``milvus``) share: the name of
-an index's collection in the engine, the meta stored with it, and the sizes they report."""
+an index's collection in the engine, the meta stored with it, the sizes they report, and
+``EngineIndex``, their base: one client whose calls take turns in the embedded mode, its errors
+as ``Unavailable``, and the closed check."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-from embedswitch._errors import IndexMismatch, Unavailable
+from embedswitch._errors import EmbedswitchError, IndexMismatch, Unavailable
+from embedswitch.index._checks import closed
 from embedswitch.index.base import IndexMeta
 
 T = TypeVar("T")
@@ -85,3 +90,106 @@ def directory_bytes(directory: Path) -> int:
     if not directory.is_dir():
         return 0
     return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
+
+
+Seen = tuple[int, bool]
+"""(seq, live) of an id, as an engine or a ledger holds it."""
+
+
+def passes(stored: Seen | None, seq: int) -> bool:
+    """Whether a write at ``seq`` passes the guard of an id last seen as ``stored``."""
+    return stored is None or seq > stored[0]
+
+
+class _Client(Protocol):
+    def close(self) -> None: ...
+
+
+ClientT = TypeVar("ClientT", bound=_Client)
+
+
+@contextlib.contextmanager
+def translated(
+    engine: str,
+    errors: tuple[type[BaseException], ...],
+    where: str,
+    meta: IndexMeta | None = None,
+    server: str | None = None,
+) -> Iterator[None]:
+    """The client's ``errors`` (an unreachable server, a refused request) as ``Unavailable``
+    naming ``engine``, ``where`` and the ``server``."""
+    context: dict[str, str] = {} if meta is None else {"collection": meta.collection, "version": meta.version}
+    if server is not None:
+        context["url"] = server
+    try:
+        yield
+    except EmbedswitchError:
+        raise
+    except errors as exc:
+        raise Unavailable(f"{engine} failed for {where}: {exc}", **context) from exc
+
+
+class EngineIndex(Generic[ClientT]):
+    """What ``QdrantIndex`` and ``MilvusIndex`` share: the engine collection ``name`` of ``meta``,
+    one client for every call (a server's client is thread-safe; the embedded modes' are not, so
+    their calls take turns), a write lock for the index's one writer, and ``close``."""
+
+    engine: ClassVar[str]
+    """The engine's name in messages ("Qdrant")."""
+    errors: ClassVar[tuple[type[BaseException], ...]]
+    """What its client raises for an unreachable server or a refused request."""
+    precision = "f32"
+
+    def __init__(self, client: ClientT, name: str, meta: IndexMeta, server: str | None, where: str) -> None:
+        self.meta = meta
+        self.name = name
+        self._client = client
+        self._server = server is not None
+        self._url = server
+        self._where = where
+        self._write_lock = threading.Lock()
+        self._calls: contextlib.AbstractContextManager[Any] = (
+            contextlib.nullcontext() if self._server else threading.Lock()
+        )
+        self._closed = False
+
+    def memory_bytes(self) -> int:
+        """0 for a server (the vectors live there); in the embedded mode the vectors' bytes (the
+        engine's own bookkeeping not counted)."""
+        return 0 if self._server else len(self) * self.meta.dim * 4
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop using the index; its collection stays."""
+        if not self._closed:
+            self._closed = True
+            with self._calls:
+                self._client.close()
+
+    def __repr__(self) -> str:
+        m, where = self.meta, self._where
+        return f"{type(self).__name__}({m.collection!r}/{m.version!r}/{m.kind!r}, {self.name!r} at {where})"
+
+    @contextlib.contextmanager
+    def _call(self) -> Iterator[ClientT]:
+        """The client, for one call (taking turns in the embedded mode), its errors as ``Unavailable``."""
+        with self._translated(), self._calls:
+            self._check_open()
+            yield self._client
+
+    def _translated(self) -> contextlib.AbstractContextManager[None]:
+        m = self.meta
+        return self.translating(f"index {m.collection}/{m.version}/{m.kind} ({self.name})", m, self._url)
+
+    @classmethod
+    def translating(
+        cls, where: str, meta: IndexMeta | None = None, server: str | None = None
+    ) -> contextlib.AbstractContextManager[None]:
+        """The client's ``errors`` in the block as ``Unavailable``, naming the engine and ``where``."""
+        return translated(cls.engine, cls.errors, where, meta, server)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise closed(self.meta)

@@ -79,8 +79,8 @@ class SearchParams:
 
 @runtime_checkable
 class IndexHost(Host, Protocol):
-    """Where a server-side index (``pgvector``) keeps its tables: the shared store's database,
-    whose ``connection()`` it writes and reads through.
+    """Where a server-side index (``pgvector``) keeps its tables, and a ``milvus`` index its seq
+    ledger: the shared store's database, whose ``connection()`` it writes and reads through.
 
     ``PostgresStore`` is one. Embedded indexes (files in a directory) take no host.
     """
@@ -88,6 +88,12 @@ class IndexHost(Host, Protocol):
     def reader(self) -> AbstractContextManager[Any]:
         """A pooled connection with no transaction open (inside ``store.together``, that block's
         connection), for a read that sends its own ``BEGIN`` ... ``COMMIT`` in one pipeline."""
+        ...
+
+    def own_transaction(self) -> AbstractContextManager[Any]:
+        """A pooled connection in a transaction of its own, committed when the block exits normally,
+        even inside ``store.together`` (a write that must be durable before one outside the
+        database, such as a Milvus seq ledger's record)."""
         ...
 
     def check_fence(self, conn: Any) -> None:

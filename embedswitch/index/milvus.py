@@ -8,13 +8,16 @@ Beyond ``VectorIndex``'s promises:
   expression), ``rid`` (the record id), ``seq`` and ``v`` (the vector, scored by inner product),
   the meta that built it in a collection property (another fingerprint or dim is an
   ``IndexMismatch``), and Strong consistency, so a read sees every write acknowledged before it;
-- Milvus has no conditional write, so the seq guard is a ledger (``index/_ledger.py``): a SQLite file
-  in the index's directory with the last seq per id, tombstones included. Under the index's write
-  lock a write reads the ledger, records the seqs that pass, writes those to Milvus, then confirms
-  them; a crash in between leaves unconfirmed rows, which ``open`` settles to what Milvus holds, so
-  the version's replay from its applied position re-applies what Milvus missed. Correctness rests on
-  one writer per index: this process's write lock, and the version's single leader. Milvus keeps
-  only live vectors (a delete removes the entity; its tombstone is in the ledger);
+- Milvus has no conditional write, so the seq guard is a ledger (``index/_ledger.py``) with the last
+  seq per id, tombstones included: a SQLite file in the index's directory, or, with a shared
+  PostgreSQL store (a ``host``), tables in its database. Under the index's write lock a write
+  records the seqs that pass the ledger's guard, writes those to Milvus, then confirms them; a
+  crash in between leaves unconfirmed rows, settled to what Milvus holds (by ``open`` for a SQLite
+  ledger, by the next write for a shared one, since another process may be mid-write when one
+  opens), so the version's replay from its applied position re-applies what Milvus missed.
+  Correctness rests on one writer per index: this process's write lock, and the version's single
+  leader (a shared ledger's steps are fenced by its lease). Milvus keeps only live vectors (a
+  delete removes the entity; its tombstone is in the ledger);
 - a write is in Milvus's write-ahead log when it returns (``durable`` always holds: on a server
   against any crash; in milvus-lite, whose log is synced to disk at close, against a crash of the
   process, and against a power cut from the next ``checkpoint``, which flushes it into segment
@@ -27,8 +30,9 @@ Limits:
   number of hits asked for); milvus-lite searches exactly (FLAT).
 - milvus-lite (no uri) is a Python reimplementation of Milvus's API, not the Milvus core: for tests
   and demos, never for serving. Its calls take turns.
-- Only the embedded store: the ledger is in the data dir, so a shared PostgreSQL store refuses this
-  type (``registry.check_placement``); writes are not fenced by a cluster lease.
+- With a shared store only a Milvus server (``uri``): milvus-lite's file is one process's
+  (``registry.check_placement``). Milvus's own writes are not in the database's transactions: a
+  leader deposed between recording a write and sending it still sends that one write.
 - A search excluding ids asks Milvus for ``k`` more hits per excluded id (at most 16,384, Milvus's
   limit) and drops them, so excluding thousands of ids can return fewer than ``k``.
 - ``memory_bytes`` is 0 for a server and the vectors' bytes for milvus-lite; ``disk_bytes`` counts
@@ -41,20 +45,20 @@ import contextlib
 import hashlib
 import json
 import shutil
-import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pymilvus import DataType, MilvusClient, MilvusException
 
-from embedswitch._errors import EmbedswitchError, Unavailable
 from embedswitch.index import _engines as engines
-from embedswitch.index._checks import check_k, check_queries, check_seqs, check_vectors, closed
+from embedswitch.index._checks import check_k, check_queries, check_seqs, check_vectors
+from embedswitch.index._engines import Seen
 from embedswitch.index._ids import IdMap
-from embedswitch.index._ledger import Seen, SeqLedger
-from embedswitch.index.base import Allowed, Hit, IndexMeta, SearchParams
+from embedswitch.index._ledger import PgSeqLedger, SeqLedger
+from embedswitch.index.access import engine_key
+from embedswitch.index.base import Allowed, Hit, IndexHost, IndexMeta, SearchParams
 from embedswitch.index.specs import MilvusSpec
 
 MAX_TOPK = 16_384
@@ -71,60 +75,71 @@ def key_of(record_id: str) -> str:
     return hashlib.blake2b(record_id.encode(), digest_size=16).hexdigest()
 
 
-class MilvusIndex:
+class MilvusIndex(engines.EngineIndex[MilvusClient]):
     """A ``VectorIndex`` in a Milvus collection, guarded by a seq ledger; see the module docstring."""
 
     index_type = "milvus"
-    precision = "f32"
+    engine = "Milvus"
+    errors = (MilvusException, OSError)
 
     def __init__(
-        self, client: MilvusClient, name: str, meta: IndexMeta, spec: MilvusSpec, directory: Path
+        self,
+        client: MilvusClient,
+        name: str,
+        meta: IndexMeta,
+        spec: MilvusSpec,
+        directory: Path,
+        ledger: SeqLedger | PgSeqLedger,
     ) -> None:
-        """Use the collection ``name`` that ``open`` found or created, and the ledger in ``directory``."""
-        self.meta = meta
+        """Use the collection ``name`` that ``open`` found or created, guarded by ``ledger``."""
+        super().__init__(client, name, meta, spec.uri, spec.uri or str(directory))
         self.spec = spec
-        self.name = name
         self.directory = directory
-        self._client = client
-        self._server = spec.uri is not None
-        self._ledger = SeqLedger(directory / LEDGER_FILE)
-        self._write_lock = threading.Lock()
-        self._calls: contextlib.AbstractContextManager[Any] = (
-            contextlib.nullcontext() if self._server else threading.Lock()
-        )
-        self._closed = False
+        self._ledger = ledger
 
     @classmethod
-    def from_spec(cls, spec: MilvusSpec, directory: Path, meta: IndexMeta) -> MilvusIndex:
-        return cls.open(meta, Path(directory), spec)
+    def from_spec(
+        cls, spec: MilvusSpec, directory: Path, meta: IndexMeta, host: IndexHost | None = None
+    ) -> MilvusIndex:
+        return cls.open(meta, Path(directory), spec, host)
 
     @classmethod
-    def stored_kinds(cls, spec: MilvusSpec, directory: Path, collection: str, version: str) -> list[str]:
-        """The record kinds that have an index of this version: the subdirectories of ``directory``
-        (each holds a kind's ledger, and for milvus-lite its files)."""
+    def stored_kinds(
+        cls, spec: MilvusSpec, directory: Path, collection: str, version: str, host: IndexHost | None = None
+    ) -> list[str]:
+        """The record kinds that have an index of this version: those with a ledger in ``host``'s
+        database, or (no host) the subdirectories of ``directory`` (each holds a kind's ledger, and
+        for milvus-lite its files)."""
+        if host is not None:
+            return PgSeqLedger.stored_kinds(host, collection, version)
         return sorted(p.name for p in directory.iterdir() if p.is_dir()) if directory.is_dir() else []
 
     @classmethod
-    def open(cls, meta: IndexMeta, directory: Path, spec: MilvusSpec | None = None) -> MilvusIndex:
+    def open(
+        cls, meta: IndexMeta, directory: Path, spec: MilvusSpec | None = None, host: IndexHost | None = None
+    ) -> MilvusIndex:
         """Open the index of ``meta`` on ``spec.uri``'s server, or in milvus-lite in ``directory``,
-        creating its collection the first time; its ledger is in ``directory`` either way, and any
-        write a crash cut short is settled to what Milvus holds."""
+        creating its collection the first time; its ledger is in ``host``'s database, or without
+        one in ``directory``, where any write a crash cut short is settled now to what Milvus holds
+        (a shared ledger is settled by its next write: only the version's leader writes)."""
         spec = spec or MilvusSpec()
         name = engines.collection_name(spec.prefix, meta.collection, meta.version, meta.kind)
         directory.mkdir(parents=True, exist_ok=True)
-        with _translated(f"index {meta.collection}/{meta.version}/{meta.kind}", meta, spec.uri):
+        with cls.translating(f"index {meta.collection}/{meta.version}/{meta.kind}", meta, spec.uri):
             if spec.uri is not None:
-                client = MilvusClient(uri=spec.uri, timeout=spec.timeout_s)
+                client = MilvusClient(uri=spec.uri, token=engine_key(spec) or "", timeout=spec.timeout_s)
             else:
                 client = MilvusClient(uri=str(directory / LITE_FILE))
             try:
                 _ensure_collection(client, name, meta, spec)
+                ledger = PgSeqLedger(host, meta) if host is not None else SeqLedger(directory / LEDGER_FILE)
             except BaseException:
                 client.close()
                 raise
-        index = cls(client, name, meta, spec, directory)
+        index = cls(client, name, meta, spec, directory, ledger)
         try:
-            index._settle()
+            if not ledger.shared:
+                index._settle()
         except BaseException:
             index.close()
             raise
@@ -142,15 +157,10 @@ class MilvusIndex:
         self._check_open()
         if not latest:
             return 0
+        rows = {id_: vecs[row] for id_, (row, _) in latest.items()}
         with self._write_lock:
-            stored = self._ledger.seqs(list(latest))
-            passing = {id_: (row, seq) for id_, (row, seq) in latest.items() if _passes(stored.get(id_), seq)}
-            rows = [
-                {"key": key_of(id_), "rid": id_, "seq": seq, "v": vecs[row]}
-                for id_, (row, seq) in passing.items()
-            ]
-            self._guarded([(id_, seq, True) for id_, (_, seq) in passing.items()], upserts=rows)
-        return len(rows)
+            landed = self._guarded([(id_, seq, True) for id_, (_, seq) in latest.items()], rows)
+        return len(landed)
 
     def delete(self, ids: Sequence[str], seqs: Sequence[int]) -> int:
         """Tombstone each id unless it has seen a seq >= its seq (ids never seen included, so an
@@ -160,35 +170,43 @@ class MilvusIndex:
         if not latest:
             return 0
         with self._write_lock:
-            stored = self._ledger.seqs(list(latest))
-            passing = {id_: seq for id_, (_, seq) in latest.items() if _passes(stored.get(id_), seq)}
-            removed = [id_ for id_ in passing if stored.get(id_, (0, False))[1]]
-            self._guarded([(id_, seq, False) for id_, seq in passing.items()], deletes=removed)
-        return len(removed)
+            landed = self._guarded([(id_, seq, False) for id_, (_, seq) in latest.items()])
+        return sum(1 for prev in landed.values() if prev is not None and prev[1])
 
     def _guarded(
-        self,
-        rows: list[tuple[str, int, bool]],
-        upserts: Sequence[dict[str, Any]] = (),
-        deletes: Sequence[str] = (),
-    ) -> None:
-        """Record ``rows`` in the ledger, write Milvus, confirm; on a failed Milvus write, settle the
-        rows to what Milvus holds (or their previous state, if Milvus can't say) and raise."""
-        if not rows:
-            return
-        self._ledger.record(rows)
+        self, rows: list[tuple[str, int, bool]], vectors: dict[str, np.ndarray] | None = None
+    ) -> dict[str, Seen | None]:
+        """Record in the ledger the rows that pass its guard, write those to Milvus (upserts with
+        ``vectors``, else deletes of the live ones), confirm; id -> previous state of each row
+        written. A write cut short before (by this process or a deposed leader) is settled first;
+        on a failed Milvus write the rows are settled to what Milvus holds (or their previous
+        state, if Milvus can't say) and the error raised."""
+        if self._ledger.pending():
+            self._settle()
+        landed = self._ledger.record(rows)
+        if not landed:
+            return landed
         try:
-            for chunk in engines.batches(upserts):
-                with self._call() as client:
-                    client.upsert(self.name, list(chunk))
-            for ids in engines.batches(deletes):
-                with self._call() as client:
-                    client.delete(self.name, ids=[key_of(i) for i in ids])
+            if vectors is not None:
+                entities = [
+                    {"key": key_of(id_), "rid": id_, "seq": seq, "v": vectors[id_]}
+                    for id_, seq, _ in rows
+                    if id_ in landed
+                ]
+                for chunk in engines.batches(entities):
+                    with self._call() as client:
+                        client.upsert(self.name, list(chunk))
+            else:
+                live = [id_ for id_, prev in landed.items() if prev is not None and prev[1]]
+                for ids in engines.batches(live):
+                    with self._call() as client:
+                        client.delete(self.name, ids=[key_of(i) for i in ids])
         except BaseException:
             with contextlib.suppress(Exception):
                 self._settle()
             raise
         self._ledger.confirm()
+        return landed
 
     def forget_tombstones(self, upto_seq: int) -> int:
         """Drop tombstones with seq <= upto_seq; returns how many were dropped."""
@@ -291,11 +309,6 @@ class MilvusIndex:
         self._check_open()
         return self._ledger.live()
 
-    def memory_bytes(self) -> int:
-        """0 for a server (the vectors live there); for milvus-lite the vectors' bytes (its own
-        bookkeeping not counted)."""
-        return 0 if self._server else len(self) * self.meta.dim * 4
-
     def disk_bytes(self) -> int:
         """Bytes of the files in the index's directory: milvus-lite's and the ledger."""
         return engines.directory_bytes(self.directory)
@@ -305,42 +318,18 @@ class MilvusIndex:
     def close(self) -> None:
         """Stop using the index; its collection and ledger stay."""
         if not self._closed:
-            self._closed = True
-            with self._calls:
-                self._client.close()
+            super().close()
             self._ledger.close()
 
     def destroy(self) -> None:
-        """Close, drop the collection and delete the index's directory (ledger, milvus-lite files)."""
+        """Close, drop the collection, delete the ledger (its rows in a shared store's database) and
+        the index's directory (the ledger's file, milvus-lite's files)."""
         if not self._closed:
             with self._translated(), self._calls:
                 self._client.drop_collection(self.name)
+            self._ledger.destroy()
         self.close()
         shutil.rmtree(self.directory, ignore_errors=True)
-
-    def __repr__(self) -> str:
-        m = self.meta
-        where = self.spec.uri or self.directory
-        return f"{type(self).__name__}({m.collection!r}/{m.version!r}/{m.kind!r}, {self.name!r} at {where})"
-
-    @contextlib.contextmanager
-    def _call(self) -> Iterator[MilvusClient]:
-        """The client, for one call (taking turns for milvus-lite), its errors as ``Unavailable``."""
-        with self._translated(), self._calls:
-            self._check_open()
-            yield self._client
-
-    def _translated(self) -> contextlib.AbstractContextManager[None]:
-        m = self.meta
-        return _translated(f"index {m.collection}/{m.version}/{m.kind} ({self.name})", m, self.spec.uri)
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise closed(self.meta)
-
-
-def _passes(stored: Seen | None, seq: int) -> bool:
-    return stored is None or seq > stored[0]
 
 
 def _ensure_collection(client: MilvusClient, name: str, meta: IndexMeta, spec: MilvusSpec) -> None:
@@ -370,17 +359,3 @@ def _ensure_collection(client: MilvusClient, name: str, meta: IndexMeta, spec: M
         consistency_level="Strong",
         properties={META_PROPERTY: json.dumps(engines.meta_fields(meta))},
     )
-
-
-@contextlib.contextmanager
-def _translated(where: str, meta: IndexMeta | None = None, server: str | None = None) -> Iterator[None]:
-    """The client's errors (an unreachable server, a refused request) as ``Unavailable``."""
-    context: dict[str, str] = {} if meta is None else {"collection": meta.collection, "version": meta.version}
-    if server is not None:
-        context["url"] = server
-    try:
-        yield
-    except EmbedswitchError:
-        raise
-    except (MilvusException, OSError) as exc:
-        raise Unavailable(f"Milvus failed for {where}: {exc}", **context) from exc

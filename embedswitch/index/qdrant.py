@@ -39,9 +39,8 @@ from __future__ import annotations
 import contextlib
 import math
 import shutil
-import threading
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,16 +50,20 @@ from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-from embedswitch._errors import EmbedswitchError, Unavailable
 from embedswitch.index import _engines as engines
-from embedswitch.index._checks import check_k, check_queries, check_seqs, check_vectors, closed
+from embedswitch.index._checks import check_k, check_queries, check_seqs, check_vectors
+from embedswitch.index._engines import passes
 from embedswitch.index._ids import IdMap
-from embedswitch.index.base import Allowed, Hit, IndexMeta, SearchParams
+from embedswitch.index.access import engine_key
+from embedswitch.index.base import Allowed, Hit, IndexHost, IndexMeta, SearchParams
 from embedswitch.index.specs import QdrantSpec
 
 VECTOR = "v"
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "embedswitch")
 _PAGE = 1024
+_ERRORS = (ResponseHandlingException, UnexpectedResponse, httpx.HTTPError, RuntimeError, ValueError)
+"""What qdrant-client raises for an unreachable server, a refused request, or a local directory
+held by another process."""
 MEMORY = ":memory:"
 """``location`` of an in-memory local-mode index (tests that are not about persistence)."""
 
@@ -70,42 +73,39 @@ def point_id(record_id: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, record_id))
 
 
-class QdrantIndex:
+class QdrantIndex(engines.EngineIndex[QdrantClient]):
     """A ``VectorIndex`` in a Qdrant collection; see the module docstring."""
 
     index_type = "qdrant"
-    precision = "f32"
+    engine = "Qdrant"
+    errors = _ERRORS
 
     def __init__(
         self, client: QdrantClient, name: str, meta: IndexMeta, spec: QdrantSpec, directory: Path | None
     ) -> None:
         """Use the collection ``name`` that ``open`` found or created; ``directory``: local mode's."""
-        self.meta = meta
+        super().__init__(client, name, meta, spec.url, spec.url or str(directory or MEMORY))
         self.spec = spec
-        self.name = name
-        self._client = client
         self._directory = directory
-        self._server = spec.url is not None
-        self._write_lock = threading.Lock()
-        # local mode is not thread-safe: its calls take turns; a server's client is
-        self._calls: contextlib.AbstractContextManager[Any] = (
-            contextlib.nullcontext() if self._server else threading.Lock()
-        )
-        self._closed = False
 
     @classmethod
-    def from_spec(cls, spec: QdrantSpec, directory: Path, meta: IndexMeta) -> QdrantIndex:
+    def from_spec(
+        cls, spec: QdrantSpec, directory: Path, meta: IndexMeta, host: IndexHost | None = None
+    ) -> QdrantIndex:
+        """Open the index; ``host`` is not used (Qdrant holds the seq guard itself)."""
         return cls.open(meta, spec, Path(directory))
 
     @classmethod
-    def stored_kinds(cls, spec: QdrantSpec, directory: Path, collection: str, version: str) -> list[str]:
+    def stored_kinds(
+        cls, spec: QdrantSpec, directory: Path, collection: str, version: str, host: IndexHost | None = None
+    ) -> list[str]:
         """The record kinds that have an index of ``version``: on the server, or (local mode) the
         subdirectories of ``directory``."""
         if spec.url is None:
             return sorted(p.name for p in directory.iterdir() if p.is_dir()) if directory.is_dir() else []
         start = engines.version_prefix(spec.prefix, collection, version)
         with (
-            _translated(f"the Qdrant server at {spec.url}", server=spec.url),
+            cls.translating(f"the Qdrant server at {spec.url}", server=spec.url),
             contextlib.closing(_client(spec, None)) as client,
         ):
             names = [c.name for c in client.get_collections().collections if c.name.startswith(start)]
@@ -125,7 +125,7 @@ class QdrantIndex:
         spec = spec or QdrantSpec()
         name = engines.collection_name(spec.prefix, meta.collection, meta.version, meta.kind)
         directory = None if spec.url is not None or location == MEMORY else Path(location)
-        with _translated(f"index {meta.collection}/{meta.version}/{meta.kind}", meta, spec.url):
+        with cls.translating(f"index {meta.collection}/{meta.version}/{meta.kind}", meta, spec.url):
             client = QdrantClient(location=MEMORY) if spec.url is None and directory is None else None
             client = client or _client(spec, directory)
             try:
@@ -156,7 +156,7 @@ class QdrantIndex:
                     payload={"id": id_, "seq": seq, "live": True},
                 )
                 for id_, (row, seq) in latest.items()
-                if _passes(stored.get(id_), seq)
+                if passes(stored.get(id_), seq)
             ]
             self._send(points)
         return len(points)
@@ -170,7 +170,7 @@ class QdrantIndex:
             return 0
         with self._write_lock:
             stored = self._stored(list(latest))
-            passing = {id_: seq for id_, (_, seq) in latest.items() if _passes(stored.get(id_), seq)}
+            passing = {id_: seq for id_, (_, seq) in latest.items() if passes(stored.get(id_), seq)}
             points = [
                 qm.PointStruct(id=point_id(id_), vector={}, payload={"id": id_, "seq": seq, "live": False})
                 for id_, seq in passing.items()
@@ -302,24 +302,12 @@ class QdrantIndex:
         with self._call() as client:
             return int(client.count(self.name, count_filter=_LIVE, exact=True).count)
 
-    def memory_bytes(self) -> int:
-        """0 for a server (the vectors live there); in local mode the vectors' bytes (Qdrant's own
-        bookkeeping not counted)."""
-        return 0 if self._server else len(self) * self.meta.dim * 4
-
     def disk_bytes(self) -> int:
         """Local mode: its files' bytes. A server: 0, as Qdrant's API does not report a collection's
         size on disk (its telemetry and metrics do)."""
         return 0 if self._directory is None else engines.directory_bytes(self._directory)
 
     # --- lifecycle ------------------------------------------------------------------------------
-
-    def close(self) -> None:
-        """Stop using the index; its collection stays."""
-        if not self._closed:
-            self._closed = True
-            with self._calls:
-                self._client.close()
 
     def destroy(self) -> None:
         """Close and drop the collection (and, in local mode, its directory)."""
@@ -330,34 +318,8 @@ class QdrantIndex:
         if self._directory is not None:
             shutil.rmtree(self._directory, ignore_errors=True)
 
-    def __repr__(self) -> str:
-        m = self.meta
-        where = self.spec.url or self._directory or MEMORY
-        return f"{type(self).__name__}({m.collection!r}/{m.version!r}/{m.kind!r}, {self.name!r} at {where})"
-
-    # --- calls ----------------------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _call(self) -> Iterator[QdrantClient]:
-        """The client, for one call (taking turns in local mode), its errors as ``Unavailable``."""
-        with self._translated(), self._calls:
-            self._check_open()
-            yield self._client
-
-    def _translated(self) -> contextlib.AbstractContextManager[None]:
-        m = self.meta
-        return _translated(f"index {m.collection}/{m.version}/{m.kind} ({self.name})", m, self.spec.url)
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise closed(self.meta)
-
 
 _LIVE = qm.Filter(must=[qm.FieldCondition(key="live", match=qm.MatchValue(value=True))])
-
-
-def _passes(stored: tuple[int, bool] | None, seq: int) -> bool:
-    return stored is None or seq > stored[0]
 
 
 def _older_than_sent(points: Sequence[qm.PointStruct]) -> qm.Filter:
@@ -381,7 +343,12 @@ def _older_than_sent(points: Sequence[qm.PointStruct]) -> qm.Filter:
 
 def _client(spec: QdrantSpec, directory: Path | None) -> QdrantClient:
     if spec.url is not None:
-        return QdrantClient(url=spec.url, timeout=math.ceil(spec.timeout_s), check_compatibility=False)
+        return QdrantClient(
+            url=spec.url,
+            api_key=engine_key(spec),
+            timeout=math.ceil(spec.timeout_s),
+            check_compatibility=False,
+        )
     assert directory is not None
     return QdrantClient(path=str(directory))
 
@@ -396,18 +363,3 @@ def _ensure_collection(client: QdrantClient, name: str, meta: IndexMeta, spec: Q
     if spec.url is not None:  # payload indexes do nothing in local mode, which warns about them
         client.create_payload_index(name, "seq", qm.PayloadSchemaType.INTEGER, wait=True)
         client.create_payload_index(name, "live", qm.PayloadSchemaType.BOOL, wait=True)
-
-
-@contextlib.contextmanager
-def _translated(where: str, meta: IndexMeta | None = None, server: str | None = None) -> Iterator[None]:
-    """The client's errors (an unreachable server, a refused request, a local directory held by
-    another process) as ``Unavailable``."""
-    context: dict[str, str] = {} if meta is None else {"collection": meta.collection, "version": meta.version}
-    if server is not None:
-        context["url"] = server
-    try:
-        yield
-    except EmbedswitchError:
-        raise
-    except (ResponseHandlingException, UnexpectedResponse, httpx.HTTPError, RuntimeError, ValueError) as exc:
-        raise Unavailable(f"Qdrant failed for {where}: {exc}", **context) from exc

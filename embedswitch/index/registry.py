@@ -24,7 +24,8 @@ Past a few million vectors per index use a server index; an embedded index logs 
 The engine indexes keep the vectors in a vector engine of their own, one collection per index:
 
 - ``qdrant`` on the Qdrant server at the spec's ``url`` (Qdrant holds the seq guard), ``milvus`` on
-  the Milvus server at its ``uri`` (a seq ledger in the data dir holds it). Without a url they run
+  the Milvus server at its ``uri`` (a seq ledger holds it: in the data dir, or in a shared store's
+  database). Without a url they run
   the engine's embedded mode in the index's directory (qdrant-client's local mode, milvus-lite),
   for tests and demos only (``index/qdrant.py``, ``index/milvus.py`` state the limits).
 """
@@ -61,8 +62,9 @@ ENGINE_TYPES: dict[str, str] = {
     "milvus": "embedswitch.index.milvus:MilvusIndex",
 }
 """Index types kept by a vector engine of their own, at the spec's server URL or in the engine's
-embedded mode in the index's directory; each class has ``from_spec(spec, directory, meta)`` and
-``stored_kinds(spec, directory, collection, version)``."""
+embedded mode in the index's directory; each class has ``from_spec(spec, directory, meta, host)``
+and ``stored_kinds(spec, directory, collection, version, host)`` (``host``: a shared store's
+database, or None)."""
 
 EXTRAS: dict[str, str] = {"qdrant_client": "qdrant", "pymilvus": "milvus", "milvus_lite": "milvus"}
 """The optional extra that installs an index type's client package."""
@@ -84,7 +86,7 @@ def open_index(
         return found
     directory = Path(directory)
     if spec.type in ENGINE_TYPES:
-        engine: VectorIndex = _backend(ENGINE_TYPES[spec.type]).from_spec(spec, directory, meta)
+        engine: VectorIndex = _backend(ENGINE_TYPES[spec.type]).from_spec(spec, directory, meta, host)
         return engine
     kind = "hnsw" if spec.type == "auto" and stored_type(directory) == "hnsw" else spec.type
     index: VectorIndex = _backend(INDEX_TYPES[kind]).from_spec(spec, directory, meta)
@@ -94,19 +96,19 @@ def open_index(
 def check_placement(spec: IndexSpec, has_database: bool) -> None:
     """Raise ``InvalidRequest`` for a server index type (``SERVER_TYPES``) without a store database
     to keep it in (the embedded store), and, with a shared store (``has_database``), for an engine
-    type in its embedded mode (no url: one process's files) or that cannot yet share (``milvus``,
-    whose seq ledger is in the data dir); for an engine type whose client package is missing,
-    naming the extra that installs it."""
+    type in its embedded mode (no url: one process's files); for an engine type whose client
+    package is missing, naming the extra that installs it."""
     if spec.type in ENGINE_TYPES:
         _backend(ENGINE_TYPES[spec.type])
     if has_database and spec.type in ENGINE_TYPES and not shares_across_processes(spec):
+        field, example = (
+            ("url", "http://qdrant:6333") if spec.type == "qdrant" else ("uri", "http://milvus:19530")
+        )
+        embedded = "qdrant-client's local mode" if spec.type == "qdrant" else "milvus-lite"
         raise InvalidRequest(
-            f"index type {spec.type!r} without a server url keeps vectors in one process's data dir, but "
-            "this server shares a PostgreSQL store with other processes; give the qdrant index a "
-            '"url" (e.g. http://qdrant:6333), or use "pgvector"'
-            if spec.type == "qdrant"
-            else "index type 'milvus' keeps its seq ledger in one process's data dir, so it needs the "
-            'embedded store; with a shared PostgreSQL store use "qdrant" with a url, or "pgvector"',
+            f"index type {spec.type!r} without a server {field} runs {embedded}, whose files are one "
+            "process's, but this server shares a PostgreSQL store with other processes; give the "
+            f'{spec.type} index a "{field}" (e.g. {example}), or use "pgvector"',
             index=spec.type,
         )
     if spec.type in SERVER_TYPES and not has_database:
@@ -117,9 +119,12 @@ def check_placement(spec: IndexSpec, has_database: bool) -> None:
 
 
 def shares_across_processes(spec: IndexSpec) -> bool:
-    """Whether every process of a cluster can serve from the index itself: ``pgvector``, and
-    ``qdrant`` on a server (Qdrant holds the seq guard)."""
-    return spec.type == "pgvector" or (spec.type == "qdrant" and spec.url is not None)
+    """Whether every process of a cluster can serve from the index itself: ``pgvector``, ``qdrant``
+    on a server (Qdrant holds the seq guard) and ``milvus`` on a server (its seq ledger is then in
+    the store's database)."""
+    return spec.type == "pgvector" or (
+        (spec.type == "qdrant" and spec.url is not None) or (spec.type == "milvus" and spec.uri is not None)
+    )
 
 
 def _backend(target: str) -> Any:
@@ -151,7 +156,7 @@ def stored_kinds(
     directory = Path(directory)
     if spec.type in ENGINE_TYPES:
         found: list[str] = _backend(ENGINE_TYPES[spec.type]).stored_kinds(
-            spec, directory, collection, version
+            spec, directory, collection, version, host
         )
         return found
     return sorted(p.name for p in directory.iterdir() if p.is_dir()) if directory.is_dir() else []

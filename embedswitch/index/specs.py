@@ -103,6 +103,7 @@ class PgvectorSpec(_Spec):
 
 ENGINE_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,15}$"
 SERVER_URL_PATTERN = r"^https?://[^\s/?#]+(/[^\s?#]*)?$"
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 
 
 class _EngineParams(_Spec):
@@ -138,6 +139,17 @@ class QdrantSpec(_EngineParams):
         pattern=SERVER_URL_PATTERN,
         description="the Qdrant server, e.g. http://qdrant:6333; none: local mode in the data dir",
     )
+    api_key_env: str | None = Field(
+        default=None,
+        pattern=ENV_NAME_PATTERN,
+        description="the environment variable of the server that holds the Qdrant API key, read when "
+        "the index opens (by default one named EMBEDSWITCH_KEY_...); the key is never stored",
+    )
+
+    @model_validator(mode="after")
+    def _key_needs_server(self) -> QdrantSpec:
+        _check_key_needs_server("qdrant", "api_key_env", self.api_key_env, "url", self.url)
+        return self
 
 
 class MilvusSpec(_EngineParams):
@@ -152,6 +164,26 @@ class MilvusSpec(_EngineParams):
         pattern=SERVER_URL_PATTERN,
         description="the Milvus server, e.g. http://milvus:19530; none: milvus-lite in the data dir",
     )
+    token_env: str | None = Field(
+        default=None,
+        pattern=ENV_NAME_PATTERN,
+        description="the environment variable of the server that holds the Milvus token (an API key, "
+        "or user:password), read when the index opens (by default one named EMBEDSWITCH_KEY_...); "
+        "the token is never stored",
+    )
+
+    @model_validator(mode="after")
+    def _token_needs_server(self) -> MilvusSpec:
+        _check_key_needs_server("milvus", "token_env", self.token_env, "uri", self.uri)
+        return self
+
+
+def _check_key_needs_server(kind: str, key: str, env: str | None, field: str, server: str | None) -> None:
+    if env is not None and server is None:
+        raise ValueError(
+            f"{key} names the {kind} server's key, but the spec has no {field}: the embedded mode "
+            f"takes no key; give the {field} of the server, or leave {key} out"
+        )
 
 
 IndexSpec = Annotated[

@@ -13,8 +13,8 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from .._access import KEY_ENV_PREFIX, name_allowed, url_under
 from .._errors import ModelNotAllowed
 from .openai import endpoint_url
 from .specs import (
@@ -26,14 +26,6 @@ from .specs import (
     OpenAISpec,
     SentenceTransformersSpec,
 )
-
-if TYPE_CHECKING:
-    import httpx
-
-KEY_ENV_PREFIX = "EMBEDSWITCH_KEY_"
-"""Variables named with this prefix hold keys for model endpoints; specs may read them by default."""
-
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 @dataclass(frozen=True)
@@ -63,10 +55,7 @@ class ModelAccess:
                 self._check_path(part)
 
     def key_env_allowed(self, name: str) -> bool:
-        return any(
-            name.startswith(pattern[:-1]) if pattern.endswith("*") else name == pattern
-            for pattern in self.key_envs
-        )
+        return name_allowed(name, self.key_envs)
 
     def path_allowed(self, path: str) -> bool:
         """Whether ``path``, with ``~``, symlinks and ``..`` resolved, lies in a model directory."""
@@ -109,29 +98,6 @@ class ModelAccess:
             "(EngineConfig.model_dirs)",
             model=spec.type,
         )
-
-
-def url_under(url: str, prefix: str) -> bool:
-    """Whether ``url`` is ``prefix`` or below it: same scheme, host and port (default ports
-    filled in), and a path equal to the prefix's or under it at a ``/``. URLs are read by httpx,
-    the client that sends them, so both sides agree on what the host is; a path with a ``.`` or
-    ``..`` segment left after httpx's normalisation (percent-encoded dots) is never under."""
-    import httpx
-
-    try:
-        target, allowed = httpx.URL(url), httpx.URL(prefix)
-    except httpx.InvalidURL:
-        return False
-    if (target.scheme, target.host, _port(target)) != (allowed.scheme, allowed.host, _port(allowed)):
-        return False
-    if {".", ".."} & set(target.path.split("/")):
-        return False
-    base = allowed.path.rstrip("/")
-    return target.path == base or target.path.startswith(f"{base}/")
-
-
-def _port(url: httpx.URL) -> int | None:
-    return url.port or _DEFAULT_PORTS.get(url.scheme)
 
 
 def _parts(spec: ModelSpec) -> Iterator[ModelSpec]:

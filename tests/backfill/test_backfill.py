@@ -56,18 +56,38 @@ def test_backfill_on_a_postgresql_store_never_writes_stale_text_or_resurrects(
     _race_stale_backfill(tmp_path, model, {"type": "auto"}, store=pg_uri)
 
 
-def test_milvus_without_its_ledger_writes_stale_text_and_resurrects(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_milvus_with_its_ledger_in_postgresql_never_writes_stale_text_or_resurrects(
+    tmp_path: Path, pg_uri: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The control of the test above: with the ledger answering that it saw nothing (Milvus alone,
-    which has no conditional write), the backfill's stale copies land and the race test fails."""
+    """The race above on a PostgreSQL store: the milvus index's seq ledger is in the database
+    (``es_ledger_seqs``). The engine is milvus-lite (no Milvus server here), one process's file,
+    which a shared store refuses; this test runs one process, so it lifts that refusal: the
+    ledger is what it is about."""
     require_engine("milvus")
-    from embedswitch.index._ledger import SeqLedger
+    _share_milvus_lite(monkeypatch)
+    _race_stale_backfill(tmp_path, HASHING, {"type": "milvus"}, pg_uri)
 
-    monkeypatch.setattr(SeqLedger, "seqs", lambda self, ids: {})
+
+@pytest.mark.parametrize("store", ["sqlite", "postgresql"])
+def test_milvus_without_its_ledger_writes_stale_text_and_resurrects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, store: str
+) -> None:
+    """The control of the tests above: with a ledger whose guard lets every write pass (Milvus
+    alone, which has no conditional write), the backfill's stale copies land and the race test
+    fails, with the ledger in SQLite and in PostgreSQL."""
+    require_engine("milvus")
+    from embedswitch.index import _ledger
+
+    monkeypatch.setattr(_ledger, "passes", lambda stored, seq: True)
+    unguarded = _ledger._PG_RECORD.replace("WHERE s.seq < excluded.seq", "")
+    assert unguarded != _ledger._PG_RECORD
+    monkeypatch.setattr(_ledger, "_PG_RECORD", unguarded)
+    uri = "sqlite" if store == "sqlite" else request.getfixturevalue("pg_uri")
+    if store == "postgresql":
+        _share_milvus_lite(monkeypatch)
     with pytest.raises(AssertionError, match="50 deleted records present"):
-        _race_stale_backfill(tmp_path, HASHING, {"type": "milvus"})
-    with Engine.open(tmp_path) as engine:
+        _race_stale_backfill(tmp_path, HASHING, {"type": "milvus"}, uri)
+    with Engine.open(tmp_path, store=uri) as engine:
         v2 = engine.collection("c").get_version("v2")
         index = v2.index("doc")
         assert index is not None
@@ -77,6 +97,18 @@ def test_milvus_without_its_ledger_writes_stale_text_and_resurrects(
         stored = index.get(stale)
         originals = v2.model.encode([f"original text {i}" for i in range(50)], purpose="document")
         np.testing.assert_allclose(np.stack([stored[i] for i in stale]), originals, atol=1e-6)
+
+
+def _share_milvus_lite(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let a PostgreSQL store take a milvus-lite index (refused because another process could not
+    read its file; these tests run one process)."""
+    from embedswitch import specs
+    from embedswitch.index import registry
+
+    shares = registry.shares_across_processes
+    lifted = lambda spec: spec.type == "milvus" or shares(spec)  # noqa: E731
+    monkeypatch.setattr(registry, "shares_across_processes", lifted)
+    monkeypatch.setattr(specs, "shares_across_processes", lifted)
 
 
 def _race_stale_backfill(

@@ -1,7 +1,7 @@
 """One behaviour suite for the ``VectorIndex`` seam, run against every index type: the embedded ones,
-pgvector in a real PostgreSQL, and qdrant and milvus in their embedded modes (the congruence
-pattern). Each test states the counts and results a call must give, so every type gives the same
-ones for the same calls.
+pgvector in a real PostgreSQL, qdrant and milvus in their embedded modes, and milvus with its seq
+ledger in the real PostgreSQL (``milvus-pg``): the congruence pattern. Each test states the counts
+and results a call must give, so every type gives the same ones for the same calls.
 
 What only the embedded indexes do (checkpoint files, crash recovery, durable segments, meta kept
 in a directory) is in ``test_index.py``; pgvector's own promises in ``tests/index/test_pgvector.py``.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _indexes import DIM, META, SEAM_TYPES, assert_stored, open_seam, score_atol, unit
+from _indexes import DIM, META, ON_HOST, SEAM_TYPES, assert_stored, open_seam, score_atol, unit
 from _pg_host import PgHost
 from _postgres import pg_server, pg_uri  # noqa: F401 - fixtures
 
@@ -29,8 +29,8 @@ def index_type(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def host(index_type: str, request: pytest.FixtureRequest) -> Iterator[PgHost | None]:
-    """The database a pgvector index lives in (None for the embedded types)."""
-    if index_type != "pgvector":
+    """The database a pgvector index (a milvus-pg index's ledger) lives in (None for the others)."""
+    if index_type not in ON_HOST:
         yield None
         return
     found = PgHost(request.getfixturevalue("pg_uri"))

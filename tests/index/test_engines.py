@@ -1,7 +1,9 @@
 """What the engine indexes promise beyond the seam suite: Qdrant holds the seq guard itself (its
 conditional update, honoured by qdrant-client's local mode too), a tombstone is a vectorless point,
-Milvus's ledger settles a write a crash cut short, ids of any shape, where each type may be placed,
-and the ``pip install`` a missing client package needs. Both run their real embedded modes."""
+Milvus's ledger settles a write a crash cut short (in SQLite, and in PostgreSQL as with a shared
+store: settled by the next write, fenced, committed before Milvus is written), ids of any shape,
+where each type may be placed, and the ``pip install`` a missing client package needs. Both run
+their real embedded modes."""
 
 from __future__ import annotations
 
@@ -9,15 +11,18 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from _indexes import META, require_engine, unit
+from _pg_host import PgHost
 
-from embedswitch._errors import InvalidRequest
+from embedswitch._errors import InvalidRequest, LeaseLost
 from embedswitch.index import index_spec, open_index
 from embedswitch.index.registry import check_placement, stored_kinds
+from embedswitch.index.specs import MilvusSpec
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -119,8 +124,86 @@ def test_placement_on_a_shared_store() -> None:
     check_placement(index_spec({"type": "qdrant", "url": "http://qdrant:6333"}), has_database=True)
     with pytest.raises(InvalidRequest, match='give the qdrant index a "url"'):
         check_placement(index_spec({"type": "qdrant"}), has_database=True)
-    with pytest.raises(InvalidRequest, match="needs the embedded store"):
-        check_placement(index_spec({"type": "milvus", "uri": "http://milvus:19530"}), has_database=True)
+    check_placement(index_spec({"type": "milvus", "uri": "http://milvus:19530"}), has_database=True)
+    with pytest.raises(InvalidRequest, match='runs milvus-lite.*give the milvus index a "uri"'):
+        check_placement(index_spec({"type": "milvus"}), has_database=True)
+
+
+# -- milvus with its ledger in PostgreSQL (milvus-lite as the engine: one process) ---------------
+
+
+@pytest.fixture
+def pg_host(pg_uri: str) -> Iterator[PgHost]:
+    found = PgHost(pg_uri)
+    yield found
+    found.close()
+
+
+def test_a_shared_ledger_is_settled_by_the_next_write_not_at_open(
+    milvus: object, tmp_path: Path, pg_host: PgHost
+) -> None:
+    """Another process may be writing when one opens the index, so opening leaves unconfirmed rows
+    alone; the next write (only the version's leader writes) settles them to what Milvus holds."""
+    from embedswitch.index.milvus import MilvusIndex
+
+    index = MilvusIndex.open(META, tmp_path / "idx", None, pg_host)
+    v = unit(3, 4)
+    index.upsert(["kept", "gone"], v[:2], [1, 1])
+    index._ledger.record([("kept", 7, True), ("gone", 8, False), ("never", 9, True)])  # type: ignore[attr-defined]
+    index.close()
+    again = MilvusIndex.open(META, tmp_path / "idx", None, pg_host)
+    assert len(again._ledger.unconfirmed()) == 3  # type: ignore[attr-defined]
+    assert again.upsert(["other"], v[2:], [10]) == 1
+    assert again._ledger.unconfirmed() == []  # type: ignore[attr-defined]
+    assert [again.seq_of(i) for i in ("kept", "gone", "never")] == [1, 1, None]
+    assert again.upsert(["kept", "gone", "never"], v, [7, 8, 9]) == 3  # the replay lands
+    assert MilvusIndex.stored_kinds(MilvusSpec(), tmp_path, "docs", "v1", pg_host) == [META.kind]
+    again.destroy()
+    assert MilvusIndex.stored_kinds(MilvusSpec(), tmp_path, "docs", "v1", pg_host) == []
+
+
+def test_a_deposed_leader_records_nothing_and_writes_nothing_to_milvus(
+    milvus: object, tmp_path: Path, pg_host: PgHost
+) -> None:
+    from embedswitch.index.milvus import MilvusIndex
+
+    index = MilvusIndex.open(META, tmp_path / "idx", None, pg_host)
+    index.upsert(["a"], unit(1), [1])
+    pg_host.lease_lost = True
+    with pytest.raises(LeaseLost):
+        index.upsert(["a", "b"], unit(2, 1), [2, 2])
+    with pytest.raises(LeaseLost):
+        index.delete(["a"], [3])
+    pg_host.lease_lost = False
+    assert index.seq_of("a") == 1 and index.seq_of("b") is None
+    assert sorted(index.get(["a", "b"])) == ["a"]
+    np.testing.assert_array_equal(index.get(["a"])["a"], unit(1)[0])
+    index.close()
+
+
+def test_the_ledger_commits_before_milvus_even_inside_a_store_transaction(
+    milvus: object, tmp_path: Path, pg_uri: str
+) -> None:
+    """The applier writes inside ``Store.together`` (one transaction for its batch). The ledger's
+    rows commit on their own before Milvus takes the write: when the batch's transaction rolls
+    back, the ledger still says what Milvus holds, so a replay of the batch is a no-op, never a
+    write the guard lets past a newer one."""
+    from embedswitch.index.milvus import MilvusIndex
+    from embedswitch.store import open_store
+
+    store = open_store(pg_uri, tmp_path)
+    try:
+        index = MilvusIndex.open(META, tmp_path / "idx", None, store)  # type: ignore[arg-type]
+        v = unit(2, 5)
+        with pytest.raises(RuntimeError, match="the batch failed"), store.together():
+            index.upsert(["a"], v[:1], [5])
+            raise RuntimeError("the batch failed")
+        assert index.seq_of("a") == 5 and index._ledger.unconfirmed() == []  # type: ignore[attr-defined]
+        np.testing.assert_array_equal(index.get(["a"])["a"], v[0])
+        assert index.upsert(["a"], v[1:], [4]) == 0
+        index.close()
+    finally:
+        store.close()
 
 
 @pytest.mark.parametrize("field", ["url", "uri"])
@@ -137,7 +220,7 @@ class Blocker:
         if name.partition(".")[0] in ("qdrant_client", "pymilvus"):
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 sys.meta_path.insert(0, Blocker())
-from embedswitch._errors import InvalidRequest
+from embedswitch._errors import InvalidRequest, LeaseLost
 from embedswitch.index import index_spec
 from embedswitch.index.registry import check_placement
 said = {}

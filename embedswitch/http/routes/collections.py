@@ -6,7 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter
 
-from ..._errors import CollectionExists, ModelNotAllowed, ModelNotInstalled, ModelUnavailable, UnknownModel
+from ..._errors import (
+    CollectionExists,
+    IndexNotAllowed,
+    ModelNotAllowed,
+    ModelNotInstalled,
+    ModelUnavailable,
+    UnknownModel,
+)
 from ...results import CollectionInfo
 from ...specs import CollectionSpec
 from .. import examples
@@ -19,7 +26,7 @@ router = APIRouter(tags=["collections"], route_class=JsonRoute)
 
 
 @router.post("/v1/collections", status_code=201)
-@raises(CollectionExists, UnknownModel, ModelNotInstalled, ModelNotAllowed, ModelUnavailable)
+@raises(CollectionExists, UnknownModel, ModelNotInstalled, ModelNotAllowed, IndexNotAllowed, ModelUnavailable)
 def create_collection(
     engine: EngineDep, body: Annotated[CollectionSpec, examples.CREATE_COLLECTION]
 ) -> CollectionInfo:

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from ..._errors import (
     Busy,
     Conflict,
+    IndexNotAllowed,
     LastVersion,
     ModelNotAllowed,
     ModelNotInstalled,
@@ -31,7 +32,7 @@ router = APIRouter(tags=["versions"], route_class=JsonRoute)
 
 
 @router.post("/v1/collections/{c}/versions", status_code=202)
-@raises(VersionExists, UnknownModel, ModelNotInstalled, ModelNotAllowed, ModelUnavailable)
+@raises(VersionExists, UnknownModel, ModelNotInstalled, ModelNotAllowed, IndexNotAllowed, ModelUnavailable)
 def add_version(
     engine: EngineDep, c: Collection, body: Annotated[VersionSpec, examples.ADD_VERSION]
 ) -> VersionInfo:
@@ -49,7 +50,7 @@ def describe_version(engine: EngineDep, c: Collection, v: VersionName) -> Versio
 
 
 @router.post("/v1/collections/{c}/train", status_code=202, dependencies=[HeavySlot])
-@raises(VersionExists, ModelNotInstalled, Busy)
+@raises(VersionExists, ModelNotInstalled, IndexNotAllowed, Busy)
 def train(engine: EngineDep, c: Collection, body: Annotated[TrainRequest, examples.TRAIN]) -> VersionInfo:
     return engine.train(c, body)
 

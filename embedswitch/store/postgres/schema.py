@@ -68,6 +68,21 @@ CREATE TABLE es_leases(
   heartbeat_at timestamptz NOT NULL);
 """,
     ),
+    (
+        2,
+        "the seq ledgers of milvus indexes",
+        f"""
+CREATE TABLE es_ledger_seqs(
+  collection text {_C} NOT NULL, version text {_C} NOT NULL, kind text {_C} NOT NULL,
+  id text {_C} NOT NULL, seq bigint NOT NULL, live boolean NOT NULL, lsn bigint NOT NULL,
+  prev_seq bigint, prev_live boolean, PRIMARY KEY(collection, version, kind, id));
+CREATE INDEX es_ledger_seqs_by_lsn ON es_ledger_seqs(collection, version, kind, lsn);
+CREATE TABLE es_ledger_positions(
+  collection text {_C} NOT NULL, version text {_C} NOT NULL, kind text {_C} NOT NULL,
+  written bigint NOT NULL DEFAULT 0, confirmed bigint NOT NULL DEFAULT 0,
+  PRIMARY KEY(collection, version, kind));
+""",
+    ),
 ]
 """(number, what it adds, SQL), numbered from 1 without gaps; a release only ever appends."""
 

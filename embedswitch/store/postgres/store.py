@@ -95,6 +95,13 @@ class PostgresStore(PostgresRecords, PostgresControl):
             yield conn
 
     @contextmanager
+    def own_transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection in a transaction of its own, committed when the block exits normally,
+        even inside ``together`` (whose writes commit apart from it)."""
+        with self._pool.connection() as conn, conn.transaction():
+            yield conn
+
+    @contextmanager
     def reader(self) -> Iterator[psycopg.Connection[Any]]:
         """A pooled autocommit connection, no transaction open; inside ``together``, that block's
         connection (its transaction open)."""

@@ -79,6 +79,11 @@ class AppliedVersion(Protocol):
         """Derive each user's vector anew from the items the version holds, written with ``seq``."""
         ...
 
+    def open_indexes(self, kinds: Sequence[str]) -> None:
+        """Open the indexes of ``kinds``, creating the missing ones, each creation committed before
+        the index is published to readers (never inside a ``Store.together`` block)."""
+        ...
+
     def publish_applied(self, seq: int) -> None:
         """Tell waiters (and, shared, the other processes) the version has applied ``seq``."""
         ...
@@ -99,6 +104,10 @@ class _KindBatch:
     dels: list[Change]
     vectors: np.ndarray | None = None
     rejected: list[QuarantineRow] = field(default_factory=list)
+
+    def writes(self) -> bool:
+        """Whether it writes the kind's index (not only the quarantine)."""
+        return bool(self.dels) or (bool(self.ups) and self.vectors is not None)
 
 
 class Applier:
@@ -166,23 +175,34 @@ class Applier:
     def apply(self, changes: list[Change]) -> None:
         """Apply log entries (in seq order) to the version's indexes, then its derived users: the
         texts are embedded first, then every write of the batch and the position it brings the
-        version to commit together (``Store.together``: one transaction in a shared database)."""
+        version to commit together (``Store.together``: one transaction in a shared database).
+
+        The index of a kind written for the first time is created before that transaction, in one
+        of its own: created inside it, the index would be published to readers before its table
+        commits (a search on another connection would find no table)."""
         target = self._target
         seq = changes[-1].seq
         with self.lock:
             batches = self._embed_records(changes)
+            users = self._users(changes) if target.derives_users and target.users_live() else []
+            target.open_indexes([b.kind for b in batches if b.writes()] + (["user"] if users else []))
             with self._store.together():
                 for batch in batches:
                     self._write(batch)
-                if target.derives_users and target.users_live():
-                    users = {c.id for c in changes if c.op == "interact"}
-                    items = [c.id for c in changes if c.kind == "item" and c.op != "interact"]
-                    if items:
-                        users |= self._store.users_of_items(target.collection, items)
-                    target.write_users(sorted(users), seq)
+                if users:
+                    target.write_users(users, seq)
                 target.publish_applied(seq)
             target.advance(seq)
         self.trouble.cleared()
+
+    def _users(self, changes: list[Change]) -> list[str]:
+        """The users whose derived vectors the batch changes: those who interacted, and those with
+        an interaction with an item it writes."""
+        users = {c.id for c in changes if c.op == "interact"}
+        items = [c.id for c in changes if c.kind == "item" and c.op != "interact"]
+        if items:
+            users |= self._store.users_of_items(self._target.collection, items)
+        return sorted(users)
 
     def _embed_records(self, changes: list[Change]) -> list[_KindBatch]:
         """Per record kind, the records' last changes with their vectors (nothing written yet)."""

@@ -191,11 +191,18 @@ class Version:
     # -- indexes -----------------------------------------------------------------------------
 
     def index(self, kind: str, create: bool = False) -> VectorIndex | None:
+        """The index of ``kind`` (None if none); ``create``: opened or created, then published. A
+        creation inside ``Store.together`` commits with it: call ``open_indexes`` before one."""
         with self._lock:
             found = self._indexes.get(kind)
             if found is None and create:
                 found = self._indexes[kind] = self._open_index(kind)
             return found
+
+    def open_indexes(self, kinds: Sequence[str]) -> None:
+        """Open the indexes of ``kinds``, the missing ones created and committed, then published."""
+        for kind in kinds:
+            self.index(kind, create=True)
 
     def _open_index(self, kind: str) -> VectorIndex:
         """The index of ``kind``: a ``TextIndex`` for a lexical version (BM25, beside the dense

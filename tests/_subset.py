@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from _encoded import EncodedCache
 from conftest import FAST, SCIFACT
 
 from embedswitch import Engine
@@ -31,11 +32,12 @@ def subset() -> JudgedSet:
     return judged_subset(SCIFACT, queries=QUERIES, extra_docs=EXTRA_DOCS, seed=0)
 
 
-def subset_data_dir(factory: pytest.TempPathFactory) -> Path:
-    """A fresh copy of the shared data dir (built on first use), for one module's engine."""
+def subset_data_dir(factory: pytest.TempPathFactory, encoded: EncodedCache) -> Path:
+    """A fresh copy of the shared data dir (built on first use, its MiniLM vectors through
+    ``encoded``), for one module's engine."""
     if "dir" not in _built:
         built = factory.mktemp("scifact-subset") / "data"
-        with Engine.open(built, FAST) as engine:
+        with encoded.installed(), Engine.open(built, FAST) as engine:
             engine.create_collection(COLLECTION, {"name": "v1", "model": VERSIONS["v1"]})
             engine.upsert(COLLECTION, subset().records)
             for name, model in VERSIONS.items():

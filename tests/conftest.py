@@ -16,6 +16,7 @@ import httpx
 import pytest
 import uvicorn
 from _browser import browser, watched  # noqa: F401 - fixtures: headless chromium, a watched page
+from _encoded import EncodedCache
 from _pg_replicas import pg_hosts  # noqa: F401 - fixture: two replicas' hosts on one database
 from _postgres import pg_server, pg_uri  # noqa: F401 - fixtures: a real PostgreSQL, a database per test
 
@@ -42,6 +43,16 @@ def require_scifact() -> None:
 
 
 FAST = EngineConfig(checkpoint_interval_s=0.2, maintenance_interval_s=0.5, min_seq_timeout_s=10)
+
+
+@pytest.fixture(scope="session")
+def encoded(request: pytest.FixtureRequest) -> Iterator[EncodedCache]:
+    """MiniLM document vectors shared by the SciFact tests, kept in pytest's cache dir between runs
+    (``_encoded.py``); a test embeds through it inside ``encoded.installed()``."""
+    cache = getattr(request.config, "cache", None)
+    found = EncodedCache(cache.mkdir("encoded-documents") if cache is not None else None)
+    yield found
+    found.save()
 
 
 def free_port() -> int:

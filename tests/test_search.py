@@ -28,6 +28,7 @@ LANGS = ["en", "nl", "de", "fr"]
 
 def record(i: int) -> dict[str, Any]:
     fields: dict[str, Any] = {"team": TEAMS[i % 3], "year": 2000 + i % 25, "lang": LANGS[i % 4]}
+    fields["meta"] = {"team": TEAMS[i % 3], "rank": i % 9} if i % 4 else [{"team": TEAMS[i % 3]}]
     if i % 100 == 0:
         fields["rare"] = True  # 1% of the records
     if i % 10 == 0:
@@ -42,6 +43,8 @@ FILTERS: list[dict[str, Any]] = [
     {"or": [{"team": "infra"}, {"not": {"lang": "en"}}]},
     {"year": {"gt": 2010, "lte": 2012}},
     {"nobody": {"exists": True}},
+    {"meta.team": "search", "meta.rank": {"lte": 2}},  # nested: 1 in 12 match
+    {"or": [{"meta.rank": 8}, {"meta.0.team": "infra"}]},  # a path never indexes an array
 ]
 
 

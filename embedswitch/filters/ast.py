@@ -6,11 +6,16 @@ check. A later backend (Qdrant, Milvus) adds its own walk over the same seven no
 
 Semantics, the same in every translation:
 
-- a field is a top-level key of a record's ``fields``;
+- a field is a path into a record's ``fields``: keys joined by dots, each one level down through
+  JSON objects (``"meta.lang"`` is ``fields["meta"]["lang"]``; as in Qdrant, a dot always separates,
+  so a key that itself holds a dot can't be named). A path never steps into an array (a key is
+  never an index) or through a scalar: there the field is missing;
 - ``Eq`` matches a field holding a JSON value of the same type that is equal (numbers by value,
   so ``1`` equals ``1.0``; ``true`` never equals ``1``); ``In`` matches when one of its values does;
 - ``Range`` matches a field holding a number (never a string or a boolean) within every bound given;
 - ``Exists`` matches a field that is present and not ``null``;
+- an array or object held in a field is matched by no ``Eq``/``In``/``Range`` (``"tags": "x"``
+  never matches ``["x"]``), only by ``Exists``;
 - a field no record has matches no ``Eq``/``In``/``Range``/``Exists`` (and so every ``Not`` of one);
 - ``And``/``Or``/``Not`` are two-valued: no "unknown" ever leaks out of a missing field.
 """
@@ -73,6 +78,14 @@ class Not:
 
 Filter = Eq | In | Range | Exists | And | Or | Not
 """A compiled record filter; hashable, so it may key a cache."""
+
+SEPARATOR = "."
+"""What separates the keys of a nested field's path (``"meta.lang"``)."""
+
+
+def path_of(field: str) -> tuple[str, ...]:
+    """The keys, outermost first, that ``field`` (a dotted path the grammar accepted) steps through."""
+    return tuple(field.split(SEPARATOR))
 
 
 def fields_of(node: Filter) -> set[str]:

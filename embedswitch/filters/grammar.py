@@ -5,10 +5,12 @@
  "or": [{"draft": false}, {"reviewed": {"exists": true}}], "not": {"status": "retired"}}
 ```
 
-An object's keys are ANDed. A key is a field name, or ``and``/``or`` (a list of filters) or
-``not`` (one filter). A field's condition is a value (equality: a string, number or boolean) or an
-object of operators, ANDed: ``eq``, ``in`` (a list of values), ``gt``/``gte``/``lt``/``lte`` (numbers)
-and ``exists`` (true or false). Every mistake is a ``ValueError`` naming where it is and the fix.
+An object's keys are ANDed. A key is a field (a top-level key of a record's fields, or a dotted
+path to a nested one: ``"meta.lang"``, ``ast.py`` says how it reads), or ``and``/``or`` (a list of
+filters) or ``not`` (one filter). A field's condition is a value (equality: a string, number or
+boolean) or an object of operators, ANDed: ``eq``, ``in`` (a list of values),
+``gt``/``gte``/``lt``/``lte`` (numbers) and ``exists`` (true or false). Every mistake is a
+``ValueError`` naming where it is and the fix.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Annotated, Any
 
 from pydantic import PlainSerializer, PlainValidator, WithJsonSchema
 
-from .ast import And, Eq, Exists, Filter, In, Not, Or, Range, Scalar
+from .ast import And, Eq, Exists, Filter, In, Not, Or, Range, Scalar, path_of
 
 MAX_DEPTH = 16
 MAX_NODES = 256
@@ -72,6 +74,12 @@ def _field(name: str, value: Any, where: str) -> list[Filter]:
         raise ValueError(
             f"{where}: field names in filters have 1 to {MAX_FIELD_CHARS} printable characters, "
             "without quotes or backslashes"
+        )
+    if "" in path_of(name):
+        raise ValueError(
+            f"{where}: {name!r} has an empty key; a dot separates the keys of a nested field "
+            f'("meta.lang" is fields["meta"]["lang"]), so a field starts and ends with a key and has '
+            "no two dots in a row"
         )
     if not isinstance(value, dict):
         return [Eq(name, _scalar(value, where))]
@@ -185,8 +193,9 @@ SCHEMA: dict[str, Any] = {
     "type": "object",
     "title": "Filter",
     "description": (
-        "Which records may be returned, by their fields. Keys are ANDed; a key is a field name "
-        "(any top-level key of a record's fields, declared nowhere) with a value (equality) or "
+        "Which records may be returned, by their fields. Keys are ANDed; a key is a field "
+        "(any top-level key of a record's fields, declared nowhere, or a dotted path to a nested one: "
+        '"meta.lang" is fields.meta.lang; a dot always separates keys) with a value (equality) or '
         'an object of operators: eq, in, gt, gte, lt, lte (numbers only), exists; or "and"/"or" '
         '(lists of filters) or "not" (a filter). A field no record has matches nothing. See docs/api.md. '
         f"Example: {EXAMPLE}"

@@ -6,7 +6,7 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .ast import And, Eq, Exists, Filter, In, Not, Or, Range, Scalar
+from .ast import And, Eq, Exists, Filter, In, Not, Or, Range, Scalar, path_of
 
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "gt": operator.gt,
@@ -29,6 +29,17 @@ def same(held: object, value: Scalar) -> bool:
     return is_number(held) and held == value
 
 
+def held_at(fields: Mapping[str, Any], field: str) -> Any:
+    """The value at the dotted path ``field`` in ``fields``: None where the path is missing or
+    steps into anything but an object (an array, a scalar)."""
+    held: Any = fields
+    for key in path_of(field):
+        if not isinstance(held, Mapping):
+            return None
+        held = held.get(key)
+    return held
+
+
 def matches(node: Filter, fields: Mapping[str, Any]) -> bool:
     """Whether a record with these ``fields`` matches ``node``."""
     if isinstance(node, And):
@@ -37,7 +48,7 @@ def matches(node: Filter, fields: Mapping[str, Any]) -> bool:
         return any(matches(part, fields) for part in node.parts)
     if isinstance(node, Not):
         return not matches(node.part, fields)
-    held = fields.get(node.field)
+    held = held_at(fields, node.field)
     if isinstance(node, Eq):
         return same(held, node.value)
     if isinstance(node, In):

@@ -2,7 +2,9 @@
 on text) or PostgreSQL (``jsonb``). Values travel as parameters, never in the SQL text.
 
 Each leaf is wrapped in ``COALESCE(..., false)``, so a missing field gives false, never NULL, and
-``NOT`` keeps the meaning ``ast.py`` states.
+``NOT`` keeps the meaning ``ast.py`` states. A field's path is a parameter too: a SQLite JSON path
+of quoted keys (``$."meta"."lang"``; the grammar lets no quote or backslash into a key) or a
+PostgreSQL ``text[]`` for ``#>``/``#>>``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .ast import And, Eq, Exists, Filter, In, Not, Or, Range, Scalar
+from .ast import And, Eq, Exists, Filter, In, Not, Or, Range, Scalar, path_of
 
 Dialect = Literal["sqlite", "postgres"]
 _SQL_OP = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
@@ -78,7 +80,7 @@ class _Build:
 
 class _Sqlite(_Build):
     def path(self, field: str) -> str:
-        return self.p(f'$."{field}"')
+        return self.p("$" + "".join(f'."{key}"' for key in path_of(field)))
 
     def type_(self, field: str) -> str:
         return f"json_type({self.f}, {self.path(field)})"
@@ -110,21 +112,36 @@ class _Postgres(_Build):
     def mark(name: str) -> str:
         return f"%({name})s"
 
-    def get(self, field: str) -> str:
-        return f"({self.f} -> {self.p(field)}::text)"
+    def get(self, field: str, op: str = "#>") -> str:
+        return self.at(path_of(field), op)
+
+    def at(self, keys: tuple[str, ...], op: str = "#>") -> str:
+        return f"({self.f} {op} {self.p(list(keys))}::text[])"
+
+    def leaf(self, field: str, test: str) -> str:
+        """``test`` where every step of ``field``'s path is into an object: ``#>`` reads a key
+        that looks like an integer as an index into an array, which a path never is (``ast.py``)."""
+        keys = path_of(field)
+        objects = [
+            f"jsonb_typeof({self.at(keys[:i])}) = 'object'"
+            for i in range(1, len(keys))
+            if any(c.isdigit() for c in keys[i])
+        ]
+        return f"({' AND '.join([*objects, test])})" if objects else test
 
     def eq(self, field: str, value: Scalar) -> str:
-        return f"{self.get(field)} = {self.p(json.dumps(value))}::jsonb"
+        return self.leaf(field, f"{self.get(field)} = {self.p(json.dumps(value))}::jsonb")
 
     def in_(self, field: str, values: tuple[Scalar, ...]) -> str:
-        return f"{self.get(field)} = ANY({self.p([json.dumps(v) for v in values])}::jsonb[])"
+        test = f"{self.get(field)} = ANY({self.p([json.dumps(v) for v in values])}::jsonb[])"
+        return self.leaf(field, test)
 
     def range(self, node: Range) -> str:
         # CASE: the cast to numeric runs only on numbers (AND may evaluate in any order)
         kind = f"jsonb_typeof({self.get(node.field)})"
-        value = f"({self.f} ->> {self.p(node.field)}::text)::numeric"
+        value = f"{self.get(node.field, '#>>')}::numeric"
         checks = " AND ".join(f"{value} {_SQL_OP[op]} {self.p(b)}::numeric" for op, b in node.bounds())
-        return f"CASE WHEN {kind} = 'number' THEN {checks} ELSE false END"
+        return self.leaf(node.field, f"CASE WHEN {kind} = 'number' THEN {checks} ELSE false END")
 
     def exists(self, field: str) -> str:
-        return f"jsonb_typeof({self.get(field)}) <> 'null'"
+        return self.leaf(field, f"jsonb_typeof({self.get(field)}) <> 'null'")

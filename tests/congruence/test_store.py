@@ -15,6 +15,7 @@ in CI (``CI`` set), where every backend must run.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -30,6 +31,7 @@ import pytest
 from _threads import in_thread
 
 from embedswitch import CollectionExists, CollectionNotFound, RecordNotFound, Unavailable
+from embedswitch.filters import parse_filter
 from embedswitch.store import Store, open_store
 from embedswitch.store.base import BackfillState, Change, Interaction, QuarantineRow, RolloutRow, VersionRow
 from embedswitch.store.registry import scheme_of
@@ -322,6 +324,33 @@ def test_get_fields_of_one_kind_skips_missing_ids(store: Store) -> None:
     assert store.get_fields("c", "item", ["1", "2", "9"]) == {"1": {"team": "a", "n": [1]}}
     assert store.get_fields("c", "doc", ["3", "2"]) == {"2": {"note": "ß"}, "3": {}}
     assert store.get_fields("c", "doc", []) == {} and store.get_fields("gone", "doc", ["2"]) == {}
+
+
+def test_record_ids_and_pages_filter_on_nested_fields(store: Store) -> None:
+    """A dotted field is a path through objects only: never an index into an array, never the
+    top-level key that holds the dot."""
+    make(store)
+    recs = [
+        doc(1, meta={"lang": "en", "year": 2021, "0": {"x": 1}}),
+        doc(2, meta={"lang": "nl", "year": 2019}),
+        doc(3, meta=[{"lang": "en"}, {"x": 1}], tags=["en"]),
+        doc(4, meta="en", **{"meta.lang": "en"}),
+        doc(5, meta={"lang": "en"}, kind="item"),
+    ]
+    store.write("c", recs, [])
+    cases = {
+        '{"meta.lang": "en"}': {"1"},
+        '{"meta.year": {"gte": 2020}}': {"1"},
+        '{"meta.lang": {"in": ["en", "nl"]}, "not": {"meta.year": {"lt": 2020}}}': {"1"},
+        '{"meta.0.x": 1}': {"1"},
+        '{"meta.1.x": {"exists": true}}': set(),
+        '{"tags": "en"}': set(),
+        '{"meta.lang": {"exists": false}}': {"3", "4"},
+    }
+    for raw, ids in cases.items():
+        where = parse_filter(json.loads(raw))
+        assert store.record_ids("c", "doc", where) == ids, raw
+        assert [r.id for r in store.list_records("c", "doc", None, 10, where)] == sorted(ids), raw
 
 
 def test_count_records_per_kind(store: Store) -> None:

@@ -7,7 +7,8 @@ must beat both of its parts. To embed less with MiniLM, that comparison runs on 
 all 300 test queries, every document they judge and ``EXTRA_DOCS`` others drawn at random, and
 MiniLM embeds it once: the MiniLM version (model ``none``, queries by ``minilm``) is loaded with the
 hybrid's own dense vectors, so each part is exactly what the hybrid fuses, searched through its own
-serving path (the full-corpus figures are in ``bench/results/lexical.json``).
+serving path (the full-corpus figures are in ``bench/results/lexical.json``). The MiniLM
+document vectors are shared with the other SciFact tests (``tests/_encoded.py``).
 
 On a PostgreSQL store the BM25 index is PostgreSQL's (``index/pgbm25.py``); on a cut of SciFact it
 must rank as FTS5 does (on the whole corpus both give nDCG@10 0.6695).
@@ -18,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from _encoded import EncodedCache
 from conftest import FAST, SCIFACT, needs_scifact
 
 from embedswitch import Engine
@@ -67,10 +69,10 @@ def test_bm25_on_a_postgresql_store_ranks_scifact_as_fts5_does(tmp_path: Path, p
 
 @pytest.mark.slow
 @needs_scifact
-def test_hybrid_of_bm25_and_minilm_beats_both_parts(tmp_path: Path) -> None:
+def test_hybrid_of_bm25_and_minilm_beats_both_parts(tmp_path: Path, encoded: EncodedCache) -> None:
     judged = judged_subset(SCIFACT, extra_docs=EXTRA_DOCS, seed=0)
     hybrid = {"type": "hybrid", "dense": "minilm", "fusion": "rrf"}
-    with Engine.open(tmp_path / "data", FAST) as engine:
+    with encoded.installed(), Engine.open(tmp_path / "data", FAST) as engine:
         engine.create_collection("sci", {"name": "hybrid", "model": hybrid})
         engine.upsert("sci", judged.records)
         engine.add_version("sci", {"name": "bm25", "model": "bm25"})

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from _encoded import EncodedCache
 from _judged import BODY, DOCS, EXPECTED, MEANS, QRELS, QUERIES, V1, V2, toy
 from conftest import FAST, SCIFACT, ServerThread, needs_scifact
 from typer.testing import CliRunner
@@ -182,11 +183,15 @@ def test_a_building_version_is_evaluated_over_what_it_holds_with_a_warning(tmp_p
 
 @pytest.mark.slow
 @needs_scifact
-def test_scifact_minilm_reproduces_mteb_and_minilm_static_is_reported(tmp_path: Path) -> None:
+def test_scifact_minilm_reproduces_mteb_and_minilm_static_is_reported(
+    tmp_path: Path, encoded: EncodedCache
+) -> None:
     """MTEB publishes nDCG@10 = 0.64508 for all-MiniLM-L6-v2 on SciFact (test split). The only
-    test that embeds SciFact with minilm; the CLI run below reuses its collection."""
+    test that embeds all of SciFact with minilm (its document vectors shared with the other SciFact
+    tests and kept between runs, spot-checked against the model: ``tests/_encoded.py``); the CLI
+    run below reuses its collection."""
     corpus, queries, qrels = load_beir(SCIFACT)
-    with Engine.open(tmp_path / "data", EngineConfig()) as engine:
+    with encoded.installed(), Engine.open(tmp_path / "data", EngineConfig()) as engine:
         engine.create_collection("scifact", {"name": "v1", "model": "minilm-static"})
         ids = list(corpus)
         for start in range(0, len(ids), 1000):

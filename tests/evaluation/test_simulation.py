@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _encoded import EncodedCache
 from _subset import COLLECTION, subset, subset_data_dir
 from conftest import FAST, SCIFACT, ServerThread, needs_scifact, require_scifact
 
@@ -143,9 +144,9 @@ def test_a_stop_condition_ends_the_run(split_engine: Engine) -> None:
 
 
 @pytest.fixture(scope="module")
-def sci(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+def sci(tmp_path_factory: pytest.TempPathFactory, encoded: EncodedCache) -> Iterator[Engine]:
     require_scifact()
-    with Engine.open(subset_data_dir(tmp_path_factory), FAST) as engine:
+    with Engine.open(subset_data_dir(tmp_path_factory, encoded), FAST) as engine:
         yield engine
 
 

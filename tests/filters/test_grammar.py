@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from embedswitch.filters import And, Eq, Exists, In, Not, Or, Range, parse_filter, to_json
+from embedswitch.filters.ast import path_of
 from embedswitch.filters.grammar import MAX_DEPTH, SCHEMA
 
 
@@ -33,10 +34,17 @@ def test_every_operator_and_connective() -> None:
     )
 
 
+def test_a_dotted_field_is_a_path_into_nested_objects() -> None:
+    found = parse_filter({"meta.lang": "en", "meta.year": {"gte": 2020}})
+    assert found == And((Eq("meta.lang", "en"), Range("meta.year", gte=2020)))
+    assert path_of("meta.lang") == ("meta", "lang") and path_of("team") == ("team",)
+
+
 @pytest.mark.parametrize(
     "raw",
     [
         {"team": "security"},
+        {"meta.lang": {"in": ["en"]}, "not": {"a.b.c": {"exists": True}}},
         {"year": {"gte": 2020, "lt": 2030}},
         {"and": [{"a": 1}, {"or": [{"b": "x"}, {"not": {"c": {"in": [1, "two", False]}}}]}]},
     ],
@@ -65,6 +73,9 @@ def test_json_round_trips(raw: dict[str, Any]) -> None:
         ([{"a": 1}], ("JSON object", "a list")),
         ({'bad"name': 1}, ("bad", "quotes")),
         ({"n": 2**70}, ("n", "2^63")),
+        ({"a..b": 1}, ("'a..b'", "empty key", "two dots")),
+        ({"or": [{".a": 1}]}, ("or[0]..a", "'.a'", "empty key")),
+        ({"a.": {"gte": 1}}, ("'a.'", "empty key")),
     ],
 )
 def test_mistakes_name_the_field_and_the_fix(raw: Any, mentions: tuple[str, ...]) -> None:

@@ -14,11 +14,32 @@ from _postgres import pg_server, pg_uri  # noqa: F401 - fixtures
 from embedswitch.filters import matches, parse_filter, predicate
 
 VALUES: list[Any] = [None, True, False, 0, 1, 1.0, 2.5, -3, 2020, "1", "en", "nl", "", [1, 2], {"x": 1}]
+ODD_KEYS = ["it's", "0", "-1", " 1", "x[0]", "$", "a b", "*"]
+"""Keys that must stay keys in every translation: quotes, integers an array index would take,
+JSON path syntax."""
+
+
+def nested(i: int) -> Any:
+    """What ``"m"`` holds: objects (with odd keys), arrays (of objects too) and scalars, nested."""
+    k = i // 5
+    inner = {"lang": VALUES[k % len(VALUES)], ODD_KEYS[k % len(ODD_KEYS)]: k % 4}
+    shapes = [
+        {"a": inner, "n": i % 5},
+        {"a": [inner], "0": {"b": i % 2}},
+        [{"a": inner}, 1, 2],
+        {"a": {"a": inner}},
+        VALUES[i % len(VALUES)],
+    ]
+    return shapes[i % len(shapes)]
+
+
 RECORDS = {
     f"r{i}": {
         **({"v": VALUES[i % len(VALUES)]} if i % 7 else {}),
         "w": VALUES[(i * 5) % len(VALUES)],
         "it's": i % 3,
+        **({"m": nested(i)} if i % 11 else {}),
+        "d.k": i % 2,  # a key holding a dot: a filter can't name it
     }
     for i in range(60)
 }
@@ -43,6 +64,23 @@ FILTERS: list[dict[str, Any]] = [
     {"missing": 1},
     {"not": {"missing": {"gt": 1}}},
     {"w": {"eq": 2.5}, "v": {"exists": False}},
+    {"m.a.lang": "en"},
+    {"m.a.lang": {"in": [1, "nl", True]}},
+    {"m.a.lang": {"gte": 0, "lt": 2.6}},
+    {"m.a.lang": {"exists": True}},
+    {"not": {"m.a.lang": {"exists": True}}},
+    {"m.a": {"exists": True}},
+    {"m.n": {"gt": 1}},
+    {"m.0.b": 1},
+    {"m.0": {"exists": True}},
+    {"m.0.a.lang": {"exists": True}},
+    {"m.a.0.lang": {"exists": True}},
+    {"m.a.0": {"exists": True}},
+    {"m.a.a.lang": "nl"},
+    {"or": [{"m.a.a.lang": {"exists": True}}, {"m.a.lang": False}]},
+    *({f"m.a.{key}": {"gte": 2}} for key in ODD_KEYS),
+    {"d.k": 1},
+    {"d": {"exists": True}},
 ]
 
 
@@ -57,6 +95,13 @@ def test_python_semantics() -> None:
     assert not expected({"v": "1"}) & expected({"v": 1})
     assert expected({"missing": 1}) == set()
     assert expected({"not": {"missing": {"gt": 1}}}) == set(RECORDS)
+    assert expected({"m.a.lang": "en"}) and expected({"m.a.a.lang": {"exists": True}})
+    assert expected({"m.0.b": 1})  # a key "0" of an object is a key
+    assert not expected({"m.a.0.lang": {"exists": True}})  # never an index into an array
+    assert not expected({"m.0.a.lang": {"exists": True}})
+    assert not expected({"d.k": 1})  # a dot separates: the key "d.k" is not reached
+    for key in ODD_KEYS:
+        assert expected({f"m.a.{key}": {"exists": True}}), key
 
 
 @pytest.mark.parametrize("raw", FILTERS, ids=[json.dumps(f) for f in FILTERS])

@@ -699,6 +699,8 @@ def test_wrong_method_is_405_naming_the_allowed_ones(
     ("POST", f"{C}/search", {"text": "cats", "filter": {}}, ("filter", 'leave "filter" out')),
     ("POST", f"{C}/search", {"text": "cats", "filter": "n = 1"}, ("filter", "JSON object")),
     ("POST", f"{C}/search", {"text": "cats", "filter": {"or": {"n": 1}}}, ("or", "list of filters")),
+    ("POST", f"{C}/search", {"text": "cats", "filter": {"a..b": 1}}, ("'a..b'", "empty key", "dot")),
+    ("POST", f"{C}/scroll", {"filter": {"meta.": {"exists": True}}}, ("'meta.'", "empty key")),
     ("POST", f"{C}/search", {"text": "cats", "ef": 0}, ("ef",)),
     ("POST", f"{C}/search", {"text": "cats", "fields": "n"}, ("fields",)),
     ("POST", f"{C}/recommend", {"item": "d1", "filter": {"n": {"lt": "x"}}}, ("n.lt", "numbers")),

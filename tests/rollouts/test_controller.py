@@ -22,6 +22,7 @@ import httpx
 import numpy as np
 import pytest
 import uvicorn
+from _encoded import EncodedCache
 from _subset import COLLECTION, subset, subset_data_dir
 from conftest import FAST, ServerProcess, ServerThread, require_scifact
 from fastapi import FastAPI
@@ -38,9 +39,9 @@ C = COLLECTION
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+def engine(tmp_path_factory: pytest.TempPathFactory, encoded: EncodedCache) -> Iterator[Engine]:
     require_scifact()
-    with Engine.open(subset_data_dir(tmp_path_factory), FAST) as opened:
+    with Engine.open(subset_data_dir(tmp_path_factory, encoded), FAST) as opened:
         yield opened
 
 

@@ -31,9 +31,9 @@ from ._errors import InvalidRequest, LeaseLost, RecordNotFound, UnknownKind
 from .applier import Applier
 from .backfill import Backfill, BackfillConfig, EmbedStep, open_executor
 from .events import Trouble
-from .index import IndexMeta, VectorIndex, open_index
+from .index import Allowed, IndexMeta, SearchParams, VectorIndex, open_index
 from .index.access import IndexAccess
-from .index.base import Allowed, Hit, IndexHost, SearchParams
+from .index.base import Hit, IndexHost
 from .index.hybrid import Fusion, TextIndex, open_text_index, stored_text_kinds
 from .index.registry import stored_kinds
 from .models import AlsSpec, Bm25Spec, HybridSpec, ModelAccess, NoneSpec, UserModel, l2_normalize, load_model
@@ -583,12 +583,9 @@ class Version:
             self.backfill.stop()
         self.applier.stop()
         if self.fence is not None:
-            if checkpoint:
-                try:
-                    with self._leading():
-                        self.checkpoint()
-                except LeaseLost:  # another process leads it now and saves its own progress
-                    pass
+            if checkpoint:  # unless another process leads it now, and saves its own progress
+                with contextlib.suppress(LeaseLost), self._leading():
+                    self.checkpoint()
             self.store.release_lease(self.lease)
             self.fence = None
         with self._lock:
@@ -598,8 +595,6 @@ class Version:
     @property
     def problem(self) -> str | None:
         """The applier's, the training's or the backfill's last error while it retries, else None."""
-        training = (
-            self.training.trouble.error if self.training is not None and self.awaiting_vectors() else None
-        )
+        training = self.training.trouble.error if self.training and self.awaiting_vectors() else None
         backfill = self.backfill.trouble.error if self.backfill is not None else None
         return self.applier.trouble.error or training or backfill

@@ -50,7 +50,7 @@ class Params:
     idle_queries: int
     search_qps: float = 100.0
     backfill_batch: int = 64  # small pages: the first page (workers starting) is a small part of the run
-    idle_priority: bool = False  # nice +10, not SCHED_IDLE: other tenants of the machine would starve it
+    idle_priority: bool = True  # the default: SCHED_IDLE on top of nice +10 (live searches come first)
     k: int = 10
 
     @classmethod
@@ -89,8 +89,8 @@ def run(quick: bool, params: Params | None = None) -> dict[str, Any]:
             "raw like workers: model.encode on encode_workers threads at nice +10, one torch thread "
             "each, in this process: the executors' CPU share without the backfill around them",
             "raw encode: one call per page in this process, torch on every core; the executors: "
-            "encode_workers workers at nice +10 (idle_priority false: SCHED_IDLE would hand the "
-            "backfill only what other tenants of a shared machine leave), one torch thread each",
+            "encode_workers workers at nice +10 and, with idle_priority (the default), SCHED_IDLE, "
+            "one torch thread each",
         ],
     }
 

@@ -1,5 +1,6 @@
 """The tables of the ``pgvector`` index: ``es_indexes`` (which table holds which index, and what
-built it), one table per index, the SQL run on them, and the adapters that carry vectors.
+built it), one table per index, the SQL run on them, and the adapters that carry vectors; and
+``StoreTable``, what every index kept in the store's database shares (``pgvector``, ``pgbm25``).
 
 ``es_indexes(collection, version, kind, table_name, dim, fingerprint, live, created_at)`` has one
 row per index; ``live`` counts its live vectors, kept by every write in its own transaction. An
@@ -24,7 +25,9 @@ from psycopg.adapt import Buffer, Dumper, Loader
 from psycopg.pq import Format
 
 from embedswitch._errors import IndexMismatch, Unavailable
-from embedswitch.index.base import IndexMeta
+from embedswitch.index import _pgfilter as restricted
+from embedswitch.index._checks import closed
+from embedswitch.index.base import IndexHost, IndexMeta
 from embedswitch.index.specs import PgvectorSpec
 
 MIN_PGVECTOR = (0, 8)
@@ -50,7 +53,6 @@ reaches the table of a version created again under the same name."""
 LIVE = f"SELECT live FROM es_indexes WHERE {MINE}"
 LOCK = LIVE + " FOR UPDATE"
 COUNT = f"UPDATE es_indexes SET live = live + %(delta)s WHERE {MINE}"
-FORGET = f"DELETE FROM es_indexes WHERE {MINE}"
 
 SETTINGS = f"""
 SELECT set_config('transaction_read_only', 'on', true),
@@ -120,9 +122,6 @@ class Statements:
     search_fields: str  # with each hit's record fields: the database holds the store's records
     search_fields_excluding: str
     get: str
-    seq_of: str
-    ids: str
-    drop: str
 
     @classmethod
     def of(cls, table: str) -> Statements:
@@ -137,9 +136,6 @@ class Statements:
             search_fields=_WITH_FIELDS.format(search=_SEARCH.format(table=t, skip="")),
             search_fields_excluding=_WITH_FIELDS.format(search=_SEARCH.format(table=t, skip=_EXCLUDING)),
             get=f"SELECT id, embedding FROM {t} WHERE id = ANY(%s) AND embedding IS NOT NULL",
-            seq_of=f"SELECT seq FROM {t} WHERE id = %s",
-            ids=f"SELECT id FROM {t} WHERE embedding IS NOT NULL",
-            drop=f"DROP TABLE IF EXISTS {t}",
         )
 
 
@@ -265,3 +261,122 @@ def translated(meta: IndexMeta) -> Iterator[None]:
             collection=meta.collection,
             version=meta.version,
         ) from exc
+
+
+class StoreTable:
+    """What the indexes kept in the store's database (``pgvector``, ``pgbm25``) share: the table of
+    one (version, kind), its row in the ``REGISTRY_TABLE`` (with its live count), the tombstone rows
+    (``LIVE`` NULL), and every read and lifecycle step that does not depend on what a row holds."""
+
+    REGISTRY_TABLE = "es_indexes"
+    """The table that names each index's table and counts its live rows."""
+    LIVE = "embedding"
+    """The column a tombstone row holds NULL in."""
+
+    def __init__(self, host: IndexHost, meta: IndexMeta, table: str) -> None:
+        self.meta = meta
+        self.host = host
+        self.table = table
+        self._t = sql.Identifier(table).as_string(None)
+        self._key = {
+            "collection": meta.collection,
+            "version": meta.version,
+            "kind": meta.kind,
+            "table": table,
+        }
+        self._has_records: bool | None = None
+        self._closed = False
+
+    @classmethod
+    def stored_kinds(cls, host: IndexHost, collection: str, version: str) -> list[str]:
+        """The record kinds that have an index of this type for ``version`` in ``host``'s database."""
+        with host.connection() as conn:
+            if conn.execute("SELECT to_regclass(%s)", [cls.REGISTRY_TABLE]).fetchone() == (None,):
+                return []
+            rows = conn.execute(
+                f"SELECT kind FROM {cls.REGISTRY_TABLE} WHERE collection = %s AND version = %s ORDER BY kind",
+                [collection, version],
+            ).fetchall()
+        return [kind for (kind,) in rows]
+
+    def checkpoint(self) -> None:
+        """Nothing to do: every write committed when it returned."""
+        self._check_open()
+
+    def seq_of(self, id: str) -> int | None:
+        """The last seq applied for ``id`` (upsert or delete), or None if never seen or forgotten."""
+        self._check_open()
+        with self._reading() as conn:
+            row = conn.execute(f"SELECT seq FROM {self._t} WHERE id = %s", [id]).fetchone()
+        return None if row is None else int(row[0])
+
+    def ids(self) -> list[str]:
+        """Every live id, in no particular order."""
+        self._check_open()
+        with self._reading() as conn:
+            return [id_ for (id_,) in conn.execute(f"SELECT id FROM {self._t} WHERE {self.LIVE} IS NOT NULL")]
+
+    def __len__(self) -> int:
+        """Live rows (tombstones not counted)."""
+        self._check_open()
+        with self._reading() as conn:
+            row = conn.execute(f"SELECT live FROM {self.REGISTRY_TABLE} WHERE {MINE}", self._key).fetchone()
+        if row is None:
+            raise self._gone()
+        return int(row[0])
+
+    def memory_bytes(self) -> int:
+        """0: the rows and their indexes live in the database server, not in this process."""
+        return 0
+
+    def disk_bytes(self) -> int:
+        """Bytes of the table with its indexes and TOAST (``pg_total_relation_size``)."""
+        self._check_open()
+        with self._reading() as conn:
+            row = conn.execute("SELECT pg_total_relation_size(to_regclass(%s))", [self.table]).fetchone()
+        if row is None or row[0] is None:
+            raise self._gone()
+        return int(row[0])
+
+    def close(self) -> None:
+        """Stop using the index; its table stays (the host's connections are the host's)."""
+        self._closed = True
+
+    def destroy(self) -> None:
+        """Close, drop the table and forget it in the registry (fenced like a write)."""
+        self._closed = True
+        with translated(self.meta), self.host.connection() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", [DDL_LOCK])
+            self.host.check_fence(conn)
+            conn.execute(f"DROP TABLE IF EXISTS {self._t}")
+            conn.execute(f"DELETE FROM {self.REGISTRY_TABLE} WHERE {MINE}", self._key)
+
+    def __repr__(self) -> str:
+        m = self.meta
+        return f"{type(self).__name__}({m.collection!r}/{m.version!r}/{m.kind!r}, table={self.table!r})"
+
+    def _joins_records(self) -> bool:
+        """Whether this database holds the store's records (so a filter joins them)."""
+        if self._has_records is None:
+            with self._reading() as conn:
+                found = conn.execute(restricted.HAS_RECORDS).fetchone()
+            self._has_records = bool(found and found[0])
+        return self._has_records
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[psycopg.Connection[Any]]:
+        with translated(self.meta), self.host.connection() as conn:
+            yield conn
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise closed(self.meta)
+
+    def _gone(self) -> Unavailable:
+        m = self.meta
+        return Unavailable(
+            f"index {m.collection}/{m.version}/{m.kind} (table {self.table}) was destroyed, by this or "
+            "another process; reopen the version",
+            collection=m.collection,
+            version=m.version,
+        )

@@ -48,11 +48,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from embedswitch._errors import Unavailable
 from embedswitch.filters import predicate
 from embedswitch.index import _pgfilter as restricted
 from embedswitch.index import _pgtables as tables
-from embedswitch.index._checks import check_k, check_seqs, closed
+from embedswitch.index._checks import check_k, check_seqs
 from embedswitch.index._ids import IdMap
 from embedswitch.index.base import Allowed, Hit, IndexHost, IndexMeta
 from embedswitch.index.lexical import MAX_QUERY_TERMS, Tokenizer
@@ -81,7 +80,6 @@ _MINE = tables.MINE
 _LIVE = f"SELECT live FROM es_bm25_indexes WHERE {_MINE}"
 _LOCK = _LIVE + " FOR UPDATE"
 _COUNT = f"UPDATE es_bm25_indexes SET live = live + %(live)s, words = words + %(words)s WHERE {_MINE}"
-_FORGET = f"DELETE FROM es_bm25_indexes WHERE {_MINE}"
 
 # One statement per write: the rows that pass the seq guard, how many of them were live and how
 # many words they held before (read per row in the statement's snapshot, taken once the write's
@@ -164,42 +162,20 @@ def analysable(text: str, limit: int | None = None) -> str:
     return " ".join(words)
 
 
-class PgBm25Index:
+class PgBm25Index(tables.StoreTable):
     """A ``Bm25Index`` in the host's PostgreSQL database; see the module docstring."""
 
     index_type = "bm25"
     precision = "text"
+    REGISTRY_TABLE = "es_bm25_indexes"
+    LIVE = "body"
 
     def __init__(self, host: IndexHost, meta: IndexMeta, tokenizer: Tokenizer, table: str) -> None:
         """Use the table ``table`` that ``open`` found or created."""
-        self.meta = meta
-        self.host = host
-        self.table = table
-        self._key = {
-            "collection": meta.collection,
-            "version": meta.version,
-            "kind": meta.kind,
-            "table": table,
-        }
+        super().__init__(host, meta, table)
         self._config = sql.Literal(CONFIGS[tokenizer]).as_string(None) + "::regconfig"
-        t = sql.Identifier(table).as_string(None)
-        self._t = t
-        self._upsert = _UPSERT.format(table=t, config=self._config)
-        self._delete = _DELETE.format(table=t)
-        self._has_records: bool | None = None
-        self._closed = False
-
-    @classmethod
-    def stored_kinds(cls, host: IndexHost, collection: str, version: str) -> list[str]:
-        """The record kinds that have a BM25 index of ``version`` in ``host``'s database."""
-        with host.connection() as conn:
-            if conn.execute("SELECT to_regclass('es_bm25_indexes')").fetchone() == (None,):
-                return []
-            rows = conn.execute(
-                "SELECT kind FROM es_bm25_indexes WHERE collection = %s AND version = %s ORDER BY kind",
-                [collection, version],
-            ).fetchall()
-        return [kind for (kind,) in rows]
+        self._upsert = _UPSERT.format(table=self._t, config=self._config)
+        self._delete = _DELETE.format(table=self._t)
 
     @classmethod
     def open(cls, host: IndexHost, meta: IndexMeta, tokenizer: Tokenizer) -> PgBm25Index:
@@ -270,10 +246,6 @@ class PgBm25Index:
             cur.execute(f"DELETE FROM {self._t} WHERE body IS NULL AND seq <= %s", [int(upto_seq)])
             return cur.rowcount
 
-    def checkpoint(self) -> None:
-        """Nothing to do: every write committed when it returned."""
-        self._check_open()
-
     # --- reads ----------------------------------------------------------------------------------
 
     def search(
@@ -319,14 +291,6 @@ class PgBm25Index:
                 rows = conn.execute(statement, {**values, "every_word": True}, prepare=False).fetchall()
         return [(str(id_), float(score)) for id_, score in rows]
 
-    def _joins_records(self) -> bool:
-        """Whether this database holds the store's records (so a filter joins them)."""
-        if self._has_records is None:
-            with self._reading() as conn:
-                found = conn.execute(restricted.HAS_RECORDS).fetchone()
-            self._has_records = bool(found and found[0])
-        return self._has_records
-
     def get(self, ids: Sequence[str]) -> dict[str, str]:
         """The indexed texts of those ids that are present."""
         self._check_open()
@@ -340,66 +304,12 @@ class PgBm25Index:
         stored = dict(rows)
         return {id_: stored[id_] for id_ in wanted if id_ in stored}
 
-    def seq_of(self, id: str) -> int | None:
-        """The last seq applied for ``id`` (upsert or delete), or None if never seen or forgotten."""
-        self._check_open()
-        with self._reading() as conn:
-            row = conn.execute(f"SELECT seq FROM {self._t} WHERE id = %s", [id]).fetchone()
-        return None if row is None else int(row[0])
-
-    def ids(self) -> list[str]:
-        """Every live id, in no particular order."""
-        self._check_open()
-        with self._reading() as conn:
-            return [id_ for (id_,) in conn.execute(f"SELECT id FROM {self._t} WHERE body IS NOT NULL")]
-
     def tombstones(self) -> dict[str, int]:
         """Deleted id -> the seq of its delete."""
         self._check_open()
         with self._reading() as conn:
             rows = conn.execute(f"SELECT id, seq FROM {self._t} WHERE body IS NULL").fetchall()
         return {str(id_): int(seq) for id_, seq in rows}
-
-    def __len__(self) -> int:
-        """Live texts (tombstones not counted)."""
-        self._check_open()
-        with self._reading() as conn:
-            row = conn.execute(_LIVE, self._key).fetchone()
-        if row is None:
-            raise self._gone()
-        return int(row[0])
-
-    def memory_bytes(self) -> int:
-        """0: the texts and their index live in the database server, not in this process."""
-        return 0
-
-    def disk_bytes(self) -> int:
-        """Bytes of the table with its indexes and TOAST (``pg_total_relation_size``)."""
-        self._check_open()
-        with self._reading() as conn:
-            row = conn.execute("SELECT pg_total_relation_size(to_regclass(%s))", [self.table]).fetchone()
-        if row is None or row[0] is None:
-            raise self._gone()
-        return int(row[0])
-
-    # --- lifecycle ------------------------------------------------------------------------------
-
-    def close(self) -> None:
-        """Stop using the index; its table stays (the host's connections are the host's)."""
-        self._closed = True
-
-    def destroy(self) -> None:
-        """Close, drop the table and forget it in ``es_bm25_indexes`` (fenced like a write)."""
-        self._closed = True
-        with tables.translated(self.meta), self.host.connection() as conn:
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", [tables.DDL_LOCK])
-            self.host.check_fence(conn)
-            conn.execute(f"DROP TABLE IF EXISTS {self._t}")
-            conn.execute(_FORGET, self._key)
-
-    def __repr__(self) -> str:
-        m = self.meta
-        return f"PgBm25Index({m.collection!r}/{m.version!r}/{m.kind!r}, table={self.table!r})"
 
     # --- transactions ---------------------------------------------------------------------------
 
@@ -413,27 +323,9 @@ class PgBm25Index:
             self.host.check_fence(conn)  # after the wait for the turn, as close to the write as can be
             yield cur
 
-    @contextlib.contextmanager
-    def _reading(self) -> Iterator[psycopg.Connection[Any]]:
-        with tables.translated(self.meta), self.host.connection() as conn:
-            yield conn
-
     def _count(self, cur: psycopg.Cursor[Any], live: int, words: int) -> None:
         if live or words:
             cur.execute(_COUNT, {**self._key, "live": live, "words": words})
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise closed(self.meta)
-
-    def _gone(self) -> Unavailable:
-        m = self.meta
-        return Unavailable(
-            f"index {m.collection}/{m.version}/{m.kind} (table {self.table}) was destroyed, by this or "
-            "another process; reopen the version",
-            collection=m.collection,
-            version=m.version,
-        )
 
 
 def _one(cur: psycopg.Cursor[Any]) -> tuple[int, ...]:

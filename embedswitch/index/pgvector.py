@@ -48,11 +48,11 @@ import numpy as np
 import psycopg
 from psycopg.types import TypeInfo
 
-from embedswitch._errors import InvalidRequest, Unavailable
+from embedswitch._errors import InvalidRequest
 from embedswitch.filters import Filter
 from embedswitch.index import _pgfilter as restricted
 from embedswitch.index import _pgtables as tables
-from embedswitch.index._checks import check_k, check_queries, check_seqs, check_vectors, closed
+from embedswitch.index._checks import check_k, check_queries, check_seqs, check_vectors
 from embedswitch.index._ids import IdMap
 from embedswitch.index.base import Allowed, Hit, IndexHost, IndexMeta, Ranked, SearchParams
 from embedswitch.index.specs import PGVECTOR_MAX_EF, PgvectorSpec
@@ -65,7 +65,7 @@ MAX_SCAN_TUPLES = 20_000
 """pgvector's default ``hnsw.max_scan_tuples``; a search raises it for many exclusions."""
 
 
-class PgvectorIndex:
+class PgvectorIndex(tables.StoreTable):
     """A ``VectorIndex`` in the host's PostgreSQL database; see the module docstring."""
 
     index_type = "pgvector"
@@ -75,38 +75,16 @@ class PgvectorIndex:
         self, host: IndexHost, meta: IndexMeta, spec: PgvectorSpec, table: str, vector_type: TypeInfo
     ) -> None:
         """Use the table ``table`` that ``open`` found or created; ``vector_type``: the database's."""
-        self.meta = meta
-        self.host = host
+        super().__init__(host, meta, table)
         self.spec = spec
-        self.table = table
         self._sql = tables.Statements.of(table)
-        self._key = {
-            "collection": meta.collection,
-            "version": meta.version,
-            "kind": meta.kind,
-            "table": table,
-        }
         self._type = vector_type
         self._dumper = type("VectorDumper", (tables.VectorDumper,), {"oid": vector_type.oid})
         self._has_hnsw = False
-        self._has_records: bool | None = None
-        self._closed = False
 
     @classmethod
     def from_spec(cls, spec: PgvectorSpec, host: IndexHost, meta: IndexMeta) -> PgvectorIndex:
         return cls.open(host, meta, spec)
-
-    @classmethod
-    def stored_kinds(cls, host: IndexHost, collection: str, version: str) -> list[str]:
-        """The record kinds that have an index of ``version`` in ``host``'s database."""
-        with host.connection() as conn:
-            if conn.execute("SELECT to_regclass('es_indexes')").fetchone() == (None,):
-                return []
-            rows = conn.execute(
-                "SELECT kind FROM es_indexes WHERE collection = %s AND version = %s ORDER BY kind",
-                [collection, version],
-            ).fetchall()
-        return [kind for (kind,) in rows]
 
     @classmethod
     def open(cls, host: IndexHost, meta: IndexMeta, spec: PgvectorSpec | None = None) -> PgvectorIndex:
@@ -191,10 +169,6 @@ class PgvectorIndex:
         with self._writing() as (cur, _):
             cur.execute(self._sql.forget_tombstones, [int(upto_seq)])
             return cur.rowcount
-
-    def checkpoint(self) -> None:
-        """Nothing to do: every write committed when it returned."""
-        self._check_open()
 
     # --- reads ----------------------------------------------------------------------------------
 
@@ -284,14 +258,6 @@ class PgvectorIndex:
             rows = self._cursor(conn).execute(text, {**values, **extra, "q": row}, prepare=False).fetchall()
         return [(id_, -distance) for id_, distance in sorted(rows, key=_distance)]
 
-    def _joins_records(self) -> bool:
-        """Whether this database holds the store's records (so a filter joins them)."""
-        if self._has_records is None:
-            with self._reading() as conn:
-                found = conn.execute(restricted.HAS_RECORDS).fetchone()
-            self._has_records = bool(found and found[0])
-        return self._has_records
-
     def plan(self, query: np.ndarray, k: int, exclude: Iterable[str] | None = None) -> str:
         """The plan PostgreSQL runs for ``search`` of the one-row ``query`` (``EXPLAIN ANALYZE``
         under the same settings): whether the HNSW index or a sequential scan answers."""
@@ -315,60 +281,6 @@ class PgvectorIndex:
             stored = dict(self._cursor(conn).execute(self._sql.get, [wanted]).fetchall())
         return {id_: stored[id_] for id_ in wanted if id_ in stored}
 
-    def seq_of(self, id: str) -> int | None:
-        """The last seq applied for ``id`` (upsert or delete), or None if never seen or forgotten."""
-        self._check_open()
-        with self._reading() as conn:
-            row = conn.execute(self._sql.seq_of, [id]).fetchone()
-        return None if row is None else int(row[0])
-
-    def ids(self) -> list[str]:
-        """Every live id, in no particular order."""
-        self._check_open()
-        with self._reading() as conn:
-            return [id_ for (id_,) in conn.execute(self._sql.ids).fetchall()]
-
-    def __len__(self) -> int:
-        """Live vectors (tombstones not counted)."""
-        self._check_open()
-        with self._reading() as conn:
-            row = conn.execute(tables.LIVE, self._key).fetchone()
-        if row is None:
-            raise self._gone()
-        return int(row[0])
-
-    def memory_bytes(self) -> int:
-        """0: the vectors and the HNSW graph live in the database server, not in this process."""
-        return 0
-
-    def disk_bytes(self) -> int:
-        """Bytes of the table with its indexes and TOAST (``pg_total_relation_size``)."""
-        self._check_open()
-        with self._reading() as conn:
-            row = conn.execute("SELECT pg_total_relation_size(to_regclass(%s))", [self.table]).fetchone()
-        if row is None or row[0] is None:
-            raise self._gone()
-        return int(row[0])
-
-    # --- lifecycle ------------------------------------------------------------------------------
-
-    def close(self) -> None:
-        """Stop using the index; its table stays (the host's connections are the host's)."""
-        self._closed = True
-
-    def destroy(self) -> None:
-        """Close, drop the table and forget it in ``es_indexes`` (fenced like a write)."""
-        self._closed = True
-        with tables.translated(self.meta), self.host.connection() as conn:
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", [tables.DDL_LOCK])
-            self.host.check_fence(conn)
-            conn.execute(self._sql.drop)
-            conn.execute(tables.FORGET, self._key)
-
-    def __repr__(self) -> str:
-        m = self.meta
-        return f"{type(self).__name__}({m.collection!r}/{m.version!r}/{m.kind!r}, table={self.table!r})"
-
     # --- transactions ---------------------------------------------------------------------------
 
     @contextlib.contextmanager
@@ -382,11 +294,6 @@ class PgvectorIndex:
                 raise self._gone()
             self.host.check_fence(conn)  # after the wait for the turn, as close to the write as can be
             yield cur, int(row[0])
-
-    @contextlib.contextmanager
-    def _reading(self) -> Iterator[psycopg.Connection[Any]]:
-        with tables.translated(self.meta), self.host.connection() as conn:
-            yield conn
 
     def _cursor(self, conn: psycopg.Connection[Any], arrays: bool = False) -> psycopg.Cursor[Any]:
         """A binary cursor that sends numpy rows as ``vector`` (lists of them as ``vector[]`` with
@@ -424,19 +331,6 @@ class PgvectorIndex:
             "max_scan": str(max(MAX_SCAN_TUPLES, 2 * (k + excluded))),
             "exact_below": self.spec.exact_below,
         }
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise closed(self.meta)
-
-    def _gone(self) -> Unavailable:
-        m = self.meta
-        return Unavailable(
-            f"index {m.collection}/{m.version}/{m.kind} (table {self.table}) was destroyed, by this or "
-            "another process; reopen the version",
-            collection=m.collection,
-            version=m.version,
-        )
 
 
 def _one(cur: psycopg.Cursor[Any]) -> tuple[Any, ...]:

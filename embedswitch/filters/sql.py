@@ -10,6 +10,7 @@ PostgreSQL ``text[]`` for ``#>``/``#>>``.
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -36,7 +37,7 @@ def predicate(node: Filter, dialect: Dialect, fields: str) -> Predicate:
     return Predicate(build.node(node), params)
 
 
-class _Build:
+class _Build(ABC):
     def __init__(self, fields: str, params: dict[str, Any]) -> None:
         self.f, self.params = fields, params
 
@@ -65,17 +66,17 @@ class _Build:
         assert isinstance(node, Exists)
         return f"COALESCE({self.exists(node.field)}, false)"
 
-    def eq(self, field: str, value: Scalar) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def eq(self, field: str, value: Scalar) -> str: ...
 
-    def in_(self, field: str, values: tuple[Scalar, ...]) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def in_(self, field: str, values: tuple[Scalar, ...]) -> str: ...
 
-    def range(self, node: Range) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def range(self, node: Range) -> str: ...
 
-    def exists(self, field: str) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def exists(self, field: str) -> str: ...
 
 
 class _Sqlite(_Build):

@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import re
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
@@ -129,7 +130,7 @@ def translated(
         raise Unavailable(f"{engine} failed for {where}: {exc}", **context) from exc
 
 
-class EngineIndex(Generic[ClientT]):
+class EngineIndex(ABC, Generic[ClientT]):
     """What ``QdrantIndex`` and ``MilvusIndex`` share: the engine collection ``name`` of ``meta``,
     one client for every call (a server's client is thread-safe; the embedded modes' are not, so
     their calls take turns), a write lock for the index's one writer, and ``close``."""
@@ -158,8 +159,9 @@ class EngineIndex(Generic[ClientT]):
         engine's own bookkeeping not counted)."""
         return 0 if self._server else len(self) * self.meta.dim * 4
 
+    @abstractmethod
     def __len__(self) -> int:
-        raise NotImplementedError
+        """Live vectors (tombstones not counted)."""
 
     def close(self) -> None:
         """Stop using the index; its collection stays."""

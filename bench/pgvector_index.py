@@ -159,9 +159,11 @@ def _vacuum(uri: str, table: str) -> None:
 class RawSql:
     """The index's k-NN query written by hand against its table, with the index's settings held by
     the session: on connections of a pool like the host's, one transaction per query (``pooled``),
-    or on one autocommit connection. Vectors go by the ``pgvector`` package's adapters."""
+    or on one autocommit connection. With ``fields`` (a collection's records in the database), each
+    hit's record fields as the engine reads them, by a subquery per hit. Vectors go by the
+    ``pgvector`` package's adapters."""
 
-    def __init__(self, uri: str, table: str, pooled: bool) -> None:
+    def __init__(self, uri: str, table: str, pooled: bool, fields: tuple[str, str] | None = None) -> None:
         import psycopg
         from psycopg_pool import ConnectionPool
 
@@ -169,26 +171,29 @@ class RawSql:
             f"SELECT id, embedding <#> %(q)s AS distance FROM {table} "
             "WHERE embedding IS NOT NULL ORDER BY distance LIMIT %(k)s"
         )
+        if fields is not None:
+            collection, kind = fields
+            self.statement = (
+                f"SELECT h.id, h.distance, (SELECT r.fields FROM es_records r WHERE r.collection = "
+                f"'{collection}' AND r.kind = '{kind}' AND r.id = h.id) FROM ({self.statement}) h"
+            )
         if pooled:
             self.pool: Any = ConnectionPool(uri, min_size=POOL_SIZE, max_size=POOL_SIZE, configure=_configure)
             self.pool.open()
-            self.search = self._pooled
         else:
             self.conn = psycopg.connect(uri, autocommit=True)
             _configure(self.conn)
-            self.search = self._alone
 
-    def _pooled(self, q: np.ndarray) -> list[str]:
+    def search(self, q: np.ndarray) -> list[str]:
         return [row[0] for row in self.rows(q)]
 
     def rows(self, q: np.ndarray) -> list[tuple[Any, ...]]:
-        """``statement``'s rows for the query ``q``, on a pooled connection."""
+        """``statement``'s rows for the query ``q``."""
+        if not hasattr(self, "pool"):
+            return self.conn.execute(self.statement, {"q": q, "k": K}).fetchall()  # type: ignore[no-any-return]
         with self.pool.connection() as conn:
             rows: list[tuple[Any, ...]] = conn.execute(self.statement, {"q": q, "k": K}).fetchall()
             return rows
-
-    def _alone(self, q: np.ndarray) -> list[str]:
-        return [id_ for id_, _ in self.conn.execute(self.statement, {"q": q, "k": K}).fetchall()]
 
     def __enter__(self) -> RawSql:
         return self
@@ -317,6 +322,9 @@ class PoolHost:
         from psycopg_pool import ConnectionPool
 
         self.pool: Any = ConnectionPool(uri, min_size=POOL_SIZE, max_size=POOL_SIZE, open=True)
+        self.search_pool: Any = ConnectionPool(
+            uri, min_size=POOL_SIZE, max_size=POOL_SIZE, kwargs={"autocommit": True}, open=True
+        )
 
     def connection(self) -> contextlib.AbstractContextManager[Any]:
         return self.pool.connection()  # type: ignore[no-any-return]
@@ -330,11 +338,15 @@ class PoolHost:
             finally:
                 conn.autocommit = False
 
+    def searcher(self) -> contextlib.AbstractContextManager[Any]:
+        return self.search_pool.connection()  # type: ignore[no-any-return]
+
     def check_fence(self, conn: Any) -> None:
         return None
 
     def close(self) -> None:
         self.pool.close()
+        self.search_pool.close()
 
 
 def _open(host: PoolHost, meta: IndexMeta, spec: dict[str, Any]) -> PgvectorIndex:

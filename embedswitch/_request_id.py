@@ -8,15 +8,19 @@ Outside a request (the embedded engine) every answer gets an id of its own.
 
 from __future__ import annotations
 
-import uuid
+import os
 from contextvars import ContextVar
 
 _CURRENT: ContextVar[str | None] = ContextVar("embedswitch_request_id", default=None)
 
 
+def _new() -> str:
+    return os.urandom(16).hex()  # 128 random bits, as a uuid4's 122, in a quarter of its time
+
+
 def begin() -> str:
     """A new id for the request starting in this context (each request runs in its own task)."""
-    new = uuid.uuid4().hex
+    new = _new()
     _CURRENT.set(new)
     return new
 
@@ -28,4 +32,4 @@ def current() -> str | None:
 
 def request_id() -> str:
     """The id an answer carries: the current request's, or a new one outside a request."""
-    return _CURRENT.get() or uuid.uuid4().hex
+    return _CURRENT.get() or _new()

@@ -245,8 +245,8 @@ class Collection:
         applied = pinned.applied_seq
         allowed = self.filters.restriction(request.kind, request.filter)
         ranked = search.run(pinned, request, self.kinds, allowed, text_vector)
-        found = search.with_fields(self.store, self.name, request.kind, ranked)
-        hits = search.shaped(found, request.filter, request.fields, request.score_threshold)
+        shape = (request.filter, request.fields, request.score_threshold)
+        hits = search.hits(self.store, self.name, request.kind, ranked, *shape)
         return SearchResult(version=pinned.name, applied_seq=applied, request_id=request_id(), hits=hits)
 
     def recommend(self, request: RecommendRequest) -> RecommendResult:
@@ -281,9 +281,7 @@ class Collection:
                 version=pinned.name,
                 applied_seq=applied,
                 request_id=request_id(),
-                hits=search.shaped(
-                    search.with_fields(self.store, self.name, "item", hits), request.filter, request.fields
-                ),
+                hits=search.hits(self.store, self.name, "item", hits, request.filter, request.fields),
                 fallback=fallback,
             )
 

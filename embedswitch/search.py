@@ -15,6 +15,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
+from pydantic import TypeAdapter
 
 from .filters import Filter, matches
 from .index.base import Allowed, Ranked, SearchParams
@@ -23,6 +24,8 @@ from .results import Hit
 from .specs import SearchRequest
 from .store.base import RecordStore
 from .version import Version
+
+_HITS = TypeAdapter(list[Hit])
 
 
 class Filters:
@@ -128,31 +131,30 @@ def run(
     return pinned.search_vector(query, request.k, kind, known_kinds, exclude, allowed, params)
 
 
-def with_fields(store: RecordStore, collection: str, kind: str, hits: list[IndexHit]) -> list[Hit]:
-    """``hits`` with their records' fields: those the index read with them (``Ranked.fields``), else
-    the store's now; a hit whose record is gone has none."""
-    fields = hits.fields if isinstance(hits, Ranked) else None
-    if fields is None:
-        fields = store.get_fields(collection, kind, [rid for rid, _ in hits])
-    return [Hit(id=rid, score=score, fields=fields.get(rid, {})) for rid, score in hits]
-
-
-def shaped(
-    hits: list[Hit],
+def hits(
+    store: RecordStore,
+    collection: str,
+    kind: str,
+    found: list[IndexHit],
     where: Filter | None,
     fields: Sequence[str] | None,
     score_threshold: float | None = None,
 ) -> list[Hit]:
-    """``hits`` (with their records' full fields) as the request asks: only those matching
-    ``where`` on those fields, scoring at least ``score_threshold``, each with only the ``fields``
-    named (all when None)."""
+    """``found`` ``(id, score)``, best first, as the request asks: each with its record's fields
+    (those the index read with it, ``Ranked.fields``, else the store's now; none for a record
+    that is gone), only those scoring at least ``score_threshold`` and matching ``where`` on those
+    fields, each with only the ``fields`` named (all when None)."""
+    known = found.fields if isinstance(found, Ranked) else None
+    if known is None:
+        known = store.get_fields(collection, kind, [rid for rid, _ in found])
     out = []
-    for hit in hits:
-        if score_threshold is not None and hit.score < score_threshold:
+    for rid, score in found:
+        record = known.get(rid, {})
+        if score_threshold is not None and score < score_threshold:
             continue
-        if where is not None and not matches(where, hit.fields):
+        if where is not None and not matches(where, record):
             continue
         if fields is not None:
-            hit = hit.model_copy(update={"fields": {f: hit.fields[f] for f in fields if f in hit.fields}})
-        out.append(hit)
-    return out
+            record = {f: record[f] for f in fields if f in record}
+        out.append({"id": rid, "score": score, "fields": record})
+    return _HITS.validate_python(out)  # one validation for them all

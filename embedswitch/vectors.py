@@ -21,19 +21,19 @@ def checked_vectors(
     caller can't change; or ``InvalidRequest`` naming what is wrong with them (``what``: "vectors",
     "the query vector"; ``where``: the collection and version it names)."""
     if isinstance(values, np.ndarray) and values.ndim == 2 and values.dtype == np.float32:
-        raw = values if values.shape[1] == dim else None  # an array: no copy to check it
+        vectors = values.copy() if values.shape[1] == dim else None  # a copy the caller can't change
     elif any(len(v) != dim for v in values):
-        raw = None
+        vectors = None
     else:
-        raw = np.asarray(values, dtype=np.float64).reshape(len(values), dim)
-    if raw is None:
+        with np.errstate(over="ignore"):  # a value beyond float32 becomes infinite, refused below
+            vectors = np.array(values, dtype=np.float32).reshape(len(values), dim)
+    if vectors is None:
         version = where["version"]
         raise InvalidRequest(
             f"version {version!r} has dimension {dim}; {what} must have {dim} numbers each", **where
         )
-    if not (np.isfinite(raw).all() and np.abs(raw).max(initial=0) <= np.finfo(np.float32).max):
+    if not np.isfinite(vectors).all():
         raise InvalidRequest(f"{what} contain NaN, infinity or values beyond float32", **where)
-    if normalized and not np.linalg.norm(raw, axis=1).all():
+    if normalized and not vectors.any(axis=1).all():
         raise InvalidRequest(f"{what}: a vector is all zeros; it can't be normalised", **where)
-    vectors = raw.astype(np.float32)  # a copy, also of a float32 array
     return l2_normalize(vectors) if normalized else vectors

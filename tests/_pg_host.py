@@ -26,6 +26,9 @@ class PgHost:
         self.pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             uri, min_size=1, max_size=max_size, open=True
         )
+        self.search_pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            uri, min_size=1, max_size=max_size, kwargs={"autocommit": True}, open=True
+        )
         self.lease_lost = False
         self.fence_checks = 0
 
@@ -52,6 +55,12 @@ class PgHost:
             finally:
                 conn.autocommit = False
 
+    @contextmanager
+    def searcher(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled autocommit connection of a pool of its own, as the store's."""
+        with self.search_pool.connection() as conn:
+            yield conn
+
     def check_fence(self, conn: psycopg.Connection[Any]) -> None:
         assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
         self.fence_checks += 1
@@ -60,3 +69,4 @@ class PgHost:
 
     def close(self) -> None:
         self.pool.close()
+        self.search_pool.close()

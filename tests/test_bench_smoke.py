@@ -173,12 +173,17 @@ def test_quick_cluster(tmp_path: Path) -> None:
     search = rows(record, "search at 2000 vectors (ms)")
     assert [row["path"] for row in search] == [
         "raw SQL, pooled transaction",
-        "raw SQL with the hits' fields, pooled",
+        "raw SQL with the hits' fields, pooled transaction",
         "raw SQL, one autocommit connection",
+        "raw SQL with the hits' fields, one autocommit connection",
         "engine.search on pgvector",
         "engine.search on embedded hnsw",
     ]
     assert all(row["p95_ms"] >= row["p50_ms"] > 0 for row in search)
+    assert (
+        "engine.search pgvector / raw SQL with the hits' fields, one autocommit connection p50"
+        in record["summary"]
+    )
     assert {row["store"] for row in rows(record, "write throughput (engine.upsert)")} == {
         "postgresql",
         "sqlite",

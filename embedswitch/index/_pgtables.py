@@ -12,6 +12,7 @@ tombstone), with a partial index on the tombstones' seq and, once built, an HNSW
 from __future__ import annotations
 
 import contextlib
+import itertools
 import secrets
 import struct
 from collections.abc import Iterator
@@ -62,9 +63,17 @@ SELECT set_config('transaction_read_only', 'on', true),
        set_config('enable_indexscan', CASE WHEN live < %(exact_below)s THEN 'off' ELSE 'on' END, true),
        set_config('enable_seqscan', CASE WHEN live < %(exact_below)s THEN 'on' ELSE 'off' END, true)
 FROM es_indexes WHERE {MINE}"""
-"""Run before every search, in its transaction: exact while the index holds fewer than
-``exact_below`` live vectors, else HNSW whatever the planner's estimates (a small table, many
-excluded ids) would pick."""
+"""Run before a restricted search (a filter, knobs), in its transaction: exact while the index
+holds fewer than ``exact_below`` live vectors, else HNSW whatever the planner's estimates (a small
+table, many excluded ids) would pick."""
+SESSION = """
+SELECT set_config('hnsw.ef_search', %(ef)s, false),
+       set_config('hnsw.max_scan_tuples', %(max_scan)s, false),
+       set_config('hnsw.iterative_scan', 'relaxed_order', false),
+       set_config('enable_seqscan', 'off', false)"""
+"""The settings of a plain search, for the session of a connection that only searches use
+(``IndexHost.searcher``): HNSW whatever the planner's estimates would pick; an exact search orders
+by an expression the HNSW index can't serve."""
 
 LOAD_TABLE = "es_vec_load"
 CREATE_LOAD = f"CREATE TEMP TABLE {LOAD_TABLE} (id text, seq bigint, embedding vector) ON COMMIT DROP"
@@ -99,14 +108,22 @@ WITH src AS (
 SELECT count(*) FILTER (WHERE src.was_live) FROM changed JOIN src USING (id)"""
 _SEARCH = (
     "SELECT id, embedding <#> %(q)b AS distance FROM {table} WHERE embedding IS NOT NULL{skip} "
-    "ORDER BY distance LIMIT %(k)s"
+    "ORDER BY {order} LIMIT %(k)s"
 )
 _EXCLUDING = " AND id <> ALL(%(excluded)s)"
+_EXACT_ORDER = "(embedding <#> %(q)b) + 0"  # an expression the HNSW index can't serve: a full scan
 _WITH_FIELDS = (  # the hits' record fields in the search's own round trip and snapshot; a
     # subquery per hit: a join could scan every record of the kind on a stale row estimate
     "SELECT h.id, h.distance, (SELECT r.fields FROM es_records r WHERE r.collection = %(collection)s "
     "AND r.kind = %(kind)s AND r.id = h.id) FROM ({search}) h"
 )
+
+
+def _search(table: str, fields: bool, excluding: bool, exact: bool) -> str:
+    text = _SEARCH.format(
+        table=table, skip=_EXCLUDING if excluding else "", order=_EXACT_ORDER if exact else "distance"
+    )
+    return _WITH_FIELDS.format(search=text) if fields else text
 
 
 @dataclass(frozen=True)
@@ -117,10 +134,9 @@ class Statements:
     upsert_loaded: str  # rows from the COPY's temp table
     delete: str
     forget_tombstones: str
-    search: str
-    search_excluding: str
-    search_fields: str  # with each hit's record fields: the database holds the store's records
-    search_fields_excluding: str
+    searches: dict[tuple[bool, bool, bool], str]
+    """By (with each hit's record fields: the database holds the store's records, excluding ids,
+    exact): the search."""
     get: str
 
     @classmethod
@@ -131,10 +147,9 @@ class Statements:
             upsert_loaded=_UPSERT.format(table=t, source=f"{LOAD_TABLE} AS s"),
             delete=_DELETE.format(table=t),
             forget_tombstones=f"DELETE FROM {t} WHERE embedding IS NULL AND seq <= %s",
-            search=_SEARCH.format(table=t, skip=""),
-            search_excluding=_SEARCH.format(table=t, skip=_EXCLUDING),
-            search_fields=_WITH_FIELDS.format(search=_SEARCH.format(table=t, skip="")),
-            search_fields_excluding=_WITH_FIELDS.format(search=_SEARCH.format(table=t, skip=_EXCLUDING)),
+            searches={
+                (f, x, e): _search(t, f, x, e) for f, x, e in itertools.product((False, True), repeat=3)
+            },
             get=f"SELECT id, embedding FROM {t} WHERE id = ANY(%s) AND embedding IS NOT NULL",
         )
 

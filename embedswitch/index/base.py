@@ -90,6 +90,11 @@ class IndexHost(Host, Protocol):
         connection), for a read that sends its own ``BEGIN`` ... ``COMMIT`` in one pipeline."""
         ...
 
+    def searcher(self) -> AbstractContextManager[Any]:
+        """A pooled autocommit connection that only index searches use (read-only; inside
+        ``store.together`` too), so session settings a search makes stay with searches."""
+        ...
+
     def own_transaction(self) -> AbstractContextManager[Any]:
         """A pooled connection in a transaction of its own, committed when the block exits normally,
         even inside ``store.together`` (a write that must be durable before one outside the

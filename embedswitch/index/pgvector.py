@@ -7,9 +7,11 @@ Beyond ``VectorIndex``'s promises:
   true and ``checkpoint`` does nothing), and fenced: it calls ``host.check_fence`` inside that
   transaction, so a worker that lost its cluster lease stores nothing of it (``LeaseLost``);
 - writes to one index take turns (each locks the index's row of ``es_indexes`` first, as the
-  embedded indexes' writers take a mutex). Reads run in transactions of their own (a search's is
-  read-only), take no lock a write holds, so wait for no write and no other read, and see every
-  write committed before they began;
+  embedded indexes' writers take a mutex). Reads run in transactions of their own, take no lock a
+  write holds, so wait for no write and no other read, and see every write committed before they
+  began. A plain search (no filter, no knobs) is one autocommit statement, the hits' record fields
+  read in it, on a connection that only searches use (``host.searcher``, read-only): its session
+  holds the search's settings (``tables.SESSION``), set again only when a search needs others;
 - the table is ``id text PRIMARY KEY, seq bigint, embedding vector(dim)``; a delete keeps its row,
   ``embedding`` NULL, as the tombstone. Its short physical name (``es_vec_`` and 32 random hex
   digits, fresh for every table created, so a handle on a destroyed index never reaches its
@@ -22,8 +24,10 @@ Limits:
 
 - HNSW is approximate: recall@10 depends on the data and ``ef_search`` (``bench/pgvector_index.py``
   measures it beside hnswlib). While the table holds fewer than ``exact_below`` live vectors every
-  query is an exact sequential scan; the HNSW index is built, in bulk, by the write that first
-  takes the table to ``exact_below`` (that write waits for the build; reads don't).
+  query is an exact sequential scan (by the count this process last wrote or read, at most
+  ``LIVE_TTL_S`` old: another process's writes may take that long to switch it); the HNSW index is
+  built, in bulk, by the write that first takes the table to ``exact_below`` (that write waits for
+  the build; reads don't).
 - A search sets ``hnsw.ef_search`` to ``max(ef_search, k + excluded ids)``, capped at 1000 (pgvector's
   limit), and scans iteratively (``hnsw.iterative_scan = relaxed_order``, pgvector >= 0.8, checked
   at open), so that exclusions and not yet vacuumed deletes still leave ``k`` hits; an iterative
@@ -31,8 +35,8 @@ Limits:
   a search excluding most of a huge table may return fewer.
 - pgvector's HNSW takes vectors of up to 2,000 dimensions. Replaced and deleted vectors leave dead
   rows (and graph nodes) that autovacuum reclaims, as for any PostgreSQL table.
-- A search costs a transaction on one of the host's pooled connections: ~1.07x the same SQL run
-  by hand the same way, ~1.3x one autocommit connection at 100,000 x 384 (``bench/pgvector_index.py``).
+- A search costs one statement on a pooled connection: 0.95x the same SQL run by hand in a pooled
+  transaction, 1.06x on one autocommit connection, at 100,000 x 384 (``bench/pgvector_index.py``).
 - The host's transactions must be READ COMMITTED (PostgreSQL's default): each write's statements
   must see the writes committed while it waited for its turn.
 """
@@ -40,7 +44,8 @@ Limits:
 from __future__ import annotations
 
 import contextlib
-import json
+import time
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -48,6 +53,7 @@ import numpy as np
 import psycopg
 from psycopg.types import TypeInfo
 
+from embedswitch import _json
 from embedswitch._errors import InvalidRequest
 from embedswitch.filters import Filter
 from embedswitch.index import _pgfilter as restricted
@@ -61,8 +67,16 @@ MAX_DIM = 2000
 """The most dimensions pgvector's HNSW indexes for the ``vector`` type."""
 COPY_ABOVE = 2000
 """Upserts of more ids than this (a backfill page, a vector load) send their rows by COPY."""
+LIVE_TTL_S = 1.0
+"""How long a search trusts the live count it last wrote or read, to choose exact or HNSW (another
+process's writes may have moved it)."""
 MAX_SCAN_TUPLES = 20_000
 """pgvector's default ``hnsw.max_scan_tuples``; a search raises it for many exclusions."""
+
+
+_SESSIONS: weakref.WeakKeyDictionary[Any, tuple[str, str]] = weakref.WeakKeyDictionary()
+"""Per searcher connection: the (ef, max_scan) its session was last set to (``tables.SESSION``);
+its adapters carry numpy rows as ``vector`` once it is in here."""
 
 
 class PgvectorIndex(tables.StoreTable):
@@ -81,6 +95,7 @@ class PgvectorIndex(tables.StoreTable):
         self._type = vector_type
         self._dumper = type("VectorDumper", (tables.VectorDumper,), {"oid": vector_type.oid})
         self._has_hnsw = False
+        self._live: tuple[float, int] | None = None  # (when, live vectors) as last written or read
 
     @classmethod
     def from_spec(cls, spec: PgvectorSpec, host: IndexHost, meta: IndexMeta) -> PgvectorIndex:
@@ -147,6 +162,7 @@ class PgvectorIndex(tables.StoreTable):
             cur.execute(self._sql.upsert_loaded if by_copy else self._sql.upsert, params)
             changed, revived = _one(cur)
             self._count(cur, live, revived)
+        self._live = (time.monotonic(), live + revived)
         return int(changed)
 
     def delete(self, ids: Sequence[str], seqs: Sequence[int]) -> int:
@@ -161,6 +177,7 @@ class PgvectorIndex(tables.StoreTable):
             cur.execute(self._sql.delete, params)
             (removed,) = _one(cur)
             self._count(cur, live, -removed)
+        self._live = (time.monotonic(), live - removed)
         return int(removed)
 
     def forget_tombstones(self, upto_seq: int) -> int:
@@ -191,27 +208,47 @@ class PgvectorIndex(tables.StoreTable):
             return self._restricted(q, k, exclude, allowed, params or SearchParams())
         excluded = list(set(exclude)) if exclude else []
         joined = self._joins_records()
-        if joined:
-            query = self._sql.search_fields_excluding if excluded else self._sql.search_fields
-        else:
-            query = self._sql.search_excluding if excluded else self._sql.search
-        values = {"k": k, "excluded": excluded, "collection": self.meta.collection, "kind": self.meta.kind}
-        with tables.translated(self.meta), self.host.reader() as conn:
-            own = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-            try:
-                with conn.pipeline():  # BEGIN, the settings, every query and COMMIT: one round trip
-                    if own:
-                        conn.execute("BEGIN READ ONLY")
-                    conn.execute(tables.SETTINGS, self._settings(k, len(excluded)))
-                    cursors = [self._cursor(conn).execute(query, {"q": row, **values}) for row in q]
-                    if own:
-                        conn.execute("COMMIT")
-            except BaseException:
-                if own and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                    conn.rollback()
-                raise
-            found = [cur.fetchall() for cur in cursors]
+        values = self._values(k, excluded)
+        with tables.translated(self.meta), self.host.searcher() as conn:
+            statement = self._statement(conn, joined, k, excluded)
+            if len(q) == 1:  # one statement, autocommit: its own read-only transaction
+                found = [conn.cursor(binary=True).execute(statement, {"q": q[0], **values}).fetchall()]
+            else:
+                with conn.pipeline():
+                    cursors = [conn.cursor(binary=True).execute(statement, {"q": row, **values}) for row in q]
+                found = [cur.fetchall() for cur in cursors]
         return [_ranked(rows, joined) for rows in found]
+
+    def _values(self, k: int, excluded: list[str]) -> dict[str, Any]:
+        """A search's parameters but the query vector."""
+        return {"k": k, "excluded": excluded, "collection": self.meta.collection, "kind": self.meta.kind}
+
+    def _statement(self, conn: psycopg.Connection[Any], joined: bool, k: int, excluded: list[str]) -> str:
+        """The SQL of a plain search on ``conn``, a connection of ``host.searcher``, after bringing
+        its session's settings (``tables.SESSION``) up to this search's when they differ."""
+        settings = self._settings(k, len(excluded))
+        wanted = (settings["ef"], settings["max_scan"])
+        known = _SESSIONS.get(conn)
+        if known is None:  # a connection new to searches: numpy rows go and come back as vectors
+            conn.adapters.register_dumper(np.ndarray, self._dumper)
+            conn.adapters.register_loader(self._type.oid, tables.VectorLoader)
+        if known != wanted:
+            conn.execute(tables.SESSION, settings)
+            _SESSIONS[conn] = wanted
+        return self._sql.searches[joined, bool(excluded), self._exact(conn)]
+
+    def _exact(self, conn: psycopg.Connection[Any]) -> bool:
+        """Whether a search scores every vector: the table holds fewer than ``exact_below`` live
+        vectors, as this process last wrote or read the count (at most ``LIVE_TTL_S`` ago)."""
+        if self.spec.exact_below == 0:
+            return False
+        known = self._live
+        if known is None or time.monotonic() - known[0] > LIVE_TTL_S:
+            row = conn.execute(tables.LIVE, self._key).fetchone()
+            if row is None:
+                raise self._gone()
+            known = self._live = (time.monotonic(), int(row[0]))
+        return known[1] < self.spec.exact_below
 
     def _restricted(
         self,
@@ -224,8 +261,8 @@ class PgvectorIndex(tables.StoreTable):
         excluded = list(set(exclude)) if exclude else []
         where = allowed.where if allowed is not None and self._joins_records() else None
         by_ids = allowed is not None and where is None
-        values: dict[str, Any] = {"k": k, "excluded": excluded, "collection": self.meta.collection}
-        values |= {"kind": self.meta.kind, "allowed": sorted(allowed.ids()) if by_ids and allowed else []}
+        values = self._values(k, excluded)
+        values["allowed"] = sorted(allowed.ids()) if by_ids and allowed else []
         settings = self._settings(k, len(excluded))
         if params.ef is not None:
             settings["ef"] = str(min(PGVECTOR_MAX_EF, max(int(settings["ef"]), params.ef)))
@@ -260,15 +297,17 @@ class PgvectorIndex(tables.StoreTable):
 
     def plan(self, query: np.ndarray, k: int, exclude: Iterable[str] | None = None) -> str:
         """The plan PostgreSQL runs for ``search`` of the one-row ``query`` (``EXPLAIN ANALYZE``
-        under the same settings): whether the HNSW index or a sequential scan answers."""
+        of the same statement under the same settings): whether the HNSW index or a sequential
+        scan answers."""
         q = check_queries(query, self.meta)
         check_k(k)
         self._check_open()
         excluded = list(set(exclude)) if exclude else []
-        explain = "EXPLAIN ANALYZE " + (self._sql.search_excluding if excluded else self._sql.search)
-        with self._reading() as conn:
-            conn.execute(tables.SETTINGS, self._settings(k, len(excluded)))
-            rows = self._cursor(conn).execute(explain, {"q": q[0], "k": k, "excluded": excluded}).fetchall()
+        with tables.translated(self.meta), self.host.searcher() as conn:
+            explain = "EXPLAIN ANALYZE " + self._statement(conn, self._joins_records(), k, excluded)
+            rows = (
+                conn.cursor(binary=True).execute(explain, {"q": q[0], **self._values(k, excluded)}).fetchall()
+            )
         return "\n".join(line for (line,) in rows)
 
     def get(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
@@ -349,5 +388,5 @@ def _ranked(rows: list[tuple[Any, ...]], joined: bool) -> Ranked:
     rows = sorted(rows, key=_distance)
     hits = Ranked((row[0], -row[1]) for row in rows)
     if joined:
-        hits.fields = {row[0]: json.loads(row[2]) for row in rows if row[2] is not None}
+        hits.fields = {row[0]: _json.loads(row[2]) for row in rows if row[2] is not None}
     return hits

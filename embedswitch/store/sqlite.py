@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from .. import _json
 from .._errors import CollectionExists, CollectionNotFound, RecordNotFound
 from .._sqlite import Connections
 from ..filters import Filter
@@ -269,7 +270,7 @@ class SqliteStore(SqliteInteractions, SqliteQuarantine, SingleProcess):
                     f"WHERE collection=? AND kind=? AND id IN ({marks})",
                     [collection, kind, *chunk],
                 ):
-                    out[(kind, rid)] = Record(kind, rid, text, json.loads(fields), seq, vector)
+                    out[(kind, rid)] = Record(kind, rid, text, _json.loads(fields), seq, vector)
         return out
 
     def get_fields(self, collection: str, kind: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -282,7 +283,7 @@ class SqliteStore(SqliteInteractions, SqliteQuarantine, SingleProcess):
                 f"SELECT id, fields FROM records WHERE collection=? AND kind=? AND id IN ({marks})",
                 [collection, kind, *chunk],
             ):
-                out[rid] = json.loads(fields)
+                out[rid] = _json.loads(fields)
         return out
 
     def count_records(self, collection: str) -> dict[str, int]:
@@ -298,7 +299,7 @@ class SqliteStore(SqliteInteractions, SqliteQuarantine, SingleProcess):
         self, collection: str, kind: str, after: str | None, limit: int, where: Filter | None = None
     ) -> list[Record]:
         rows = self._db().execute(*page_query("sqlite", collection, kind, after, limit, where))
-        return [Record(k, i, t, json.loads(f), s, v) for k, i, t, f, s, v in rows]
+        return [Record(k, i, t, _json.loads(f), s, v) for k, i, t, f, s, v in rows]
 
     def read_log(self, collection: str, after: int, limit: int) -> list[Change]:
         rows = self._db().execute(
@@ -323,7 +324,7 @@ class SqliteStore(SqliteInteractions, SqliteQuarantine, SingleProcess):
             "AND seq<=? ORDER BY kind, id LIMIT ?",
             (collection, kind, rid, upto_seq, limit),
         )
-        return [Record(k, i, t, json.loads(f), s, v) for k, i, t, f, s, v in rows]
+        return [Record(k, i, t, _json.loads(f), s, v) for k, i, t, f, s, v in rows]
 
     # -- versions ----------------------------------------------------------------------------
 

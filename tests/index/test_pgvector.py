@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from _postgres import PgServer, pg_server, pg_uri  # noqa: F401 - fixtures
 
 from embedswitch import Engine, EngineConfig
 from embedswitch._errors import InvalidRequest, LeaseLost, Unavailable
-from embedswitch.index import IndexMeta, PgvectorSpec, index_spec, open_index
+from embedswitch.index import IndexMeta, PgvectorSpec, index_spec, open_index, pgvector
 from embedswitch.index.pgvector import COPY_ABOVE, PgvectorIndex
 
 
@@ -140,6 +141,62 @@ def test_exact_below_the_threshold_then_hnsw(host: PgHost) -> None:
     index.delete(ids[:1], [2])  # below the threshold again: exact, though the index stays
     assert "Seq Scan" in index.plan(vecs[:1], 10)
     assert index.search(vecs[1:2], 1)[0][0][0] == "r1"
+
+
+def test_a_search_brings_its_connections_session_up_to_its_own_settings(pg_uri: str) -> None:  # noqa: F811
+    """A plain search is one autocommit statement on a searcher connection, whose session holds the
+    search settings: set when they differ from the last search's there (``ef`` raised for many
+    excluded ids, then back); the host's other connections keep the server's."""
+    host = PgHost(pg_uri, max_size=1)  # one searcher connection: every search meets the last one's
+    try:
+        index = open_pg(host, exact_below=0, ef_search=50)
+        ids, vecs = [f"r{i}" for i in range(300)], unit(300, 5)
+        index.upsert(ids, vecs, [1] * 300)
+
+        def session() -> tuple[Any, ...]:
+            with host.searcher() as conn:
+                found = conn.execute(
+                    "SELECT current_setting('hnsw.ef_search'), current_setting('hnsw.iterative_scan'), "
+                    "current_setting('enable_seqscan')"
+                ).fetchone()
+            assert found is not None
+            return tuple(found)
+
+        index.search(vecs[:1], 10)
+        assert session() == ("50", "relaxed_order", "off")
+        (hits,) = index.search(vecs[:1], 10, exclude=ids[:100])
+        assert session()[0] == "110" and len(hits) == 10 and not {i for i, _ in hits} & set(ids[:100])
+        assert index.search(vecs[:1], 1)[0][0][0] == "r0"
+        assert session()[0] == "50"
+        assert query(host, "SELECT current_setting('enable_seqscan')") == [("on",)]
+    finally:
+        host.close()
+
+
+def test_exact_or_hnsw_follows_another_processs_count_once_its_own_is_stale(
+    pg_uri: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A search trusts the live count it last wrote or read for ``LIVE_TTL_S``: another process's
+    delete that takes the table below ``exact_below`` makes it exact once that count is stale."""
+    monkeypatch.setattr(pgvector, "LIVE_TTL_S", 0.1)
+    writer, reader = PgHost(pg_uri), PgHost(pg_uri)
+    try:
+        ids, vecs = [f"r{i}" for i in range(100)], unit(100, 6)
+        mine = open_pg(writer, exact_below=100)
+        mine.upsert(ids, vecs, [1] * 100)
+        theirs = open_pg(reader, exact_below=100)
+        assert f"Index Scan using {theirs.table}_hnsw" in theirs.plan(vecs[:1], 10)
+        mine.delete(ids[:1], [2])
+        time.sleep(0.2)
+        assert "Seq Scan" in theirs.plan(vecs[:1], 10)
+        assert theirs.search(vecs[1:2], 1)[0][0][0] == "r1"
+        mine.upsert(ids[:1], vecs[:1], [3])
+        time.sleep(0.2)
+        assert f"Index Scan using {theirs.table}_hnsw" in theirs.plan(vecs[:1], 10)
+    finally:
+        writer.close()
+        reader.close()
 
 
 BIG = IndexMeta("docs", "v1", "text", "ab" * 32, 64)

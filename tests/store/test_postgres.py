@@ -325,6 +325,25 @@ def test_connection_commits_a_block_and_rolls_back_one_that_raises(
             store.check_fence(conn)
 
 
+def test_searcher_connections_are_read_only_autocommit_and_apart_from_the_stores(
+    open_stores: Callable[..., PostgresStore],
+) -> None:
+    """A pgvector search sets session settings on its connection: the searcher's pool is its own, so
+    none of them reaches the store's statements, and it writes nothing, inside ``together`` too."""
+    store = open_stores(pool_max=1)
+    with store.searcher() as conn:
+        assert conn.autocommit
+        conn.execute("SET enable_seqscan = off")
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            conn.execute("CREATE TABLE es_test_search(id text)")
+    with store.searcher() as conn:
+        assert conn.execute("SHOW enable_seqscan").fetchone() == ("off",)  # the session is kept
+    with store.connection() as conn:
+        assert conn.execute("SHOW enable_seqscan").fetchone() == ("on",)
+    with store.together(), store.searcher() as conn:
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
 # --- one transaction for a batch -----------------------------------------------------------------
 def test_writes_made_together_commit_as_one_or_not_at_all(open_stores: Callable[..., PostgresStore]) -> None:
     """An applied batch's vectors (an index in the database) and the position it brings its

@@ -10,8 +10,9 @@ the connection; these are embedswitch's, taken out before connecting:
   that stops renewing its lease for this long (a paused process) loses it to the next process that
   asks; renewals run every third of it. The server ends a connection of the store left in an open
   transaction for twice as long (at least 10 s), so a paused process cannot hold up a takeover;
-- ``pool_max`` (default 10): the most connections one store opens for reads and writes (plus one
-  for notifications and one, once it leases, for its leases).
+- ``pool_max`` (default 10): the most connections one store opens for reads and writes, and as
+  many again for index searches (plus one for notifications and one, once it leases, for its
+  leases).
 
 Any other parameter is an error that names these, rather than a setting silently ignored.
 """

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ... import _json
 from ..._errors import CollectionNotFound, InvalidRequest, RecordNotFound
 from ...filters import Filter
 from .._filtered import ids_query, page_query
@@ -233,7 +234,7 @@ class PostgresRecords:
             f"WHERE collection = %s AND {_IN_KEYS}",
             (collection, *_keys(keys)),
         )
-        return {(k, i): Record(k, i, t, json.loads(f), s, v) for k, i, t, f, s, v in rows}
+        return {(k, i): Record(k, i, t, _json.loads(f), s, v) for k, i, t, f, s, v in rows}
 
     def get_fields(self, collection: str, kind: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         if not ids:
@@ -242,7 +243,7 @@ class PostgresRecords:
             "SELECT id, fields FROM es_records WHERE collection = %s AND kind = %s AND id = ANY(%s)",
             (collection, kind, list(ids)),
         )
-        return {rid: json.loads(fields) for rid, fields in rows}
+        return {rid: _json.loads(fields) for rid, fields in rows}
 
     def count_records(self, collection: str) -> dict[str, int]:
         rows = self._fetch(
@@ -257,7 +258,7 @@ class PostgresRecords:
         self, collection: str, kind: str, after: str | None, limit: int, where: Filter | None = None
     ) -> list[Record]:
         rows = self._fetch(*page_query("postgres", collection, kind, after, limit, where))
-        return [Record(k, i, t, json.loads(f), s, v) for k, i, t, f, s, v in rows]
+        return [Record(k, i, t, _json.loads(f), s, v) for k, i, t, f, s, v in rows]
 
     def read_log(self, collection: str, after: int, limit: int) -> list[Change]:
         rows = self._fetch(
@@ -276,7 +277,7 @@ class PostgresRecords:
             "AND (kind, id) > (%s, %s) AND seq <= %s ORDER BY kind, id LIMIT %s",
             (collection, kind, rid, upto_seq, limit),
         )
-        return [Record(k, i, t, json.loads(f), s, v) for k, i, t, f, s, v in rows]
+        return [Record(k, i, t, _json.loads(f), s, v) for k, i, t, f, s, v in rows]
 
     def seen_items(self, collection: str, user: str) -> set[str]:
         rows = self._fetch(

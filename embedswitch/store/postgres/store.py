@@ -14,7 +14,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,25 @@ from .leases import Leases
 from .listener import APPLIED, POLL_S, Listener, Wakeups
 from .records import PostgresRecords
 from .schema import migrate
+
+
+def _pool(
+    config: PostgresConfig, name: str, configure: Callable[[psycopg.Connection[Any]], None]
+) -> ConnectionPool[psycopg.Connection[Any]]:
+    """Up to ``pool_max`` autocommit connections to the store's database, opened as needed."""
+    return ConnectionPool(
+        config.conninfo,
+        min_size=1,
+        max_size=config.pool_max,
+        kwargs={"autocommit": True},
+        configure=configure,
+        name=name,
+        open=True,
+    )
+
+
+def _read_only(conn: psycopg.Connection[Any]) -> None:
+    conn.execute("SET default_transaction_read_only = on")
 
 
 class PostgresStore(PostgresRecords, PostgresControl):
@@ -52,20 +71,16 @@ class PostgresStore(PostgresRecords, PostgresControl):
         def configure(conn: psycopg.Connection[Any]) -> None:
             conn.execute(f"SET idle_in_transaction_session_timeout = {idle_ms}")
 
-        self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
-            config.conninfo,
-            min_size=1,
-            max_size=config.pool_max,
-            kwargs={"autocommit": True},
-            configure=configure,
-            name="embedswitch-store",
-            open=True,
-        )
+        self._pool = _pool(config, "embedswitch-store", configure)
+        # index searches only, so that the session settings a search leaves (pgvector's) never
+        # reach the store's own statements; read-only
+        self._search_pool = _pool(config, "embedswitch-search", _read_only)
         self._wakeups = Wakeups()
         try:
             self._listener = Listener(config.conninfo, self._wakeups, self._poke)
         except psycopg.OperationalError as exc:
             self._pool.close()
+            self._search_pool.close()
             raise Unavailable(
                 f"cannot listen for notifications on the PostgreSQL store at {describe(config.conninfo)}: "
                 f"{exc}".strip(),
@@ -111,6 +126,11 @@ class PostgresStore(PostgresRecords, PostgresControl):
             return
         with self._pool.connection() as conn:
             yield conn
+
+    def searcher(self) -> AbstractContextManager[psycopg.Connection[Any]]:
+        """A pooled autocommit connection of a pool only index searches use, read-only; also inside
+        ``together`` (a search sees what is committed)."""
+        return self._search_pool.connection()
 
     @contextmanager
     def together(self) -> Iterator[None]:
@@ -173,6 +193,7 @@ class PostgresStore(PostgresRecords, PostgresControl):
         self._listener.close()
         self._leases.close()
         self._pool.close()
+        self._search_pool.close()
 
     # -- waiting ----------------------------------------------------------------------------------
 

@@ -3,9 +3,9 @@ knobs, and its hits shaped as the request asks.
 
 A filter restricts the candidates *before* ranking (each index type's way: ``index/base.py``'s
 ``Allowed``), on the records as the store holds them when the search runs, whichever version
-answers. The hits' fields are read after the search; a hit whose record changed meanwhile so
-that it no longer matches (or was deleted) is dropped, so every hit returned matches the filter
-on the fields it is returned with.
+answers. The hits' fields are read after the search (a ``pgvector`` index reads them in its own
+query); a hit whose record changed meanwhile so that it no longer matches (or was deleted) is
+dropped, so every hit returned matches the filter on the fields it is returned with.
 """
 
 from __future__ import annotations

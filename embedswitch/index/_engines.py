@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import re
 import threading
 from abc import ABC, abstractmethod
@@ -87,10 +88,15 @@ def batches(items: Sequence[T], size: int = BATCH) -> Iterator[Sequence[T]]:
 
 
 def directory_bytes(directory: Path) -> int:
-    """Bytes of the files under ``directory`` (0 if it is gone)."""
-    if not directory.is_dir():
-        return 0
-    return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
+    """Bytes of the files under ``directory`` (0 if it is gone). An engine writes there while this
+    counts: a file or directory removed meanwhile (Qdrant local mode's ``storage.sqlite-journal``)
+    counts nothing, where it failed the version's description with a 500."""
+    total = 0
+    for root, _, files in os.walk(directory):  # os.walk skips a directory gone meanwhile
+        for name in files:
+            with contextlib.suppress(FileNotFoundError):
+                total += os.stat(os.path.join(root, name)).st_size
+    return total
 
 
 Seen = tuple[int, bool]

@@ -20,7 +20,7 @@ from _indexes import META, require_engine, unit
 from _pg_host import PgHost
 
 from embedswitch._errors import InvalidRequest, LeaseLost
-from embedswitch.index import index_spec, open_index
+from embedswitch.index import _engines, index_spec, open_index
 from embedswitch.index.registry import check_placement, stored_kinds
 from embedswitch.index.specs import MilvusSpec
 
@@ -263,3 +263,27 @@ def test_a_version_whose_engine_is_unreachable_is_not_kept(qdrant: object, tmp_p
         assert [v.name for v in engine.describe("c").versions] == ["v1"]
         engine.add_version("c", {"name": "v2", "model": "hashing", "index": {"type": "qdrant"}})
         assert engine.describe("c").versions[-1].index["type"] == "qdrant"
+
+
+def test_directory_bytes_counts_past_a_file_removed_while_counting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An engine's journal comes and goes while a version's description counts its disk (Qdrant
+    local mode's ``storage.sqlite-journal`` did, in a rollout under load: a 500). Fault injection:
+    the journal is removed after it is listed, before its size is read; it counts nothing."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "data").write_bytes(b"x" * 10)
+    journal = tmp_path / "sub" / "storage.sqlite-journal"
+    journal.write_bytes(b"y" * 5)
+    assert _engines.directory_bytes(tmp_path) == 15
+    listed = os.walk
+
+    def walk_then_remove(top: str | os.PathLike[str]) -> Iterator[tuple[str, list[str], list[str]]]:
+        for entry in listed(top):
+            journal.unlink(missing_ok=True)
+            yield entry
+
+    monkeypatch.setattr(_engines.os, "walk", walk_then_remove)
+    journal.write_bytes(b"y" * 5)
+    assert _engines.directory_bytes(tmp_path) == 10
+    assert _engines.directory_bytes(tmp_path / "gone") == 0

@@ -363,6 +363,9 @@ class StoreTable:
         with translated(self.meta), self.host.connection() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", [DDL_LOCK])
             self.host.check_fence(conn)
+            # a write locks this row, then the table: the same order here, or a write in flight
+            # and this drop wait for each other (PostgreSQL ends one: "deadlock detected")
+            conn.execute(f"SELECT 1 FROM {self.REGISTRY_TABLE} WHERE {MINE} FOR UPDATE", self._key)
             conn.execute(f"DROP TABLE IF EXISTS {self._t}")
             conn.execute(f"DELETE FROM {self.REGISTRY_TABLE} WHERE {MINE}", self._key)
 

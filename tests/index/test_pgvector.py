@@ -199,6 +199,43 @@ def test_exact_or_hnsw_follows_another_processs_count_once_its_own_is_stale(
         reader.close()
 
 
+def test_a_destroy_waits_for_a_write_in_flight_rather_than_deadlock(pg_uri: str) -> None:  # noqa: F811
+    """A write locks the index's registry row, then its table; a destroy (a retire, maybe in
+    another process) takes them in the same order, so it waits for the write instead of dropping
+    the table under it (in the other order PostgreSQL ends one of them: "deadlock detected")."""
+    writer, retirer = PgHost(pg_uri), PgHost(pg_uri)
+    try:
+        index = open_pg(writer, exact_below=0)
+        index.upsert(["a"], unit(1), [1])
+        doomed = open_pg(retirer, exact_below=0)
+        errors: list[BaseException] = []
+
+        def destroy() -> None:
+            try:
+                doomed.destroy()
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        with writer.connection() as conn:  # a write in flight: the row locked, the table next
+            conn.execute(
+                "SELECT live FROM es_indexes WHERE collection = %(collection)s AND version = %(version)s "
+                "AND kind = %(kind)s FOR UPDATE",
+                {"collection": META.collection, "version": META.version, "kind": META.kind},
+            )
+            dropping = threading.Thread(target=destroy)
+            dropping.start()
+            time.sleep(0.5)  # the destroy is under way: waiting for the row
+            assert conn.execute(f"SELECT count(*) FROM {index.table}").fetchone() == (1,)
+        dropping.join(30)
+        assert not errors and not dropping.is_alive()
+        assert query(writer, "SELECT to_regclass(%s)", [index.table]) == [(None,)]
+        with pytest.raises(Unavailable, match="destroyed"):
+            index.upsert(["b"], unit(1), [2])
+    finally:
+        writer.close()
+        retirer.close()
+
+
 BIG = IndexMeta("docs", "v1", "text", "ab" * 32, 64)
 
 
